@@ -1,0 +1,29 @@
+"""ASGI entry point: HTTP to Django, WebSockets to the comms consumers."""
+
+from __future__ import annotations
+
+import os
+
+from django.core.asgi import get_asgi_application
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "mission_control.settings.base")
+# Django must be set up before anything imports models (the routing modules do).
+django_asgi_app = get_asgi_application()
+
+from channels.auth import AuthMiddlewareStack  # noqa: E402
+from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
+from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
+
+import comms.routing  # noqa: E402
+from accounts.websocket import QueryTokenAuthMiddleware  # noqa: E402
+
+application = ProtocolTypeRouter(
+    {
+        "http": django_asgi_app,
+        "websocket": AllowedHostsOriginValidator(
+            AuthMiddlewareStack(
+                QueryTokenAuthMiddleware(URLRouter(comms.routing.websocket_urlpatterns))
+            )
+        ),
+    }
+)

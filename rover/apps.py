@@ -1,0 +1,6 @@
+from django.apps import AppConfig
+
+
+class RoverConfig(AppConfig):
+    name = "rover"
+    verbose_name = "Rovers, images and telemetry"

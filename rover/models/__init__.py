@@ -1,0 +1,18 @@
+"""Rover models, one module per concern."""
+
+from .alarms import Alarm, AlarmKind, AlarmLimits
+from .images import Camera, ImageUpload, RoverImage
+from .rovers import Rover
+from .telemetry import RoverMode, TelemetryFrame
+
+__all__ = [
+    "Alarm",
+    "AlarmKind",
+    "AlarmLimits",
+    "Camera",
+    "ImageUpload",
+    "Rover",
+    "RoverImage",
+    "RoverMode",
+    "TelemetryFrame",
+]

@@ -1,0 +1,24 @@
+from __future__ import annotations
+
+from django.db import models
+
+
+class Rover(models.Model):
+    slug = models.SlugField(unique=True)
+    name = models.CharField(max_length=100)
+    description = models.TextField(blank=True)
+    # The room that hears this rover's alarms (the engineering team by default).
+    alarm_team = models.ForeignKey(
+        "comms.Team",
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="alarm_rovers",
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name

@@ -1,0 +1,41 @@
+from __future__ import annotations
+
+from django.db import models
+
+from .rovers import Rover
+
+
+class RoverMode(models.TextChoices):
+    IDLE = "idle", "Idle"
+    DRIVING = "driving", "Driving"
+    SCIENCE = "science", "Science"
+    CHARGING = "charging", "Charging"
+    COMMS = "comms", "Communications pass"
+    SAFE_MODE = "safe_mode", "Safe mode"
+
+
+class TelemetryFrame(models.Model):
+    rover = models.ForeignKey(Rover, on_delete=models.CASCADE, related_name="frames")
+    seq = models.BigIntegerField(help_text="The rover's own frame counter.")
+    recorded_at = models.DateTimeField(help_text="Rover time.")
+    received_at = models.DateTimeField(auto_now_add=True, help_text="Ground receive time.")
+    x_m = models.FloatField(null=True, blank=True)
+    y_m = models.FloatField(null=True, blank=True)
+    heading_deg = models.FloatField(null=True, blank=True)
+    battery_pct = models.FloatField()
+    battery_v = models.FloatField(null=True, blank=True)
+    signal_dbm = models.FloatField()
+    temp_internal_c = models.FloatField(null=True, blank=True)
+    temp_ambient_c = models.FloatField(null=True, blank=True)
+    speed_mps = models.FloatField(null=True, blank=True)
+    mode = models.CharField(max_length=20, choices=RoverMode.choices, default=RoverMode.IDLE)
+
+    class Meta:
+        ordering = ["rover", "seq"]
+        constraints = [
+            models.UniqueConstraint(fields=["rover", "seq"], name="telemetry_unique_seq")
+        ]
+        indexes = [models.Index(fields=["rover", "recorded_at"])]
+
+    def __str__(self) -> str:
+        return f"{self.rover} #{self.seq}"

@@ -1,0 +1,224 @@
+"""The one publish/subscribe module: a per-process fan-out over the channel layer.
+
+Publishers call `publish(stream, event)`; it goes to the channel-layer group of
+that stream, whose members are worker processes, not browsers. Each process
+holds one channel-layer channel, joins a stream's group while at least one local
+subscriber wants it, and copies every event into its local subscribers' bounded
+queues. A subscriber that falls behind is cut off (`SubscriberOverflow`) rather
+than silently skipped; it resumes from the store by id.
+
+Events are plain dicts that msgpack can carry. Encode expensive payloads (JSON
+text) once before publishing so every subscriber reuses the same string.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import re
+import weakref
+from collections.abc import AsyncIterator
+from typing import Any
+
+from channels.layers import get_channel_layer
+from django.conf import settings
+
+logger = logging.getLogger(__name__)
+
+HUB_MESSAGE_TYPE = "hub.event"
+# channels-redis forgets group members after `group_expiry` (a day by default);
+# a long-lived subscription re-joins well before that.
+GROUP_REFRESH_SECONDS = 3600.0
+_GROUP_UNSAFE = re.compile(r"[^a-zA-Z0-9_.-]")
+
+
+class SubscriberOverflow(Exception):
+    """The subscriber's queue filled up: it must reconnect and replay from the store."""
+
+
+def group_name(stream: str) -> str:
+    """Return the channel-layer group for a stream name like 'telemetry.curiosity'."""
+    return "hub." + _GROUP_UNSAFE.sub("_", stream)[:90]
+
+
+class Subscription:
+    """A local subscriber's bounded queue of events from one stream."""
+
+    def __init__(self, stream: str, maxsize: int) -> None:
+        self.stream = stream
+        self.maxsize = maxsize
+        self._queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue(maxsize)
+        self.overflowed = False
+
+    def offer(self, event: dict[str, Any]) -> None:
+        """Queue an event without waiting; mark the subscriber overflowed when full."""
+        if self.overflowed:
+            return
+        try:
+            self._queue.put_nowait(event)
+        except asyncio.QueueFull:
+            self.overflowed = True
+            # Wake a reader blocked in get() so it notices at once.
+            self._queue.get_nowait()
+            self._queue.put_nowait({"__overflow__": True})
+
+    async def get(self) -> dict[str, Any]:
+        """Return the next event; raise SubscriberOverflow once the queue overflowed."""
+        if self.overflowed:
+            raise SubscriberOverflow(self.stream)
+        event = await self._queue.get()
+        if self.overflowed:
+            raise SubscriberOverflow(self.stream)
+        return event
+
+    def get_nowait(self) -> dict[str, Any] | None:
+        """Return the next queued event or None; raise SubscriberOverflow if cut off."""
+        if self.overflowed:
+            raise SubscriberOverflow(self.stream)
+        try:
+            return self._queue.get_nowait()
+        except asyncio.QueueEmpty:
+            return None
+
+    def qsize(self) -> int:
+        return self._queue.qsize()
+
+
+class Hub:
+    """One process's (one event loop's) member of the channel layer."""
+
+    def __init__(self) -> None:
+        self.layer = get_channel_layer()
+        self._subscribers: dict[str, set[Subscription]] = {}
+        self._joined: dict[str, float] = {}
+        self._channel: str | None = None
+        self._reader: asyncio.Task | None = None
+        self._lock = asyncio.Lock()
+
+    @property
+    def local_subscriber_count(self) -> int:
+        return sum(len(subs) for subs in self._subscribers.values())
+
+    async def publish(self, stream: str, event: dict[str, Any]) -> None:
+        """Send an event to every subscriber of the stream in every process."""
+        await self.layer.group_send(
+            group_name(stream), {"type": HUB_MESSAGE_TYPE, "stream": stream, "event": event}
+        )
+
+    @contextlib.asynccontextmanager
+    async def subscribe(
+        self, stream: str, *, maxsize: int | None = None
+    ) -> AsyncIterator[Subscription]:
+        """Subscribe to a stream for the duration of the block.
+
+        Once the block is entered, every event published afterwards is queued, so
+        a caller can subscribe first and then replay from the store without a gap.
+        """
+        sub = Subscription(stream, maxsize or settings.STREAM_SUBSCRIBER_QUEUE)
+        await self._add(sub)
+        try:
+            yield sub
+        finally:
+            # Shielded so a cancelled (disconnected) client still leaves cleanly.
+            await asyncio.shield(self._remove(sub))
+
+    async def _add(self, sub: Subscription) -> None:
+        async with self._lock:
+            await self._ensure_reader()
+            subs = self._subscribers.setdefault(sub.stream, set())
+            subs.add(sub)
+            if sub.stream not in self._joined:
+                await self.layer.group_add(group_name(sub.stream), self._channel)
+                self._joined[sub.stream] = asyncio.get_running_loop().time()
+
+    async def _remove(self, sub: Subscription) -> None:
+        async with self._lock:
+            subs = self._subscribers.get(sub.stream)
+            if subs is None:
+                return
+            subs.discard(sub)
+            if not subs:
+                del self._subscribers[sub.stream]
+                self._joined.pop(sub.stream, None)
+                await self.layer.group_discard(group_name(sub.stream), self._channel)
+            if not self._subscribers and self._reader is not None:
+                # Nothing local listens any more: stop reading until someone does.
+                # Not awaited: channels-redis may finish its blocking pop first,
+                # and a leaving client must not wait for that.
+                reader, self._reader = self._reader, None
+                reader.cancel()
+
+    async def _ensure_reader(self) -> None:
+        if self._reader is not None and not self._reader.done():
+            return
+        if self._channel is None:
+            self._channel = await self.layer.new_channel("hub.")
+        self._reader = asyncio.get_running_loop().create_task(self._read_forever())
+
+    async def _read_forever(self) -> None:
+        me = asyncio.current_task()
+        while self._reader is me:
+            try:
+                message = await self.layer.receive(self._channel)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                if self._reader is not me:
+                    # redis-py may turn our own cancellation into a TimeoutError.
+                    return
+                # A Redis outage: keep trying; clients resume from the store by id.
+                logger.exception("fan-out receive failed; retrying")
+                await asyncio.sleep(0.5)
+                await self._rejoin_all()
+                continue
+            # Dispatched even by a reader being replaced: the message is off Redis now.
+            self._dispatch(message)
+            await self._refresh_groups()
+
+    def _dispatch(self, message: dict[str, Any]) -> None:
+        if message.get("type") != HUB_MESSAGE_TYPE:
+            return
+        for sub in tuple(self._subscribers.get(message["stream"], ())):
+            sub.offer(message["event"])
+
+    async def _refresh_groups(self) -> None:
+        now = asyncio.get_running_loop().time()
+        for stream, joined in tuple(self._joined.items()):
+            if now - joined > GROUP_REFRESH_SECONDS:
+                await self.layer.group_add(group_name(stream), self._channel)
+                self._joined[stream] = now
+
+    async def _rejoin_all(self) -> None:
+        with contextlib.suppress(Exception):
+            for stream in tuple(self._joined):
+                await self.layer.group_add(group_name(stream), self._channel)
+
+
+_hubs: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Hub] = weakref.WeakKeyDictionary()
+
+
+def get_hub() -> Hub:
+    """Return this event loop's hub (one per worker process in production)."""
+    loop = asyncio.get_running_loop()
+    hub = _hubs.get(loop)
+    if hub is None:
+        hub = _hubs[loop] = Hub()
+    return hub
+
+
+async def publish(stream: str, event: dict[str, Any]) -> None:
+    """Publish an event on a stream; see Hub.publish."""
+    await get_hub().publish(stream, event)
+
+
+def subscribe(stream: str, *, maxsize: int | None = None):
+    """Subscribe to a stream; see Hub.subscribe."""
+    return get_hub().subscribe(stream, maxsize=maxsize)
+
+
+def publish_from_sync(stream: str, event: dict[str, Any]) -> None:
+    """Publish from synchronous code (admin actions, management commands)."""
+    from asgiref.sync import async_to_sync
+
+    async_to_sync(publish)(stream, event)
