@@ -77,7 +77,7 @@ def redis_channel_layer(settings, redis_url):
 
     settings.CHANNEL_LAYERS = {
         "default": {
-            "BACKEND": "channels_redis.core.RedisChannelLayer",
+            "BACKEND": "streams.layers.RedisChannelLayer",
             "CONFIG": {
                 "hosts": [redis_url],
                 "prefix": settings.CHANNEL_LAYER_PREFIX,

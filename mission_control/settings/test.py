@@ -31,7 +31,7 @@ if TEST_SERVICES and "MC_SERVER_PROCESS" not in os.environ:
     REDIS_URL = TEST_REDIS_URL
     CHANNEL_LAYERS = {
         "default": {
-            "BACKEND": "channels_redis.core.RedisChannelLayer",
+            "BACKEND": "streams.layers.RedisChannelLayer",
             "CONFIG": {
                 "hosts": [TEST_REDIS_URL],
                 "prefix": CHANNEL_LAYER_PREFIX,
@@ -41,7 +41,7 @@ if TEST_SERVICES and "MC_SERVER_PROCESS" not in os.environ:
         }
     }
 
-if CHANNEL_LAYERS["default"]["BACKEND"].startswith("channels_redis"):
+if "Redis" in CHANNEL_LAYERS["default"]["BACKEND"]:
     CHANNEL_LAYERS["default"]["CONFIG"]["prefix"] = CHANNEL_LAYER_PREFIX
 
 if "MC_SERVER_PROCESS" not in os.environ:
