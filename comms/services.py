@@ -1,0 +1,189 @@
+"""Writes of the team rooms: messages and memberships, stored first, then published.
+
+Room events on the hub stream `room.<team slug>` (see `room_stream`) are dicts:
+
+- `{"event": "message", "id": <message id>, "data": "<message JSON text>"}`
+- `{"event": "typing", "id": None, "data": "<typing JSON text>"}`
+- `{"event": "presence", "id": None, "data": "<presence JSON text>"}`
+- `{"event": "member_removed", "id": None, "user_id": <user id>}` (control: sockets of
+  that user in that room close themselves)
+
+`data` is the exact text each socket sends, encoded once by the publisher.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from django.contrib.auth.models import AbstractBaseUser
+from django.db import IntegrityError, transaction
+
+from streams.hub import publish_from_sync
+
+from .models import Membership, Message, Team
+
+BODY_MAX_CHARS = 4000
+CLIENT_ID_MAX_CHARS = 64
+
+
+class MessageInvalid(ValueError):
+    """A message the rules refuse; `code` is the error code the client sees."""
+
+    def __init__(self, code: str, detail: str) -> None:
+        super().__init__(detail)
+        self.code = code
+        self.detail = detail
+
+
+def room_stream(team_slug: str) -> str:
+    """Return the hub stream name of a team's room."""
+    return f"room.{team_slug}"
+
+
+def message_json(message: Message, *, team_slug: str | None = None) -> dict[str, Any]:
+    """Return the JSON shape of a message, as every client sees it."""
+    author = message.author
+    return {
+        "type": "message",
+        "id": message.id,
+        "team": team_slug or message.team.slug,
+        "author": None if author is None else {"id": author.pk, "username": author.get_username()},
+        "body": message.body,
+        "kind": message.kind,
+        "created_at": message.created_at.isoformat().replace("+00:00", "Z"),
+        "client_id": message.client_id,
+    }
+
+
+def message_event(message: Message, *, team_slug: str | None = None) -> dict[str, Any]:
+    """Return the hub event carrying a message, its JSON encoded once."""
+    data = json.dumps(message_json(message, team_slug=team_slug), separators=(",", ":"))
+    return {"event": "message", "id": message.id, "data": data}
+
+
+def _clean_body(body: Any) -> str:
+    if not isinstance(body, str):
+        raise MessageInvalid("bad_field", "'body' must be a string.")
+    body = body.strip()
+    if not body:
+        raise MessageInvalid("empty_body", "The message is empty.")
+    if len(body) > BODY_MAX_CHARS:
+        raise MessageInvalid("body_too_long", f"A message has at most {BODY_MAX_CHARS} characters.")
+    return body
+
+
+def _clean_client_id(client_id: Any) -> str | None:
+    if client_id is None or client_id == "":
+        return None
+    if not isinstance(client_id, str) or len(client_id) > CLIENT_ID_MAX_CHARS:
+        raise MessageInvalid(
+            "bad_field", f"'client_id' must be a string of at most {CLIENT_ID_MAX_CHARS} chars."
+        )
+    return client_id
+
+
+def _publish_on_commit(team: Team, event: dict[str, Any]) -> None:
+    stream = room_stream(team.slug)
+    transaction.on_commit(lambda: publish_from_sync(stream, event))
+
+
+def message_store(
+    *, team: Team, author: AbstractBaseUser, body: Any, client_id: Any = None
+) -> tuple[Message, bool]:
+    """Store a chat message without publishing it; return it and whether it is new.
+
+    Idempotent by (team, author, client_id): a resend returns the stored message.
+    The unique constraint decides under concurrency (SQLite and PostgreSQL alike);
+    the loser of a race reads the winner's row.
+    """
+    body = _clean_body(body)
+    client_id = _clean_client_id(client_id)
+    if client_id is not None:
+        existing = (
+            Message.objects.select_related("author", "team")
+            .filter(team=team, author=author, client_id=client_id)
+            .first()
+        )
+        if existing is not None:
+            return existing, False
+    try:
+        with transaction.atomic():
+            message = Message.objects.create(
+                team=team, author=author, body=body, kind=Message.Kind.CHAT, client_id=client_id
+            )
+    except IntegrityError:
+        if client_id is None:
+            raise
+        existing = (
+            Message.objects.select_related("author", "team")
+            .filter(team=team, author=author, client_id=client_id)
+            .first()
+        )
+        if existing is None:
+            raise
+        return existing, False
+    return message, True
+
+
+def message_post(
+    *, team: Team, author: AbstractBaseUser, body: Any, client_id: Any = None
+) -> tuple[Message, bool]:
+    """Store a chat message, then publish it to the room; return it and whether it is new.
+
+    A resend (same client_id) is not published again: sockets that already got it
+    would see a duplicate. The caller answers the sender with the stored message.
+    """
+    message, created = message_store(team=team, author=author, body=body, client_id=client_id)
+    if created:
+        _publish_on_commit(team, message_event(message, team_slug=team.slug))
+    return message, created
+
+
+def message_post_system(*, team: Team, body: str, kind: str = "system") -> Message:
+    """Store a system or alarm message (no author), then publish it to the room."""
+    if kind not in (Message.Kind.SYSTEM, Message.Kind.ALARM):
+        raise ValueError(f"kind must be 'system' or 'alarm', not {kind!r}")
+    body = _clean_body(body)
+    with transaction.atomic():
+        message = Message.objects.create(team=team, author=None, body=body, kind=kind)
+        _publish_on_commit(team, message_event(message, team_slug=team.slug))
+    return message
+
+
+def member_removed_event(user_id: int) -> dict[str, Any]:
+    """Return the control event that closes a removed member's sockets."""
+    return {"event": "member_removed", "id": None, "user_id": user_id}
+
+
+def team_member_add(
+    *, team: Team, user: AbstractBaseUser, role: str = Membership.Role.MEMBER
+) -> Membership:
+    """Add a user to a team (or change their role); return the membership."""
+    with transaction.atomic():
+        membership, created = Membership.objects.get_or_create(
+            team=team, user=user, defaults={"role": role}
+        )
+        if not created and membership.role != role:
+            membership.role = role
+            membership.save(update_fields=["role"])
+    return membership
+
+
+def team_member_remove(*, team: Team, user: AbstractBaseUser) -> bool:
+    """Remove a user from a team; their open sockets for the room close. Return if removed.
+
+    The `post_delete` signal (comms.signals) publishes the control event, so a
+    deletion through the admin inline or a cascade closes the sockets too.
+    """
+    with transaction.atomic():
+        deleted = 0
+        for membership in Membership.objects.filter(team=team, user=user):
+            membership.delete()
+            deleted += 1
+    return deleted > 0
+
+
+def membership_removed_notify(*, team: Team, user_id: int) -> None:
+    """Publish, once the transaction commits, that a member left the team."""
+    _publish_on_commit(team, member_removed_event(user_id))
