@@ -144,6 +144,10 @@ SSE_RETRY_MS = env.int("SSE_RETRY_MS", default=2000)
 STREAM_SUBSCRIBER_QUEUE = env.int("STREAM_SUBSCRIBER_QUEUE", default=1000)
 CHAT_RATE_MESSAGES = env.int("CHAT_RATE_MESSAGES", default=10)
 CHAT_RATE_SECONDS = env.float("CHAT_RATE_SECONDS", default=5.0)
+# Team-room presence: entries older than the TTL are ghosts (a dead worker's sockets);
+# each worker refreshes its own sockets' entries every PRESENCE_REFRESH_SECONDS.
+PRESENCE_TTL_SECONDS = env.float("PRESENCE_TTL_SECONDS", default=30.0)
+PRESENCE_REFRESH_SECONDS = env.float("PRESENCE_REFRESH_SECONDS", default=10.0)
 
 LOGGING = {
     "version": 1,
