@@ -5,9 +5,12 @@ from __future__ import annotations
 from django.contrib import admin
 from django.urls import include, path
 
+from streams.views import metrics
+
 urlpatterns = [
     path("admin/", admin.site.urls),
     path("accounts/", include("django.contrib.auth.urls")),
+    path("metrics", metrics, name="metrics"),
     path("", include("rover.urls")),
     path("", include("comms.urls")),
 ]

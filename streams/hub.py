@@ -24,6 +24,8 @@ from typing import Any
 from channels.layers import get_channel_layer
 from django.conf import settings
 
+from . import metrics
+
 logger = logging.getLogger(__name__)
 
 HUB_MESSAGE_TYPE = "hub.event"
@@ -47,6 +49,7 @@ class Subscription:
 
     def __init__(self, stream: str, maxsize: int) -> None:
         self.stream = stream
+        self.kind = metrics.stream_kind(stream)
         self.maxsize = maxsize
         self._queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue(maxsize)
         self.overflowed = False
@@ -57,8 +60,10 @@ class Subscription:
             return
         try:
             self._queue.put_nowait(event)
+            metrics.EVENTS_DELIVERED.labels(self.kind).inc()
         except asyncio.QueueFull:
             self.overflowed = True
+            metrics.SUBSCRIBER_OVERFLOWS.labels(self.kind).inc()
             # Wake a reader blocked in get() so it notices at once.
             self._queue.get_nowait()
             self._queue.put_nowait({"__overflow__": True})
@@ -102,6 +107,7 @@ class Hub:
 
     async def publish(self, stream: str, event: dict[str, Any]) -> None:
         """Send an event to every subscriber of the stream in every process."""
+        metrics.EVENTS_PUBLISHED.labels(metrics.stream_kind(stream)).inc()
         await self.layer.group_send(
             group_name(stream), {"type": HUB_MESSAGE_TYPE, "stream": stream, "event": event}
         )
@@ -128,6 +134,7 @@ class Hub:
             await self._ensure_reader()
             subs = self._subscribers.setdefault(sub.stream, set())
             subs.add(sub)
+            metrics.LOCAL_SUBSCRIBERS.labels(sub.kind).inc()
             if sub.stream not in self._joined:
                 await self.layer.group_add(group_name(sub.stream), self._channel)
                 self._joined[sub.stream] = asyncio.get_running_loop().time()
@@ -137,7 +144,9 @@ class Hub:
             subs = self._subscribers.get(sub.stream)
             if subs is None:
                 return
-            subs.discard(sub)
+            if sub in subs:
+                subs.discard(sub)
+                metrics.LOCAL_SUBSCRIBERS.labels(sub.kind).dec()
             if not subs:
                 del self._subscribers[sub.stream]
                 self._joined.pop(sub.stream, None)

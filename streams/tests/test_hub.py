@@ -51,3 +51,14 @@ async def test_events_flow_through_redis(redis_channel_layer):
     async with hub.subscribe("telemetry.redis") as sub:
         await hub.publish("telemetry.redis", {"id": 42, "data": "x" * 1000})
         assert await asyncio.wait_for(sub.get(), 5) == {"id": 42, "data": "x" * 1000}
+
+
+@pytest.mark.django_db
+def test_metrics_need_permission_and_count_events(client, user_factory):
+    assert client.get("/metrics").status_code == 401
+    client.force_login(user_factory())
+    assert client.get("/metrics").status_code == 403
+    client.force_login(user_factory(perms=("rover.view_telemetryframe",)))
+    response = client.get("/metrics")
+    assert response.status_code == 200
+    assert b"mc_stream_events_published_total" in response.content
