@@ -187,3 +187,43 @@ def team_member_remove(*, team: Team, user: AbstractBaseUser) -> bool:
 def membership_removed_notify(*, team: Team, user_id: int) -> None:
     """Publish, once the transaction commits, that a member left the team."""
     _publish_on_commit(team, member_removed_event(user_id))
+
+
+class NotAllowed(PermissionError):
+    """The author may not post in this room (not, or no longer, a member)."""
+
+
+def message_clean(*, body: Any, client_id: Any = None) -> tuple[str, str | None]:
+    """Validate a chat message's fields without storing; raise MessageInvalid."""
+    return _clean_body(body), _clean_client_id(client_id)
+
+
+def _store_as_member(
+    *, team: Team, author: AbstractBaseUser, body: str, client_id: str | None
+) -> tuple[Message, bool]:
+    from .selectors import team_user_can_join
+
+    if not team_user_can_join(team=team, user=author):
+        raise NotAllowed(f"{author} may not post in {team.slug}")
+    return message_store(team=team, author=author, body=body, client_id=client_id)
+
+
+async def message_post_async(
+    *, team: Team, author: AbstractBaseUser, body: Any, client_id: Any = None
+) -> tuple[Message, bool]:
+    """Check membership and store in the database thread, then publish from the event loop.
+
+    The async twin of `message_post` for consumers: publishing from the loop keeps the
+    database thread free during the Redis round trip. Raise NotAllowed or MessageInvalid.
+    """
+    from channels.db import database_sync_to_async
+
+    from streams.hub import publish
+
+    body, client_id = message_clean(body=body, client_id=client_id)
+    message, created = await database_sync_to_async(_store_as_member)(
+        team=team, author=author, body=body, client_id=client_id
+    )
+    if created:
+        await publish(room_stream(team.slug), message_event(message, team_slug=team.slug))
+    return message, created

@@ -1,0 +1,306 @@
+"""The team room WebSocket: `/ws/comms/<team>/`.
+
+Refusals (4401 not authenticated, 4404 unknown team, 4403 not a member) are decided
+before `accept()`, and nothing of the room is sent or subscribed before them. The
+socket is then accepted and at once closed with the code: closing before accept
+makes daphne and uvicorn answer the handshake with HTTP 403, and a browser or
+wscat then sees close code 1006 instead of the reason.
+
+Fan-out: each socket subscribes to the process's hub stream `room.<slug>` and a
+reader task forwards the pre-encoded event text. The socket is never itself a
+channel-layer member (one Redis delivery per worker, not per socket).
+
+Seam rule: subscribe first, then replay from the database (history on join,
+`resume`), and skip live messages already sent on this socket. On one socket a
+message id arrives at most once across `history` (the join snapshot), `resume`
+and live `message` frames; explicit `{"type": "history", "before": id}` pages are
+the exception, being asked for.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import contextlib
+import json
+import time
+import uuid
+from typing import Any
+
+from channels.db import database_sync_to_async
+from channels.generic.websocket import AsyncJsonWebsocketConsumer
+
+from streams.hub import SubscriberOverflow, publish, subscribe
+
+from .presence import get_tracker, presence_event
+from .ratelimit import chat_rate_allow
+from .selectors import message_after, message_history, team_get, team_user_can_join
+from .services import (
+    MessageInvalid,
+    NotAllowed,
+    message_clean,
+    message_json,
+    message_post_async,
+    room_stream,
+)
+
+MAX_FRAME_BYTES = 64 * 1024
+RESUME_CHUNK = 500
+# Ids remembered per socket to keep live frames from repeating a replay.
+DELIVERED_MEMORY = 5000
+TYPING_MIN_INTERVAL = 1.0
+
+CLOSE_NOT_AUTHENTICATED = 4401
+CLOSE_FORBIDDEN = 4403
+CLOSE_UNKNOWN_TEAM = 4404
+CLOSE_TOO_BIG = 1009
+CLOSE_TOO_SLOW = 1013
+
+_dumps = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+class TeamRoomConsumer(AsyncJsonWebsocketConsumer):
+    """One member's socket in a team room."""
+
+    # No channel layer per socket: the hub is the only channel-layer member.
+    channel_layer_alias = None
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.joined = False
+        self.closing = False
+        self.conn = uuid.uuid4().hex
+        self.delivered: set[int] = set()
+        self._delivered_order: collections.deque[int] = collections.deque()
+        self._stack = contextlib.AsyncExitStack()
+        self._reader: asyncio.Task | None = None
+        self._replay_lock = asyncio.Lock()
+        self._last_typing = 0.0
+
+    # Connection -------------------------------------------------------------------
+
+    async def connect(self) -> None:
+        user = self.scope.get("user")
+        slug = self.scope["url_route"]["kwargs"]["team"]
+        if user is None or not user.is_authenticated:
+            return await self._refuse(CLOSE_NOT_AUTHENTICATED)
+        team = await database_sync_to_async(team_get)(slug=slug)
+        if team is None:
+            return await self._refuse(CLOSE_UNKNOWN_TEAM)
+        if not await database_sync_to_async(team_user_can_join)(team=team, user=user):
+            return await self._refuse(CLOSE_FORBIDDEN)
+        self.user = user
+        self.me = {"id": user.pk, "username": user.get_username()}
+        self.team = team
+        self.stream = room_stream(team.slug)
+        # Subscribe before reading history so nothing published meanwhile is missed.
+        self.sub = await self._stack.enter_async_context(subscribe(self.stream))
+        await self.accept()
+        self.joined = True
+
+        messages, has_more = await database_sync_to_async(message_history)(team=team)
+        self._remember(m.id for m in messages)
+        await self.send(
+            text_data=_dumps(
+                {
+                    "type": "history",
+                    "messages": [message_json(m, team_slug=team.slug) for m in messages],
+                    "has_more": has_more,
+                }
+            )
+        )
+        tracker = get_tracker()
+        online = await tracker.join(team.slug, self.conn, user.pk, self.me["username"])
+        await self.send(text_data=_dumps({"type": "presence", "online": online}))
+        await publish(self.stream, presence_event(online, origin=self.conn, joined=self.me))
+        self._reader = asyncio.get_running_loop().create_task(self._forward())
+
+    async def _refuse(self, code: int) -> None:
+        # Accept, then close: the client sees the code (see the module docstring).
+        self.closing = True
+        await self.accept()
+        await self.close(code=code)
+
+    async def disconnect(self, code: int) -> None:
+        self.closing = True
+        if self._reader is not None:
+            self._reader.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._reader
+        await self._stack.aclose()
+        if self.joined:
+            self.joined = False
+            online = await get_tracker().leave(self.team.slug, self.conn)
+            with contextlib.suppress(Exception):
+                await publish(self.stream, presence_event(online, origin=self.conn, left=self.me))
+
+    async def _close(self, code: int) -> None:
+        if not self.closing:
+            self.closing = True
+            await self.close(code=code)
+
+    # Live events --------------------------------------------------------------------
+
+    def _remember(self, ids) -> None:
+        for message_id in ids:
+            if message_id in self.delivered:
+                continue
+            self.delivered.add(message_id)
+            self._delivered_order.append(message_id)
+            if len(self._delivered_order) > DELIVERED_MEMORY:
+                self.delivered.discard(self._delivered_order.popleft())
+
+    async def _forward(self) -> None:
+        """Copy this room's live events to the socket until it closes."""
+        try:
+            while not self.closing:
+                event = await self.sub.get()
+                if self._replay_lock.locked():
+                    async with self._replay_lock:
+                        await self._deliver(event)
+                else:
+                    await self._deliver(event)
+        except SubscriberOverflow:
+            await self._error("too_slow", "This socket fell behind; reconnect and resume.")
+            await self._close(CLOSE_TOO_SLOW)
+
+    async def _deliver(self, event: dict[str, Any]) -> None:
+        kind = event.get("event")
+        if kind == "message":
+            message_id = event["id"]
+            if message_id in self.delivered:
+                return
+            self._remember((message_id,))
+            await self.send(text_data=event["data"])
+        elif kind in ("presence", "typing"):
+            if event.get("origin") != self.conn:
+                await self.send(text_data=event["data"])
+        elif kind == "member_removed" and event.get("user_id") == self.user.pk:
+            # Staff allowed into any room stay; everyone else is cut off at once.
+            allowed = await database_sync_to_async(team_user_can_join)(
+                team=self.team, user=self.user
+            )
+            if not allowed:
+                await self._close(CLOSE_FORBIDDEN)
+
+    # Client frames ------------------------------------------------------------------
+
+    async def websocket_receive(self, message: dict[str, Any]) -> None:
+        if self.closing:
+            return
+        text = message.get("text")
+        if text is not None:
+            # A character is at most 4 UTF-8 bytes: only long texts need encoding.
+            if len(text) > MAX_FRAME_BYTES // 4 and len(text.encode()) > MAX_FRAME_BYTES:
+                return await self._close(CLOSE_TOO_BIG)
+            return await self._receive_text(text)
+        data = message.get("bytes") or b""
+        if len(data) > MAX_FRAME_BYTES:
+            return await self._close(CLOSE_TOO_BIG)
+        await self._error("binary_frame", "Send text frames: JSON or a plain-text message.")
+
+    async def _receive_text(self, text: str) -> None:
+        if not text.lstrip().startswith(("{", "[")):
+            # wscat and friends: a plain-text frame is a message body.
+            return await self._post(text, None)
+        try:
+            content = json.loads(text)
+        except ValueError as exc:
+            return await self._error("invalid_json", f"Invalid JSON: {exc}")
+        if not isinstance(content, dict):
+            return await self._error("invalid_json", "A JSON frame must be an object.")
+        await self.receive_json(content)
+
+    async def receive_json(self, content: dict[str, Any], **kwargs) -> None:
+        kind = content.get("type")
+        if kind == "message":
+            return await self._post(content.get("body"), content.get("client_id"))
+        if kind == "history":
+            before = content.get("before")
+            if before is not None and not _is_int(before):
+                return await self._error("bad_field", "'before' must be a message id.")
+            return await self._history(before)
+        if kind == "resume":
+            after = content.get("after")
+            if not _is_int(after) or after < 0:
+                return await self._error("bad_field", "'after' must be a message id (or 0).")
+            return await self._resume(after)
+        if kind == "typing":
+            return await self._typing()
+        await self._error(
+            "unknown_type", f"Unknown type {kind!r}: use message, history, resume or typing."
+        )
+
+    async def _error(self, code: str, detail: str) -> None:
+        await self.send(text_data=_dumps({"type": "error", "code": code, "detail": detail}))
+
+    async def _post(self, body: Any, client_id: Any) -> None:
+        try:
+            message_clean(body=body, client_id=client_id)
+            if not await chat_rate_allow(user_id=self.user.pk):
+                return await self._error("rate_limited", "Too many messages; slow down.")
+            message, created = await message_post_async(
+                team=self.team, author=self.user, body=body, client_id=client_id
+            )
+        except MessageInvalid as exc:
+            return await self._error(exc.code, exc.detail)
+        except NotAllowed:
+            return await self._close(CLOSE_FORBIDDEN)
+        if not created and message.id not in self.delivered:
+            # A resend: answer with the stored message (it was not broadcast again).
+            self._remember((message.id,))
+            await self.send(text_data=_dumps(message_json(message, team_slug=self.team.slug)))
+
+    async def _history(self, before: int | None) -> None:
+        messages, has_more = await database_sync_to_async(message_history)(
+            team=self.team, before=before
+        )
+        await self.send(
+            text_data=_dumps(
+                {
+                    "type": "history",
+                    "before": before,
+                    "messages": [message_json(m, team_slug=self.team.slug) for m in messages],
+                    "has_more": has_more,
+                }
+            )
+        )
+
+    async def _resume(self, after: int) -> None:
+        """Send the messages after `after` not yet sent on this socket, then go on live."""
+        async with self._replay_lock:
+            cursor = after
+            while True:
+                batch = await database_sync_to_async(message_after)(
+                    team=self.team, after=cursor, limit=RESUME_CHUNK
+                )
+                fresh = [m for m in batch if m.id not in self.delivered]
+                self._remember(m.id for m in fresh)
+                more = len(batch) == RESUME_CHUNK
+                await self.send(
+                    text_data=_dumps(
+                        {
+                            "type": "resume",
+                            "after": after,
+                            "messages": [message_json(m, team_slug=self.team.slug) for m in fresh],
+                            "more": more,
+                        }
+                    )
+                )
+                if not more:
+                    return
+                cursor = batch[-1].id
+
+    async def _typing(self) -> None:
+        now = time.monotonic()
+        if now - self._last_typing < TYPING_MIN_INTERVAL:
+            return
+        self._last_typing = now
+        data = _dumps({"type": "typing", "user": self.me})
+        await publish(
+            self.stream, {"event": "typing", "id": None, "origin": self.conn, "data": data}
+        )

@@ -1,0 +1,167 @@
+"""Who is online in each room, right across worker processes and self-healing.
+
+Each socket is one entry (so a user with two tabs stays online until both close)
+scored with its last heartbeat time. With REDIS_URL the entries live in one Redis
+sorted set per room, shared by every worker; without it, in a dict in the process.
+Each process refreshes its own sockets' entries every PRESENCE_REFRESH_SECONDS
+and drops entries older than PRESENCE_TTL_SECONDS, so a worker that dies without
+running its disconnect handlers leaves ghosts for at most the TTL; the pruning
+worker then publishes a presence update to the room.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+import weakref
+from typing import Any
+
+from django.conf import settings
+
+from streams.hub import publish
+
+from .redis_client import get_redis, key
+from .services import room_stream
+
+logger = logging.getLogger(__name__)
+
+
+def presence_event(
+    online: list[dict[str, Any]], *, origin: str | None = None, **change: Any
+) -> dict[str, Any]:
+    """Return the hub event announcing who is online (with what changed, if anything)."""
+    data = json.dumps({"type": "presence", "online": online, **change}, separators=(",", ":"))
+    return {"event": "presence", "id": None, "origin": origin, "data": data}
+
+
+def _online(members: list[str]) -> list[dict[str, Any]]:
+    users: dict[int, str] = {}
+    for member in members:
+        user_id, username, _conn = json.loads(member)
+        users[user_id] = username
+    return [
+        {"id": uid, "username": name} for uid, name in sorted(users.items(), key=lambda u: u[1])
+    ]
+
+
+class _MemoryStore:
+    def __init__(self) -> None:
+        self.rooms: dict[str, dict[str, float]] = {}
+
+    async def add(self, slug: str, members: list[str], now: float) -> None:
+        room = self.rooms.setdefault(slug, {})
+        for member in members:
+            room[member] = now
+
+    async def remove(self, slug: str, member: str) -> None:
+        self.rooms.get(slug, {}).pop(member, None)
+
+    async def prune(self, slug: str, oldest: float) -> int:
+        room = self.rooms.get(slug, {})
+        stale = [member for member, seen in room.items() if seen < oldest]
+        for member in stale:
+            del room[member]
+        return len(stale)
+
+    async def members(self, slug: str, oldest: float) -> list[str]:
+        await self.prune(slug, oldest)
+        return list(self.rooms.get(slug, {}))
+
+
+class _RedisStore:
+    def __init__(self, client) -> None:
+        self.client = client
+
+    async def add(self, slug: str, members: list[str], now: float) -> None:
+        name = key("presence", slug)
+        async with self.client.pipeline(transaction=False) as pipe:
+            pipe.zadd(name, dict.fromkeys(members, now))
+            pipe.expire(name, int(settings.PRESENCE_TTL_SECONDS * 3) + 1)
+            await pipe.execute()
+
+    async def remove(self, slug: str, member: str) -> None:
+        await self.client.zrem(key("presence", slug), member)
+
+    async def prune(self, slug: str, oldest: float) -> int:
+        return int(await self.client.zremrangebyscore(key("presence", slug), "-inf", oldest))
+
+    async def members(self, slug: str, oldest: float) -> list[str]:
+        name = key("presence", slug)
+        async with self.client.pipeline(transaction=False) as pipe:
+            pipe.zremrangebyscore(name, "-inf", oldest)
+            pipe.zrange(name, 0, -1)
+            _, members = await pipe.execute()
+        return [m.decode() if isinstance(m, bytes) else m for m in members]
+
+
+class PresenceTracker:
+    """This process's (event loop's) sockets in each room and their heartbeat."""
+
+    def __init__(self) -> None:
+        client = get_redis()
+        self.store = _RedisStore(client) if client is not None else _MemoryStore()
+        self.local: dict[str, dict[str, str]] = {}
+        self._heartbeat: asyncio.Task | None = None
+
+    def _oldest(self) -> float:
+        return time.time() - settings.PRESENCE_TTL_SECONDS
+
+    async def join(self, slug: str, conn: str, user_id: int, username: str) -> list[dict]:
+        """Mark a socket online in a room; return who is online now."""
+        member = json.dumps([user_id, username, conn])
+        self.local.setdefault(slug, {})[conn] = member
+        await self.store.add(slug, [member], time.time())
+        if self._heartbeat is None or self._heartbeat.done():
+            self._heartbeat = asyncio.get_running_loop().create_task(self._beat())
+        return await self.online(slug)
+
+    async def leave(self, slug: str, conn: str) -> list[dict]:
+        """Mark a socket gone; return who is online now."""
+        room = self.local.get(slug, {})
+        member = room.pop(conn, None)
+        if not room:
+            self.local.pop(slug, None)
+        if not self.local and self._heartbeat is not None:
+            self._heartbeat.cancel()
+            self._heartbeat = None
+        if member is not None:
+            await self.store.remove(slug, member)
+        return await self.online(slug)
+
+    async def online(self, slug: str) -> list[dict]:
+        """Return the users online in a room (any worker), by username."""
+        return _online(await self.store.members(slug, self._oldest()))
+
+    async def beat_once(self) -> None:
+        """Refresh this process's entries and prune stale ones, announcing any change."""
+        now = time.time()
+        for slug, room in tuple(self.local.items()):
+            if room:
+                await self.store.add(slug, list(room.values()), now)
+            if await self.store.prune(slug, now - settings.PRESENCE_TTL_SECONDS):
+                await publish(room_stream(slug), presence_event(await self.online(slug)))
+
+    async def _beat(self) -> None:
+        while True:
+            await asyncio.sleep(settings.PRESENCE_REFRESH_SECONDS)
+            try:
+                await self.beat_once()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                # Redis down: entries age out; the next beat after recovery restores them.
+                logger.exception("presence heartbeat failed")
+
+
+_trackers: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def get_tracker() -> PresenceTracker:
+    """Return this event loop's presence tracker."""
+    loop = asyncio.get_running_loop()
+    tracker = _trackers.get(loop)
+    if tracker is None:
+        tracker = _trackers[loop] = PresenceTracker()
+    return tracker

@@ -1,0 +1,62 @@
+"""Per-user chat rate limit: CHAT_RATE_MESSAGES per CHAT_RATE_SECONDS, sliding window.
+
+With REDIS_URL the window lives in Redis, so the limit holds per user across all
+their sockets on every worker; without it, per user within the process.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import time
+import uuid
+import weakref
+
+from django.conf import settings
+
+from .redis_client import get_redis, key
+
+# Atomic: drop old entries, count, admit only under the limit.
+_SLIDING_WINDOW = """
+local now = tonumber(ARGV[1])
+local window = tonumber(ARGV[2])
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - window)
+if redis.call('ZCARD', KEYS[1]) < tonumber(ARGV[3]) then
+  redis.call('ZADD', KEYS[1], now, ARGV[4])
+  redis.call('PEXPIRE', KEYS[1], math.ceil(window * 1000) + 1000)
+  return 1
+end
+return 0
+"""
+
+_local: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+async def chat_rate_allow(*, user_id: int) -> bool:
+    """Count one message for the user; return False when over the limit."""
+    limit = settings.CHAT_RATE_MESSAGES
+    window = settings.CHAT_RATE_SECONDS
+    if limit <= 0:
+        return True
+    client = get_redis()
+    if client is not None:
+        admitted = await client.eval(
+            _SLIDING_WINDOW,
+            1,
+            key("rate", str(user_id)),
+            time.time(),
+            window,
+            limit,
+            uuid.uuid4().hex,
+        )
+        return bool(admitted)
+    loop = asyncio.get_running_loop()
+    users = _local.setdefault(loop, {})
+    now = time.monotonic()
+    stamps = users.setdefault(user_id, collections.deque())
+    while stamps and stamps[0] <= now - window:
+        stamps.popleft()
+    if len(stamps) >= limit:
+        return False
+    stamps.append(now)
+    return True

@@ -1,0 +1,67 @@
+from __future__ import annotations
+
+import pytest
+from channels.routing import URLRouter
+from channels.testing import WebsocketCommunicator
+
+from comms.models import Membership
+from comms.tests.factories import MembershipFactory, TeamFactory, UserFactory
+
+
+@pytest.fixture
+def room(transactional_db):
+    """A team 'ops' with members alice (lead) and bob, and an outsider carol."""
+    team = TeamFactory(slug="ops", name="Ops")
+    alice = UserFactory(username="alice")
+    bob = UserFactory(username="bob")
+    MembershipFactory(team=team, user=alice, role=Membership.Role.LEAD)
+    MembershipFactory(team=team, user=bob)
+    carol = UserFactory(username="carol")
+    return type("Room", (), {"team": team, "alice": alice, "bob": bob, "carol": carol})
+
+
+@pytest.fixture
+def ws_app():
+    from comms.routing import websocket_urlpatterns
+
+    return URLRouter(websocket_urlpatterns)
+
+
+@pytest.fixture
+def join(ws_app):
+    """Connect a user to a room; return the communicator, its history and presence frames."""
+    opened: list[WebsocketCommunicator] = []
+
+    async def connect(user, slug: str = "ops", path: str | None = None):
+        communicator = WebsocketCommunicator(ws_app, path or f"/ws/comms/{slug}/")
+        communicator.scope["user"] = user
+        opened.append(communicator)
+        connected, _ = await communicator.connect()
+        assert connected
+        history = await communicator.receive_json_from()
+        presence = await communicator.receive_json_from()
+        assert history["type"] == "history"
+        assert presence["type"] == "presence"
+        return communicator, history, presence
+
+    return connect
+
+
+@pytest.fixture(autouse=True)
+def _fresh_channel_layer():
+    """Give each test (each event loop) its own channel layer: channels-redis binds to a loop."""
+    from channels.layers import channel_layers
+
+    channel_layers.backends.clear()
+    yield
+    channel_layers.backends.clear()
+
+
+@pytest.fixture(autouse=True)
+async def _close_database_thread_connections():
+    """Close the connection the consumers' database thread opened, so the test DB can go."""
+    yield
+    from asgiref.sync import sync_to_async
+    from django.db import connections
+
+    await sync_to_async(connections.close_all)()
