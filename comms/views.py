@@ -1,0 +1,68 @@
+"""History API of the team rooms: the same access rules as the socket."""
+
+from __future__ import annotations
+
+from django.http import HttpRequest, JsonResponse
+from django.views.decorators.http import require_GET
+
+from accounts.decorators import api_login_required
+from accounts.http import json_error
+
+from .selectors import (
+    HISTORY_LIMIT,
+    HISTORY_MAX_LIMIT,
+    message_history,
+    team_get,
+    team_user_can_join,
+    user_teams,
+)
+from .services import message_json
+
+
+def _positive_int(raw: str | None, name: str, *, maximum: int | None = None) -> int | None:
+    if raw is None or raw == "":
+        return None
+    if not raw.isdigit() or int(raw) < 1 or (maximum is not None and int(raw) > maximum):
+        bound = f" up to {maximum}" if maximum else ""
+        raise ValueError(f"'{name}' must be a positive integer{bound}.")
+    return int(raw)
+
+
+@require_GET
+@api_login_required
+def team_list(request: HttpRequest) -> JsonResponse:
+    """Return the user's teams (the dashboard's room tabs)."""
+    teams = [
+        {
+            "slug": team.slug,
+            "name": team.name,
+            "description": team.description,
+            "socket": f"/ws/comms/{team.slug}/",
+        }
+        for team in user_teams(user=request.user)
+    ]
+    return JsonResponse({"teams": teams})
+
+
+@require_GET
+@api_login_required
+def team_messages(request: HttpRequest, slug: str) -> JsonResponse:
+    """Return a page of a room's messages, oldest first: `?before=<id>&limit=<n>`."""
+    team = team_get(slug=slug)
+    if team is None:
+        return json_error(404, "not_found", f"No team '{slug}'.")
+    if not team_user_can_join(team=team, user=request.user):
+        return json_error(403, "not_a_member", f"You are not a member of '{slug}'.")
+    try:
+        before = _positive_int(request.GET.get("before"), "before")
+        limit = _positive_int(request.GET.get("limit"), "limit", maximum=HISTORY_MAX_LIMIT)
+    except ValueError as exc:
+        return json_error(400, "bad_parameter", str(exc))
+    messages, has_more = message_history(team=team, before=before, limit=limit or HISTORY_LIMIT)
+    return JsonResponse(
+        {
+            "team": team.slug,
+            "messages": [message_json(m, team_slug=team.slug) for m in messages],
+            "has_more": has_more,
+        }
+    )
