@@ -2,8 +2,18 @@ from __future__ import annotations
 
 from django.urls import path
 
-from .views import dashboard
+from .views import dashboard, images, uploads
 
 urlpatterns = [
     path("", dashboard.dashboard, name="dashboard"),
+    path("stream/rover-image", images.rover_image_stream, name="rover-image-stream"),
+    path("api/rovers/<slug:slug>/images", images.rover_images, name="rover-images"),
+    path("api/images/<int:image_id>/download", images.image_download, name="image-download"),
+    path("api/images/<int:image_id>/thumbnail", images.image_thumbnail, name="image-thumbnail"),
+    path("api/rovers/<slug:slug>/uploads/", uploads.upload_collection, name="rover-uploads"),
+    path(
+        "api/rovers/<slug:slug>/uploads/<str:upload_id>",
+        uploads.upload_resource,
+        name="rover-upload",
+    ),
 ]

@@ -1,0 +1,1 @@
+"""Rover selectors, one module per concern."""

@@ -1,0 +1,56 @@
+"""Read rover images and uploads."""
+
+from __future__ import annotations
+
+from django.db.models import QuerySet
+
+from rover.models import ImageUpload, Rover, RoverImage
+
+MAX_PAGE_SIZE = 100
+
+
+def rover_get(*, slug: str) -> Rover | None:
+    """Return the rover with this slug, or None."""
+    return Rover.objects.filter(slug=slug).first()
+
+
+def image_get(*, image_id: int) -> RoverImage | None:
+    """Return an image by id (with its rover), or None."""
+    return RoverImage.objects.select_related("rover").filter(pk=image_id).first()
+
+
+def image_latest(*, rover_slug: str) -> RoverImage | None:
+    """Return the newest image (by capture time) of a rover, or None."""
+    return (
+        RoverImage.objects.select_related("rover")
+        .filter(rover__slug=rover_slug)
+        .order_by("-captured_at", "-id")
+        .first()
+    )
+
+
+def image_list(*, rover: Rover) -> QuerySet[RoverImage]:
+    """Return a rover's images, newest capture first."""
+    return (
+        RoverImage.objects.select_related("rover")
+        .filter(rover=rover)
+        .order_by("-captured_at", "-id")
+    )
+
+
+def image_page(*, rover: Rover, page: int, limit: int) -> tuple[list[RoverImage], int]:
+    """Return one page of a rover's images (1-based) and the total count."""
+    images = image_list(rover=rover)
+    start = (page - 1) * limit
+    return list(images[start : start + limit]), images.count()
+
+
+def upload_get(*, upload_id: str, rover: Rover, user) -> ImageUpload | None:
+    """Return the user's unfinished upload to this rover, or None (also for a bad id)."""
+    import uuid
+
+    try:
+        key = uuid.UUID(str(upload_id))
+    except ValueError:
+        return None
+    return ImageUpload.objects.filter(pk=key, rover=rover, user=user).first()

@@ -1,0 +1,1 @@
+"""Rover services, one module per concern."""

@@ -1,0 +1,423 @@
+"""Store rover images: validate with Pillow, hash, thumbnail, announce.
+
+Every image enters through `image_store`, whether it came from the multipart
+uplink, a completed tus upload, the admin or `seed_demo`. The bytes are first
+copied (or moved) into a server-named file under MEDIA_ROOT while their SHA-256
+and size are taken; Pillow then checks that they really are an image and
+reports the format (hence the MIME type), the size and a thumbnail. The row and
+the files are written together: on any failure every file written is removed
+and no row exists.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import io
+import json
+import logging
+import os
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import IO, Any
+
+from django.conf import settings
+from django.core.files.storage import default_storage
+from django.db import transaction
+from django.urls import reverse
+from django.utils import timezone
+from PIL import Image, UnidentifiedImageError
+
+from rover.models import Camera, ImageUpload, Rover, RoverImage
+
+logger = logging.getLogger(__name__)
+
+COPY_CHUNK_BYTES = 1024 * 1024
+THUMBNAIL_PX = 320
+# Pillow format -> (MIME type, file extension). Anything else is refused.
+ACCEPTED_FORMATS: dict[str, tuple[str, str]] = {
+    "JPEG": ("image/jpeg", "jpg"),
+    "PNG": ("image/png", "png"),
+    "WEBP": ("image/webp", "webp"),
+    "GIF": ("image/gif", "gif"),
+    "TIFF": ("image/tiff", "tif"),
+    "BMP": ("image/bmp", "bmp"),
+}
+
+
+class ImageRejected(Exception):
+    """The upload is not an acceptable image; `code` and `detail` go to the client."""
+
+    def __init__(self, code: str, detail: str, *, status: int = 400) -> None:
+        super().__init__(detail)
+        self.code = code
+        self.detail = detail
+        self.status = status
+
+
+@dataclass(frozen=True)
+class _Inspected:
+    mime: str
+    extension: str
+    width: int
+    height: int
+
+
+def uploads_dir() -> Path:
+    """Return MEDIA_ROOT/uploads, where unfinished uploads live (created on demand)."""
+    path = Path(settings.MEDIA_ROOT) / "uploads"
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def _copy_hashing(source: IO[bytes], target: Path, *, limit: int) -> tuple[int, str]:
+    """Copy a stream to `target`; return (size, sha256). Stop once `limit` is passed."""
+    digest = hashlib.sha256()
+    size = 0
+    with open(target, "xb") as out:
+        while chunk := source.read(COPY_CHUNK_BYTES):
+            size += len(chunk)
+            if size > limit:
+                raise _too_large(limit)
+            digest.update(chunk)
+            out.write(chunk)
+    return size, digest.hexdigest()
+
+
+def _hash_file(path: Path) -> tuple[int, str]:
+    digest = hashlib.sha256()
+    size = 0
+    with open(path, "rb") as source:
+        while chunk := source.read(COPY_CHUNK_BYTES):
+            size += len(chunk)
+            digest.update(chunk)
+    return size, digest.hexdigest()
+
+
+def _too_large(limit: int) -> ImageRejected:
+    return ImageRejected("too_large", f"The image is larger than {limit} bytes.", status=413)
+
+
+def _inspect(path: Path) -> _Inspected:
+    """Check with Pillow that the file is a complete image of an accepted format."""
+    try:
+        with Image.open(path) as img:
+            fmt = img.format
+            img.verify()
+        # verify() leaves the image unusable; reopen to read its size.
+        with Image.open(path) as img:
+            width, height = img.size
+    except Image.DecompressionBombError as exc:
+        raise ImageRejected("too_many_pixels", str(exc), status=413) from exc
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
+        raise ImageRejected(
+            "not_an_image", f"The data is not a readable image ({exc.__class__.__name__})."
+        ) from exc
+    if fmt not in ACCEPTED_FORMATS:
+        accepted = ", ".join(sorted(ACCEPTED_FORMATS))
+        raise ImageRejected(
+            "unsupported_format", f"Image format {fmt} is not accepted (accepted: {accepted})."
+        )
+    mime, extension = ACCEPTED_FORMATS[fmt]
+    return _Inspected(mime=mime, extension=extension, width=width, height=height)
+
+
+def _thumbnail_bytes(path: Path) -> bytes:
+    """Return a JPEG thumbnail at most THUMBNAIL_PX on its longer side."""
+    with Image.open(path) as img:
+        # JPEG can decode straight at a reduced scale: big photos stay cheap.
+        img.draft("RGB", (THUMBNAIL_PX, THUMBNAIL_PX))
+        img.thumbnail((THUMBNAIL_PX, THUMBNAIL_PX))
+        if img.mode not in ("RGB", "L"):
+            img = img.convert("RGBA")
+            background = Image.new("RGB", img.size, (0, 0, 0))
+            background.paste(img, mask=img.getchannel("A"))
+            img = background
+        out = io.BytesIO()
+        img.save(out, format="JPEG", quality=80, optimize=True)
+        return out.getvalue()
+
+
+def _storage_name(prefix: str, rover: Rover, extension: str, when: datetime) -> str:
+    # Server-chosen names only: nothing the client sent reaches the file system.
+    return f"{prefix}/{when:%Y/%m/%d}/{rover.slug}-{uuid.uuid4().hex}.{extension}"
+
+
+def _remove_quietly(*paths: Path | None) -> None:
+    for path in paths:
+        if path is not None:
+            with contextlib.suppress(FileNotFoundError):
+                path.unlink()
+
+
+def image_store(
+    *,
+    rover: Rover,
+    fileobj: IO[bytes] | None = None,
+    path: str | os.PathLike | None = None,
+    camera: str = Camera.NAVCAM,
+    captured_at: datetime | None = None,
+    user: Any = None,
+    original_name: str = "",
+) -> RoverImage:
+    """Validate and store an image; announce it on `rover.<slug>` after commit.
+
+    Give either `fileobj` (copied) or `path` (a finished upload under MEDIA_ROOT,
+    which is moved into place; the caller removes it if it is still there after a
+    failure). Raise ImageRejected for anything that is not an acceptable image.
+    """
+    if (fileobj is None) == (path is None):
+        raise ValueError("Give exactly one of fileobj or path.")
+    if camera not in Camera.values:
+        raise ImageRejected(
+            "invalid_camera", f"Unknown camera {camera!r}; one of: {', '.join(Camera.values)}."
+        )
+    limit = settings.IMAGE_MAX_BYTES
+    staged: Path | None = None
+    final: Path | None = None
+    thumb: Path | None = None
+    try:
+        if fileobj is not None:
+            staged = uploads_dir() / f"incoming-{uuid.uuid4().hex}"
+            size, sha256 = _copy_hashing(fileobj, staged, limit=limit)
+            source = staged
+        else:
+            source = Path(path)
+            size, sha256 = _hash_file(source)
+            if size > limit:
+                raise _too_large(limit)
+        if size == 0:
+            raise ImageRejected("empty", "The upload is empty.")
+        inspected = _inspect(source)
+        thumbnail = _thumbnail_bytes(source)
+
+        now = timezone.now()
+        name = _storage_name("rover-images", rover, inspected.extension, now)
+        thumb_name = _storage_name("rover-thumbnails", rover, "jpg", now)
+        final = Path(default_storage.path(name))
+        thumb = Path(default_storage.path(thumb_name))
+        final.parent.mkdir(parents=True, exist_ok=True)
+        thumb.parent.mkdir(parents=True, exist_ok=True)
+        with transaction.atomic():
+            os.replace(source, final)
+            staged = None
+            thumb.write_bytes(thumbnail)
+            image = RoverImage.objects.create(
+                rover=rover,
+                camera=camera,
+                captured_at=captured_at or now,
+                file=name,
+                original_name=(original_name or "")[:255],
+                size=size,
+                sha256=sha256,
+                content_type=inspected.mime,
+                width=inspected.width,
+                height=inspected.height,
+                thumbnail=thumb_name,
+            )
+            transaction.on_commit(lambda: image_announce(image=image))
+    except BaseException:
+        _remove_quietly(staged, final, thumb)
+        raise
+    logger.info("stored image %s of %s (%d bytes) for %s", image.pk, rover.slug, size, user)
+    return image
+
+
+def image_json(image: RoverImage) -> dict[str, Any]:
+    """Return the API representation of an image (list items and `image` events)."""
+    return {
+        "id": image.pk,
+        "rover": image.rover.slug,
+        "camera": image.camera,
+        "captured_at": image.captured_at.isoformat(),
+        "size": image.size,
+        "sha256": image.sha256,
+        "content_type": image.content_type,
+        "width": image.width,
+        "height": image.height,
+        "url": reverse("image-download", args=[image.pk]),
+        "thumbnail_url": reverse("image-thumbnail", args=[image.pk]),
+    }
+
+
+def image_announce(*, image: RoverImage) -> None:
+    """Publish the `image` event on the rover's live stream (never fails the caller)."""
+    from streams.hub import publish_from_sync
+
+    event = {"event": "image", "id": None, "data": json.dumps(image_json(image))}
+    try:
+        publish_from_sync(f"rover.{image.rover.slug}", event)
+    except Exception:
+        # The image is stored; dashboards still find it in the list on reload.
+        logger.exception("could not announce image %s", image.pk)
+
+
+def image_delete(*, image: RoverImage) -> None:
+    """Delete an image's row and both of its files."""
+    names = [image.file.name, image.thumbnail.name]
+    with transaction.atomic():
+        image.delete()
+        transaction.on_commit(
+            lambda: [default_storage.delete(name) for name in names if name],
+        )
+
+
+def metadata_parse(*, camera: str | None, captured_at: str | None) -> tuple[str, datetime | None]:
+    """Validate the client's camera and capture time (ISO 8601); raise ImageRejected."""
+    from django.utils.dateparse import parse_datetime
+
+    camera = (camera or "").strip() or Camera.NAVCAM
+    if camera not in Camera.values:
+        raise ImageRejected(
+            "invalid_camera", f"Unknown camera {camera!r}; one of: {', '.join(Camera.values)}."
+        )
+    when = None
+    if captured_at:
+        try:
+            when = parse_datetime(captured_at.strip())
+        except ValueError:
+            when = None
+        if when is None:
+            raise ImageRejected(
+                "invalid_captured_at", "captured_at must be an ISO 8601 date and time."
+            )
+        if timezone.is_naive(when):
+            when = timezone.make_aware(when, UTC)
+    return camera, when
+
+
+# --- resumable (tus) uploads -------------------------------------------------------------
+
+UPLOAD_LIFETIME = timedelta(hours=24)
+
+
+class UploadConflict(Exception):
+    """The client's Upload-Offset is not the server's (tus answers 409)."""
+
+    def __init__(self, offset: int) -> None:
+        super().__init__(f"The upload is at offset {offset}.")
+        self.offset = offset
+
+
+class UploadBusy(Exception):
+    """Another request is writing to this upload right now."""
+
+
+def upload_path(upload: ImageUpload) -> Path:
+    """Return the temporary file of an upload: MEDIA_ROOT/uploads/<uuid> (server id only)."""
+    return uploads_dir() / str(uuid.UUID(str(upload.pk)))
+
+
+def upload_create(*, rover: Rover, user: Any, length: int, metadata: dict[str, str]) -> ImageUpload:
+    """Start a resumable upload of `length` bytes; validate its metadata first."""
+    if length <= 0:
+        raise ImageRejected("invalid_length", "Upload-Length must be a positive integer.")
+    if length > settings.IMAGE_MAX_BYTES:
+        raise _too_large(settings.IMAGE_MAX_BYTES)
+    metadata_parse(camera=metadata.get("camera"), captured_at=metadata.get("captured_at"))
+    upload_prune_expired()
+    upload = ImageUpload(
+        rover=rover,
+        user=user,
+        length=length,
+        metadata=metadata,
+        expires_at=timezone.now() + UPLOAD_LIFETIME,
+    )
+    path = upload_path(upload)
+    with transaction.atomic():
+        upload.save()
+        path.touch(exist_ok=False)
+    return upload
+
+
+def upload_append(*, upload: ImageUpload, offset: int, stream: IO[bytes]) -> ImageUpload:
+    """Append the request body at `offset`; store the image once the upload is complete.
+
+    Raise UploadConflict when `offset` is not the upload's, UploadBusy when another
+    request holds the upload, ImageRejected when the bytes overrun Upload-Length or
+    the completed file is not an acceptable image (the upload is then discarded).
+    """
+    import fcntl
+
+    path = upload_path(upload)
+    if upload.image_id is not None or not path.exists():
+        upload.refresh_from_db()
+        if upload.offset != offset:
+            raise UploadConflict(upload.offset)
+        if stream.read(1):
+            raise ImageRejected(
+                "upload_complete", "The upload is complete; no more bytes.", status=400
+            )
+        return upload
+    with open(path, "r+b") as target:
+        try:
+            # An advisory lock across processes: one writer per upload at a time.
+            fcntl.flock(target.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError as exc:
+            raise UploadBusy(str(upload.pk)) from exc
+        upload.refresh_from_db()
+        if upload.offset != offset:
+            raise UploadConflict(upload.offset)
+        room = upload.length - offset
+        target.seek(offset)
+        # Bytes past the recorded offset are from a request that died midway.
+        target.truncate()
+        written = 0
+        while chunk := stream.read(COPY_CHUNK_BYTES):
+            written += len(chunk)
+            if written > room:
+                target.truncate(offset)
+                raise ImageRejected(
+                    "too_many_bytes",
+                    f"The upload has room for {room} more bytes (Upload-Length).",
+                    status=413,
+                )
+            target.write(chunk)
+        target.flush()
+        ImageUpload.objects.filter(pk=upload.pk).update(offset=offset + written)
+        upload.offset = offset + written
+    if upload.offset == upload.length:
+        upload_complete(upload=upload)
+    return upload
+
+
+def upload_complete(*, upload: ImageUpload) -> RoverImage:
+    """Store a finished upload as an image; discard it if it is not acceptable."""
+    path = upload_path(upload)
+    camera, captured_at = metadata_parse(
+        camera=upload.metadata.get("camera"), captured_at=upload.metadata.get("captured_at")
+    )
+    try:
+        image = image_store(
+            rover=upload.rover,
+            path=path,
+            camera=camera,
+            captured_at=captured_at,
+            user=upload.user,
+            original_name=os.path.basename(upload.metadata.get("filename", "")),
+        )
+    except ImageRejected:
+        upload_discard(upload=upload)
+        raise
+    _remove_quietly(path)
+    ImageUpload.objects.filter(pk=upload.pk).update(image=image)
+    upload.image = image
+    return image
+
+
+def upload_discard(*, upload: ImageUpload) -> None:
+    """Delete an upload and its temporary file."""
+    path = upload_path(upload)
+    ImageUpload.objects.filter(pk=upload.pk).delete()
+    _remove_quietly(path)
+
+
+def upload_prune_expired() -> int:
+    """Discard unfinished uploads past their expiry; return how many."""
+    expired = list(ImageUpload.objects.filter(expires_at__lt=timezone.now(), image__isnull=True))
+    for upload in expired:
+        upload_discard(upload=upload)
+    ImageUpload.objects.filter(expires_at__lt=timezone.now()).delete()
+    return len(expired)
