@@ -10,6 +10,10 @@ Fan-out: each socket subscribes to the process's hub stream `room.<slug>` and a
 reader task forwards the pre-encoded event text. The socket is never itself a
 channel-layer member (one Redis delivery per worker, not per socket).
 
+Frames over 64 KiB close with 1009 (checked here: uvicorn's own limit is 16 MiB
+and daphne has none). daphne cannot send 1009 or 1013 (autobahn allows only 1000
+and 3000-4999), so under daphne they are 4009 and 4013.
+
 Seam rule: subscribe first, then replay from the database (history on join,
 `resume`), and skip live messages already sent on this socket. On one socket a
 message id arrives at most once across `history` (the join snapshot), `resume`
@@ -22,6 +26,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
+import functools
 import json
 import time
 import uuid
@@ -61,6 +66,18 @@ _dumps = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
 
 def _is_int(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _served_by_daphne(send: Any) -> bool:
+    """Return whether the server's own send callable (under Channels' wrappers) is daphne's."""
+    for _ in range(10):
+        if isinstance(send, functools.partial):
+            send = send.func
+        elif hasattr(getattr(send, "__self__", None), "real_send"):
+            send = send.__self__.real_send  # channels.sessions.InstanceSessionWrapper
+        else:
+            break
+    return getattr(send, "__module__", "").startswith("daphne")
 
 
 class TeamRoomConsumer(AsyncJsonWebsocketConsumer):
@@ -141,7 +158,17 @@ class TeamRoomConsumer(AsyncJsonWebsocketConsumer):
     async def _close(self, code: int) -> None:
         if not self.closing:
             self.closing = True
-            await self.close(code=code)
+            await self.close(code=self._server_close_code(code))
+
+    def _server_close_code(self, code: int) -> int:
+        """Return `code`, or 4000 + its last three digits where the server refuses it.
+
+        daphne (autobahn) only sends 1000 and 3000-4999 and turns anything else into
+        1011, so under `runserver` 1009 becomes 4009 and 1013 becomes 4013.
+        """
+        if 1000 < code < 3000 and _served_by_daphne(self.base_send):
+            return 4000 + code % 1000
+        return code
 
     # Live events --------------------------------------------------------------------
 
