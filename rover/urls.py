@@ -2,10 +2,31 @@ from __future__ import annotations
 
 from django.urls import path
 
-from .views import dashboard, images, uploads
+from .views import alarms, dashboard, images, telemetry, uploads
 
 urlpatterns = [
     path("", dashboard.dashboard, name="dashboard"),
+    path(
+        "stream/rover-telemetry",
+        telemetry.default_rover_telemetry_stream,
+        name="rover-telemetry-stream-default",
+    ),
+    path(
+        "rovers/<slug:slug>/telemetry/stream",
+        telemetry.rover_telemetry_stream,
+        name="rover-telemetry-stream",
+    ),
+    path(
+        "api/rovers/<slug:slug>/telemetry",
+        telemetry.telemetry_collection,
+        name="rover-telemetry",
+    ),
+    path("api/rovers/<slug:slug>/alarms", alarms.rover_alarms, name="rover-alarms"),
+    path(
+        "api/alarms/<int:alarm_id>/acknowledge",
+        alarms.alarm_acknowledge_view,
+        name="alarm-acknowledge",
+    ),
     path("stream/rover-image", images.rover_image_stream, name="rover-image-stream"),
     path("api/rovers/<slug:slug>/images", images.rover_images, name="rover-images"),
     path("api/images/<int:image_id>/download", images.image_download, name="image-download"),

@@ -142,6 +142,8 @@ IMAGE_STREAM_CHUNK_BYTES = env.int("IMAGE_STREAM_CHUNK_BYTES", default=256 * 102
 SSE_HEARTBEAT_SECONDS = env.float("SSE_HEARTBEAT_SECONDS", default=15.0)
 SSE_RETRY_MS = env.int("SSE_RETRY_MS", default=2000)
 STREAM_SUBSCRIBER_QUEUE = env.int("STREAM_SUBSCRIBER_QUEUE", default=1000)
+# How often each worker checks for rovers gone silent (link-lost alarm); 0 disables.
+ALARM_WATCHDOG_SECONDS = env.float("ALARM_WATCHDOG_SECONDS", default=1.0)
 CHAT_RATE_MESSAGES = env.int("CHAT_RATE_MESSAGES", default=10)
 CHAT_RATE_SECONDS = env.float("CHAT_RATE_SECONDS", default=5.0)
 # Team-room presence: entries older than the TTL are ghosts (a dead worker's sockets);

@@ -1,0 +1,146 @@
+"""Reads of telemetry: replay pages for the live stream, history, downsampling, CSV pages."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from django.db.models import QuerySet
+
+from ..models import Rover, TelemetryFrame
+from ..services.telemetry import FRAME_FIELDS, iso
+
+AVERAGED_FIELDS = (
+    "x_m",
+    "y_m",
+    "heading_deg",
+    "battery_pct",
+    "battery_v",
+    "signal_dbm",
+    "temp_internal_c",
+    "temp_ambient_c",
+    "speed_mps",
+)
+
+
+def telemetry_frames(
+    *, rover: Rover, since: datetime | None = None, until: datetime | None = None
+) -> QuerySet[TelemetryFrame]:
+    """Return the rover's frames recorded in [since, until) (rover time), unordered."""
+    frames = TelemetryFrame.objects.filter(rover=rover)
+    if since is not None:
+        frames = frames.filter(recorded_at__gte=since)
+    if until is not None:
+        frames = frames.filter(recorded_at__lt=until)
+    return frames
+
+
+async def telemetry_after(*, rover: Rover, after_seq: int, limit: int) -> list[TelemetryFrame]:
+    """Return up to `limit` stored frames with seq > after_seq, in seq order."""
+    frames = TelemetryFrame.objects.filter(rover=rover, seq__gt=after_seq).order_by("seq")
+    return [frame async for frame in frames[:limit]]
+
+
+async def telemetry_latest(*, rover: Rover) -> TelemetryFrame | None:
+    """Return the frame with the highest seq, or None."""
+    return await TelemetryFrame.objects.filter(rover=rover).order_by("-seq").afirst()
+
+
+def telemetry_history(
+    *, rover: Rover, since: datetime | None, until: datetime | None, limit: int
+) -> tuple[list[TelemetryFrame], bool]:
+    """Return frames in seq order and whether more matched than `limit`.
+
+    With `since`, the first `limit` frames from there; without it, the newest
+    `limit` frames (what a chart opening on "now" wants).
+    """
+    frames = telemetry_frames(rover=rover, since=since, until=until)
+    if since is None:
+        page = list(frames.order_by("-seq")[: limit + 1])
+        truncated = len(page) > limit
+        return list(reversed(page[:limit])), truncated
+    page = list(frames.order_by("seq")[: limit + 1])
+    return page[:limit], len(page) > limit
+
+
+@dataclass
+class _Bucket:
+    count: int = 0
+    sums: dict[str, float] = field(default_factory=dict)
+    counts: dict[str, int] = field(default_factory=dict)
+    time_sum: float = 0.0
+    last: dict[str, Any] = field(default_factory=dict)
+
+
+def telemetry_downsample(
+    *, rover: Rover, since: datetime, until: datetime, points: int
+) -> list[dict[str, Any]]:
+    """Return at most `points` buckets of equal rover-time width over [since, until).
+
+    Each bucket averages the numeric fields of its frames (fields absent from
+    every frame stay null), carries the seq, received_at and mode of its
+    newest frame, the mean recorded_at, and `count`. Frames are streamed from
+    the database in recorded_at order, so memory grows with `points`, not with
+    the number of frames in the range.
+    """
+    span = (until - since).total_seconds()
+    if span <= 0 or points <= 0:
+        return []
+    width = span / points
+    start = since.timestamp()
+    buckets: dict[int, _Bucket] = {}
+    rows = (
+        telemetry_frames(rover=rover, since=since, until=until)
+        .order_by("recorded_at", "seq")
+        .values_list(*FRAME_FIELDS)
+        .iterator(chunk_size=5000)
+    )
+    for row in rows:
+        values = dict(zip(FRAME_FIELDS, row, strict=True))
+        recorded = values["recorded_at"].timestamp()
+        index = min(points - 1, int((recorded - start) / width))
+        bucket = buckets.setdefault(index, _Bucket())
+        bucket.count += 1
+        bucket.time_sum += recorded
+        for name in AVERAGED_FIELDS:
+            value = values[name]
+            if value is not None:
+                bucket.sums[name] = bucket.sums.get(name, 0.0) + value
+                bucket.counts[name] = bucket.counts.get(name, 0) + 1
+        bucket.last = values
+    result = []
+    for index in sorted(buckets):
+        bucket = buckets[index]
+        item: dict[str, Any] = {
+            "seq": bucket.last["seq"],
+            "recorded_at": iso(
+                datetime.fromtimestamp(bucket.time_sum / bucket.count, since.tzinfo)
+            ),
+            "received_at": iso(bucket.last["received_at"]),
+        }
+        for name in AVERAGED_FIELDS:
+            n = bucket.counts.get(name)
+            item[name] = round(bucket.sums[name] / n, 6) if n else None
+        item["mode"] = bucket.last["mode"]
+        item["count"] = bucket.count
+        result.append({name: item[name] for name in (*FRAME_FIELDS, "count")})
+    return result
+
+
+async def telemetry_csv_page(
+    *,
+    rover: Rover,
+    since: datetime | None,
+    until: datetime | None,
+    after_seq: int,
+    limit: int,
+) -> list[tuple]:
+    """Return the next page of CSV rows (FRAME_FIELDS order) with seq > after_seq."""
+    rows = (
+        telemetry_frames(rover=rover, since=since, until=until)
+        .filter(seq__gt=after_seq)
+        .order_by("seq")
+        .values_list(*FRAME_FIELDS)
+    )
+    return [row async for row in rows[:limit]]

@@ -1,0 +1,268 @@
+"""Telemetry ingest: validate the rover's frames, store the new ones, then publish them.
+
+A frame is the rover's flat downlink record (see FIELDS). A batch is all or
+nothing: one bad frame answers 400 and stores nothing. A frame whose `seq` is
+already stored (or repeated in the batch) is reported as a duplicate and not
+stored again, so the rover may retry freely and send frames out of order.
+
+Each new frame is published on the hub stream `rover.<slug>` as
+`{"event": "telemetry", "id": seq, "data": "<frame JSON>"}`, the JSON encoded
+once; the SSE view and the history API use the same field names.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from asgiref.sync import sync_to_async
+from django.db import transaction
+from django.db.models import Max
+
+from streams.hub import publish
+
+from ..models import Rover, RoverMode, TelemetryFrame
+
+MAX_BATCH_FRAMES = 1000
+MAX_BODY_BYTES = 1024 * 1024
+SEQ_MAX = 2**63 - 1
+COORD_LIMIT_M = 1e7
+
+# name: (required, minimum, maximum, maximum is exclusive)
+NUMBER_FIELDS: dict[str, tuple[bool, float | None, float | None, bool]] = {
+    "battery_pct": (True, 0.0, 100.0, False),
+    "signal_dbm": (True, -200.0, 0.0, False),
+    "x_m": (False, -COORD_LIMIT_M, COORD_LIMIT_M, False),
+    "y_m": (False, -COORD_LIMIT_M, COORD_LIMIT_M, False),
+    "heading_deg": (False, 0.0, 360.0, True),
+    "battery_v": (False, 0.0, 1000.0, False),
+    "temp_internal_c": (False, -273.15, 500.0, False),
+    "temp_ambient_c": (False, -273.15, 500.0, False),
+    "speed_mps": (False, 0.0, 100.0, False),
+}
+FIELDS = ("seq", "recorded_at", *NUMBER_FIELDS, "mode")
+# The order of the JSON, CSV and SSE representations of a frame.
+FRAME_FIELDS = (
+    "seq",
+    "recorded_at",
+    "received_at",
+    "x_m",
+    "y_m",
+    "heading_deg",
+    "battery_pct",
+    "battery_v",
+    "signal_dbm",
+    "temp_internal_c",
+    "temp_ambient_c",
+    "speed_mps",
+    "mode",
+)
+
+
+class TelemetryInvalid(ValueError):
+    """The payload or one of its frames is refused; nothing was stored."""
+
+    def __init__(self, detail: str, frames: list[dict[str, Any]] | None = None) -> None:
+        super().__init__(detail)
+        self.detail = detail
+        self.frames = frames or []
+
+
+@dataclass
+class IngestResult:
+    """What an ingest stored (new frames, in seq order) and which seqs were duplicates."""
+
+    stored: list[TelemetryFrame] = field(default_factory=list)
+    duplicates: list[int] = field(default_factory=list)
+
+
+def rover_stream(slug: str) -> str:
+    """Return the hub stream name of a rover's live feed."""
+    return f"rover.{slug}"
+
+
+def iso(value: datetime) -> str:
+    """Return a timestamp as ISO 8601 with a 'Z' for UTC."""
+    return value.isoformat().replace("+00:00", "Z")
+
+
+def frame_json(frame: TelemetryFrame) -> dict[str, Any]:
+    """Return a frame's JSON shape: exactly the ingest field names plus received_at."""
+    data = {name: getattr(frame, name) for name in FRAME_FIELDS}
+    data["recorded_at"] = iso(frame.recorded_at)
+    data["received_at"] = iso(frame.received_at)
+    return data
+
+
+def frame_event(frame: TelemetryFrame) -> dict[str, Any]:
+    """Return the hub event of a frame, its JSON encoded once."""
+    return {
+        "event": "telemetry",
+        "id": frame.seq,
+        "data": json.dumps(frame_json(frame), separators=(",", ":")),
+    }
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def _clean_number(name: str, value: Any) -> tuple[float | None, str | None]:
+    _, low, high, high_exclusive = NUMBER_FIELDS[name]
+    if not _is_number(value):
+        return None, "must be a number"
+    value = float(value)
+    if not math.isfinite(value):
+        return None, "must be a finite number"
+    if low is not None and value < low:
+        return None, f"must be at least {low:g}"
+    if high is not None and (value >= high if high_exclusive else value > high):
+        return None, f"must be {'below' if high_exclusive else 'at most'} {high:g}"
+    return value, None
+
+
+def _clean_seq(value: Any) -> tuple[int | None, str | None]:
+    if not isinstance(value, int) or isinstance(value, bool):
+        return None, "must be an integer"
+    if not 0 <= value <= SEQ_MAX:
+        return None, f"must be between 0 and {SEQ_MAX}"
+    return value, None
+
+
+def _clean_recorded_at(value: Any) -> tuple[datetime | None, str | None]:
+    if not isinstance(value, str) or len(value) > 64:
+        return None, "must be an ISO 8601 timestamp string"
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        return None, "must be an ISO 8601 timestamp"
+    if parsed.tzinfo is None or parsed.utcoffset() is None:
+        return None, "must include a time zone (e.g. 'Z' or '+00:00')"
+    return parsed, None
+
+
+def frame_clean(raw: Any) -> tuple[dict[str, Any], dict[str, str]]:
+    """Return a frame's cleaned fields and its errors by field name (empty when valid)."""
+    if not isinstance(raw, dict):
+        return {}, {"frame": "must be a JSON object"}
+    errors: dict[str, str] = {}
+    clean: dict[str, Any] = {}
+    for name in raw:
+        if name not in FIELDS:
+            errors[str(name)] = "unknown field"
+    for name, cleaner in (("seq", _clean_seq), ("recorded_at", _clean_recorded_at)):
+        if raw.get(name) is None:
+            errors[name] = "is required"
+            continue
+        value, error = cleaner(raw[name])
+        if error:
+            errors[name] = error
+        else:
+            clean[name] = value
+    for name, (required, *_rest) in NUMBER_FIELDS.items():
+        if name not in raw or raw[name] is None:
+            if required:
+                errors[name] = "is required"
+            continue
+        value, error = _clean_number(name, raw[name])
+        if error:
+            errors[name] = error
+        else:
+            clean[name] = value
+    mode = raw.get("mode")
+    if mode is not None:
+        if not isinstance(mode, str) or mode not in RoverMode.values:
+            errors["mode"] = f"must be one of {', '.join(RoverMode.values)}"
+        else:
+            clean["mode"] = mode
+    return clean, errors
+
+
+def telemetry_validate(*, payload: Any) -> list[dict[str, Any]]:
+    """Return the cleaned frames of a payload (one object or a list); raise TelemetryInvalid."""
+    frames = [payload] if isinstance(payload, dict) else payload
+    if not isinstance(frames, list):
+        raise TelemetryInvalid("Send one frame (a JSON object) or a batch (a JSON array).")
+    if not frames:
+        raise TelemetryInvalid("The batch is empty.")
+    if len(frames) > MAX_BATCH_FRAMES:
+        raise TelemetryInvalid(f"A batch has at most {MAX_BATCH_FRAMES} frames.")
+    cleaned: list[dict[str, Any]] = []
+    bad: list[dict[str, Any]] = []
+    for index, raw in enumerate(frames):
+        clean, errors = frame_clean(raw)
+        if errors:
+            entry: dict[str, Any] = {"index": index, "errors": errors}
+            if isinstance(raw, dict) and _clean_seq(raw.get("seq"))[1] is None:
+                entry["seq"] = raw["seq"]
+            bad.append(entry)
+        cleaned.append(clean)
+    if bad:
+        raise TelemetryInvalid(f"{len(bad)} of {len(frames)} frame(s) are invalid.", bad)
+    return cleaned
+
+
+def telemetry_store(
+    *, rover: Rover, frames: list[dict[str, Any]]
+) -> tuple[IngestResult, int | None]:
+    """Store the frames whose seq is new; return the result and the highest seq stored before.
+
+    The rover's row is locked for the transaction (SELECT ... FOR UPDATE on
+    PostgreSQL; SQLite's IMMEDIATE transactions already serialise writers), so
+    the check for existing seqs and the insert are one step: two workers
+    receiving the same retry never both store or both publish a frame.
+    `bulk_create(ignore_conflicts=True)` alone would keep the table right but
+    could not say which rows this request inserted, so a concurrent duplicate
+    would be published twice. The unique constraint remains the last guard.
+    """
+    result = IngestResult()
+    seen: set[int] = set()
+    unique: list[dict[str, Any]] = []
+    for frame in frames:
+        if frame["seq"] in seen:
+            result.duplicates.append(frame["seq"])
+        else:
+            seen.add(frame["seq"])
+            unique.append(frame)
+    with transaction.atomic():
+        Rover.objects.select_for_update().filter(pk=rover.pk).values_list("pk").first()
+        stored_frames = TelemetryFrame.objects.filter(rover=rover)
+        previous_max = stored_frames.aggregate(top=Max("seq"))["top"]
+        existing = set(
+            stored_frames.filter(seq__in=[f["seq"] for f in unique]).values_list("seq", flat=True)
+        )
+        new = [
+            TelemetryFrame(rover=rover, **frame)
+            for frame in sorted(unique, key=lambda f: f["seq"])
+            if frame["seq"] not in existing
+        ]
+        result.duplicates.extend(f["seq"] for f in unique if f["seq"] in existing)
+        TelemetryFrame.objects.bulk_create(new)
+    result.stored = new
+    result.duplicates.sort()
+    return result, previous_max
+
+
+async def telemetry_ingest(*, rover: Rover, payload: Any) -> IngestResult:
+    """Validate, store and publish a frame or a batch, then evaluate the rover's alarms.
+
+    Raises TelemetryInvalid (nothing stored) when any frame is bad. New frames
+    are published in seq order once they are committed; alarms are evaluated
+    only on frames newer than anything stored before, so a late, out-of-order
+    frame cannot clear or raise an alarm that later frames decided.
+    """
+    from .alarms import alarms_evaluate, link_watchdog_ensure
+
+    frames = telemetry_validate(payload=payload)
+    result, previous_max = await sync_to_async(telemetry_store)(rover=rover, frames=frames)
+    stream = rover_stream(rover.slug)
+    for frame in result.stored:
+        await publish(stream, frame_event(frame))
+    fresh = [f for f in result.stored if previous_max is None or f.seq > previous_max]
+    if fresh:
+        await sync_to_async(alarms_evaluate)(rover=rover, frames=fresh)
+    link_watchdog_ensure()
+    return result

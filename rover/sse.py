@@ -1,0 +1,124 @@
+"""Server-Sent Events over the hub: wire format, resume by id, heartbeat, cut-off.
+
+`event_stream` is the one generator behind every live feed. It subscribes to
+the hub stream FIRST, then replays what the store holds after the client's
+last id, then goes live, skipping live events whose id it already sent; that
+order leaves no gap and no duplicate at the seam. A subscriber that falls
+behind gets a final `event: overflow` and the response ends; the browser's
+EventSource reconnects with Last-Event-ID and replays from the store.
+A client that leaves cancels the generator (Django raises CancelledError at
+its current await) and the `async with` releases the subscription.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+
+from django.conf import settings
+from django.http import HttpRequest, StreamingHttpResponse
+
+from streams.hub import SubscriberOverflow, subscribe
+
+Event = dict[str, Any]
+# replay(after_id) -> the next page of stored events with id > after_id, in id order.
+Replay = Callable[[int], Awaitable[list[Event]]]
+
+HEARTBEAT = b": heartbeat\n\n"
+OVERFLOW_DATA = (
+    '{"reason":"too_slow","detail":"This client fell behind the live stream. '
+    'Reconnect with Last-Event-ID to catch up from the store."}'
+)
+
+
+class LastEventIdInvalid(ValueError):
+    """The Last-Event-ID header or ?last_event_id= is not a non-negative integer."""
+
+
+def sse_encode(event: Event) -> bytes:
+    """Return an event in the text/event-stream wire format (id only when not None)."""
+    lines = []
+    if event.get("id") is not None:
+        lines.append(f"id: {event['id']}")
+    if event.get("event"):
+        lines.append(f"event: {event['event']}")
+    data = event.get("data", "")
+    # A data value with line breaks becomes several data lines; EventSource joins them.
+    lines.extend(f"data: {line}" for line in str(data).splitlines() or [""])
+    return ("\n".join(lines) + "\n\n").encode()
+
+
+def last_event_id(request: HttpRequest) -> int | None:
+    """Return the client's last event id (header first, then ?last_event_id=), or None."""
+    raw = request.headers.get("Last-Event-ID")
+    if raw is None or raw.strip() == "":
+        raw = request.GET.get("last_event_id")
+    if raw is None or raw.strip() == "":
+        return None
+    raw = raw.strip()
+    if not raw.isdigit() or len(raw) > 19:
+        raise LastEventIdInvalid(raw)
+    return int(raw)
+
+
+async def event_stream(
+    *,
+    stream: str,
+    after: int | None,
+    replay: Replay,
+    initial: Callable[[], Awaitable[list[Event]]] | None = None,
+) -> AsyncIterator[bytes]:
+    """Yield the SSE bytes of a hub stream, replaying stored events after `after` first.
+
+    `after=None` (a first connect) sends what `initial()` returns (e.g. the
+    newest frame, so a dashboard shows a state at once) and then live events.
+    Live events that carry an id are sent only when their id is above the
+    highest id already sent, so the feed stays monotonic and Last-Event-ID
+    resume is exact. Events without an id (alarms, images) always pass.
+    """
+    heartbeat = settings.SSE_HEARTBEAT_SECONDS
+    yield f"retry: {settings.SSE_RETRY_MS}\n\n".encode()
+    async with subscribe(stream) as sub:
+        high = -1
+        if after is None:
+            for event in await initial() if initial is not None else ():
+                high = max(high, event["id"])
+                yield sse_encode(event)
+        else:
+            high = after
+            while True:
+                page = await replay(high)
+                if not page:
+                    break
+                for event in page:
+                    high = event["id"]
+                    yield sse_encode(event)
+        while True:
+            try:
+                event = sub.get_nowait()
+                if event is None:
+                    event = await asyncio.wait_for(sub.get(), heartbeat)
+            except TimeoutError:
+                yield HEARTBEAT
+                continue
+            except SubscriberOverflow:
+                yield sse_encode({"event": "overflow", "id": None, "data": OVERFLOW_DATA})
+                return
+            event_id = event.get("id")
+            if event.get("event") == "telemetry" and event_id is not None:
+                if event_id <= high:
+                    continue
+                high = event_id
+            yield sse_encode(event)
+
+
+def sse_response(events: AsyncIterator[bytes]) -> StreamingHttpResponse:
+    """Return the streaming response of an SSE generator with the headers proxies need."""
+    response = StreamingHttpResponse(events, content_type="text/event-stream; charset=utf-8")
+    response["Cache-Control"] = "no-cache"
+    # nginx must not buffer the stream (django-eventstream#37).
+    response["X-Accel-Buffering"] = "no"
+    # Never compressed: no compressing middleware is installed, and a compressor would
+    # hold events in its buffer (Django ticket #36293); the tests check the header is absent.
+    return response

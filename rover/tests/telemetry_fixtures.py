@@ -1,0 +1,191 @@
+"""Telemetry test helpers: frames, a rover with an ingest token, an SSE client over real ASGI."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from asgiref.testing import ApplicationCommunicator
+
+BASE_TIME = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
+
+
+def frame(seq: int, **fields: Any) -> dict[str, Any]:
+    """Return a valid frame; `fields` override or add fields."""
+    data: dict[str, Any] = {
+        "seq": seq,
+        "recorded_at": (BASE_TIME + timedelta(seconds=seq)).isoformat(),
+        "battery_pct": 80.0,
+        "signal_dbm": -90.0,
+        "temp_internal_c": 15.0,
+        "mode": "driving",
+    }
+    data.update(fields)
+    return data
+
+
+@pytest.fixture(autouse=True)
+def _no_link_watchdog(settings):
+    """Keep the per-process link-lost watchdog out of in-process tests (tested on its own)."""
+    settings.ALARM_WATCHDOG_SECONDS = 0
+
+
+@pytest.fixture
+def tele_rover(db):
+    from comms.models import Team
+    from rover.models import AlarmLimits, Rover
+
+    team = Team.objects.get_or_create(slug="engineering", defaults={"name": "Engineering"})[0]
+    rover = Rover.objects.get_or_create(
+        slug="curiosity", defaults={"name": "Curiosity", "alarm_team": team}
+    )[0]
+    AlarmLimits.objects.get_or_create(rover=rover)
+    return rover
+
+
+@pytest.fixture
+def ingest_token(db, user_factory, token_for):
+    return token_for(user_factory("rover-uplink", perms=("rover.add_telemetryframe",)))
+
+
+@pytest.fixture
+def viewer_token(db, user_factory, token_for):
+    return token_for(user_factory("viewer"))
+
+
+def http_scope(
+    path: str, *, method: str = "GET", query: str = "", headers: dict[str, str] | None = None
+) -> dict[str, Any]:
+    raw_headers = [(b"host", b"localhost")]
+    raw_headers += [(k.lower().encode(), v.encode()) for k, v in (headers or {}).items()]
+    return {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": method,
+        "scheme": "http",
+        "path": path,
+        "raw_path": path.encode(),
+        "query_string": query.encode(),
+        "root_path": "",
+        "headers": raw_headers,
+        "client": ("127.0.0.1", 40000),
+        "server": ("localhost", 80),
+    }
+
+
+async def asgi_request(
+    path: str,
+    *,
+    method: str = "GET",
+    body: bytes = b"",
+    token: str | None = None,
+    query: str = "",
+    timeout: float = 10,
+) -> tuple[int, dict[str, str], bytes]:
+    """Make one complete request to the real ASGI application; return status, headers, body."""
+    from mission_control.asgi import application
+
+    headers = {"content-type": "application/json", "content-length": str(len(body))}
+    if token:
+        headers["authorization"] = f"Bearer {token}"
+    comm = ApplicationCommunicator(
+        application, http_scope(path, method=method, query=query, headers=headers)
+    )
+    await comm.send_input({"type": "http.request", "body": body, "more_body": False})
+    start = await comm.receive_output(timeout)
+    chunks = []
+    while True:
+        message = await comm.receive_output(timeout)
+        chunks.append(message.get("body", b""))
+        if not message.get("more_body"):
+            break
+    await comm.wait(timeout)
+    response_headers = {k.decode().lower(): v.decode() for k, v in start["headers"]}
+    return start["status"], response_headers, b"".join(chunks)
+
+
+async def post_frames(slug: str, payload: Any, token: str) -> tuple[int, dict]:
+    status, _headers, body = await asgi_request(
+        f"/api/rovers/{slug}/telemetry",
+        method="POST",
+        body=json.dumps(payload).encode(),
+        token=token,
+    )
+    return status, json.loads(body)
+
+
+def parse_sse(text: str) -> list[dict[str, Any]]:
+    """Parse complete SSE blocks into dicts (id, event, data, retry, comment)."""
+    events = []
+    for block in text.split("\n\n"):
+        if not block:
+            continue
+        event: dict[str, Any] = {}
+        for line in block.split("\n"):
+            if line.startswith(":"):
+                event["comment"] = line[1:].strip()
+                continue
+            name, _, value = line.partition(":")
+            value = value[1:] if value.startswith(" ") else value
+            if name == "data":
+                event["data"] = value if "data" not in event else event["data"] + "\n" + value
+            else:
+                event[name] = value
+        events.append(event)
+    return events
+
+
+class SSEClient:
+    """An SSE request against the real ASGI application, read as the bytes arrive."""
+
+    def __init__(self, path: str, *, token: str | None = None, headers: dict | None = None):
+        from mission_control.asgi import application
+
+        all_headers = dict(headers or {})
+        if token:
+            all_headers["authorization"] = f"Bearer {token}"
+        path, _, query = path.partition("?")
+        self.comm = ApplicationCommunicator(
+            application, http_scope(path, query=query, headers=all_headers)
+        )
+        self.buffer = ""
+        self.status: int | None = None
+        self.headers: dict[str, str] = {}
+        self.ended = False
+
+    async def connect(self, timeout: float = 10) -> SSEClient:
+        await self.comm.send_input({"type": "http.request", "body": b"", "more_body": False})
+        start = await self.comm.receive_output(timeout)
+        self.status = start["status"]
+        self.headers = {k.decode().lower(): v.decode() for k, v in start["headers"]}
+        return self
+
+    async def read_until(self, predicate, timeout: float = 10) -> list[dict[str, Any]]:
+        """Read until the parsed events satisfy `predicate(events)` or the response ends."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while True:
+            complete = self.buffer[: self.buffer.rfind("\n\n") + 2] if "\n\n" in self.buffer else ""
+            events = parse_sse(complete)
+            if predicate(events) or self.ended:
+                return events
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                raise TimeoutError(f"SSE condition not met; got {events!r}")
+            message = await self.comm.receive_output(remaining)
+            self.buffer += message.get("body", b"").decode()
+            if not message.get("more_body", False):
+                self.ended = True
+
+    async def close(self, timeout: float = 5) -> None:
+        """Disconnect like a browser that left; wait until the application finished."""
+        await self.comm.send_input({"type": "http.disconnect"})
+        await self.comm.wait(timeout)
+
+
+def telemetry_seqs(events: list[dict[str, Any]]) -> list[int]:
+    return [int(e["id"]) for e in events if e.get("event") == "telemetry"]

@@ -1,0 +1,42 @@
+"""Alarms for the dashboard: list a rover's alarms, acknowledge one."""
+
+from __future__ import annotations
+
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.views.decorators.http import require_GET, require_POST
+
+from accounts.decorators import api_login_required, api_permission_required
+from accounts.http import json_error
+
+from ..models import Alarm, Rover
+from ..services.alarms import alarm_acknowledge, alarm_json
+
+ALARMS_LIMIT = 200
+
+
+@require_GET
+@api_login_required
+def rover_alarms(request: HttpRequest, slug: str) -> HttpResponse:
+    """Return the rover's newest alarms (`?active=1`: only the active ones)."""
+    rover = Rover.objects.filter(slug=slug).first()
+    if rover is None:
+        return json_error(404, "not_found", f"No rover '{slug}'.")
+    active = request.GET.get("active", "")
+    if active not in ("", "0", "1", "true", "false"):
+        return json_error(400, "bad_parameter", "'active' must be 1 or 0.", parameter="active")
+    alarms = Alarm.objects.filter(rover=rover).select_related("acknowledged_by")
+    if active in ("1", "true"):
+        alarms = alarms.filter(cleared_at__isnull=True)
+    items = [alarm_json(alarm, rover_slug=rover.slug) for alarm in alarms[:ALARMS_LIMIT]]
+    return JsonResponse({"rover": rover.slug, "count": len(items), "alarms": items})
+
+
+@require_POST
+@api_permission_required("rover.change_alarm")
+def alarm_acknowledge_view(request: HttpRequest, alarm_id: int) -> HttpResponse:
+    """Acknowledge an alarm (idempotent); announce it on the live stream and in the room."""
+    alarm = Alarm.objects.filter(pk=alarm_id).first()
+    if alarm is None:
+        return json_error(404, "not_found", f"No alarm {alarm_id}.")
+    alarm, _changed = alarm_acknowledge(alarm=alarm, user=request.user)
+    return JsonResponse(alarm_json(alarm))

@@ -1,0 +1,256 @@
+"""Telemetry over HTTP: ingest, history (JSON, downsampled, CSV) and the live SSE feeds."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+
+from asgiref.sync import sync_to_async
+from django.conf import settings
+from django.core.exceptions import RequestDataTooBig
+from django.http import HttpRequest, HttpResponse, JsonResponse, StreamingHttpResponse
+
+from accounts.decorators import api_login_required, api_permission_required
+from accounts.http import json_error
+
+from ..models import Rover
+from ..selectors.telemetry import (
+    telemetry_after,
+    telemetry_csv_page,
+    telemetry_downsample,
+    telemetry_history,
+    telemetry_latest,
+)
+from ..services.alarms import link_watchdog_ensure
+from ..services.telemetry import (
+    FRAME_FIELDS,
+    MAX_BODY_BYTES,
+    TelemetryInvalid,
+    frame_event,
+    frame_json,
+    rover_stream,
+    telemetry_ingest,
+)
+from ..sse import LastEventIdInvalid, event_stream, last_event_id, sse_response
+
+REPLAY_PAGE = 500
+CSV_PAGE = 2000
+HISTORY_DEFAULT_LIMIT = 500
+HISTORY_MAX_LIMIT = 10_000
+POINTS_MAX = 5000
+POINTS_DEFAULT_SPAN = timedelta(hours=1)
+
+
+class BadParameter(ValueError):
+    def __init__(self, name: str, detail: str) -> None:
+        super().__init__(detail)
+        self.name = name
+        self.detail = detail
+
+
+async def _rover(slug: str) -> Rover | None:
+    return await Rover.objects.filter(slug=slug).afirst()
+
+
+def _no_rover(slug: str) -> JsonResponse:
+    return json_error(404, "not_found", f"No rover '{slug}'.")
+
+
+# --- ingest and history: one URL, two methods ------------------------------------------
+
+
+async def telemetry_collection(request: HttpRequest, slug: str) -> HttpResponse:
+    """POST: ingest frames (needs rover.add_telemetryframe). GET: history (needs a login)."""
+    if request.method == "POST":
+        return await telemetry_ingest_view(request, slug)
+    if request.method in ("GET", "HEAD"):
+        return await telemetry_history_view(request, slug)
+    response = json_error(405, "method_not_allowed", "Use GET or POST.")
+    response["Allow"] = "GET, HEAD, POST"
+    return response
+
+
+@api_permission_required("rover.add_telemetryframe")
+async def telemetry_ingest_view(request: HttpRequest, slug: str) -> HttpResponse:
+    """Store a frame or a batch; answer {"stored": n, "duplicates": [seq, ...]}."""
+    rover = await _rover(slug)
+    if rover is None:
+        return _no_rover(slug)
+    too_big = json_error(
+        413, "too_large", f"A telemetry request carries at most {MAX_BODY_BYTES} bytes."
+    )
+    try:
+        declared = int(request.META.get("CONTENT_LENGTH") or 0)
+    except ValueError:
+        declared = 0
+    if declared > MAX_BODY_BYTES:
+        return too_big
+    try:
+        body = request.body
+    except RequestDataTooBig:
+        return too_big
+    if len(body) > MAX_BODY_BYTES:
+        return too_big
+    try:
+        payload = json.loads(body)
+    except (ValueError, RecursionError):
+        return json_error(400, "bad_json", "The body is not valid JSON.")
+    try:
+        result = await telemetry_ingest(rover=rover, payload=payload)
+    except TelemetryInvalid as exc:
+        return json_error(400, "invalid_frames", exc.detail, frames=exc.frames)
+    return JsonResponse(
+        {"stored": len(result.stored), "duplicates": result.duplicates},
+        status=201 if result.stored else 200,
+    )
+
+
+def _parse_time(request: HttpRequest, name: str) -> datetime | None:
+    raw = request.GET.get(name)
+    if raw is None or raw == "":
+        return None
+    # A '+' in a query string arrives as a space when the client did not encode it.
+    text = raw.strip().replace(" ", "+")
+    try:
+        value = datetime.fromisoformat(text)
+    except ValueError:
+        raise BadParameter(name, f"'{name}' must be an ISO 8601 timestamp.") from None
+    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+
+
+def _parse_int(request: HttpRequest, name: str, default: int | None, high: int) -> int | None:
+    raw = request.GET.get(name)
+    if raw is None or raw == "":
+        return default
+    if not raw.isdigit() or not 1 <= int(raw) <= high:
+        raise BadParameter(name, f"'{name}' must be an integer from 1 to {high}.")
+    return int(raw)
+
+
+@api_login_required
+async def telemetry_history_view(request: HttpRequest, slug: str) -> HttpResponse:
+    """Return frames in seq order as JSON, downsampled (points=N), or streamed CSV."""
+    rover = await _rover(slug)
+    if rover is None:
+        return _no_rover(slug)
+    fmt = request.GET.get("format", "json")
+    try:
+        if fmt not in ("json", "csv"):
+            raise BadParameter("format", "'format' must be 'json' or 'csv'.")
+        since = _parse_time(request, "since")
+        until = _parse_time(request, "until")
+        if since is not None and until is not None and until <= since:
+            raise BadParameter("until", "'until' must be after 'since'.")
+        limit = _parse_int(request, "limit", HISTORY_DEFAULT_LIMIT, HISTORY_MAX_LIMIT)
+        points = _parse_int(request, "points", None, POINTS_MAX)
+        if points is not None and fmt == "csv":
+            raise BadParameter("points", "'points' applies to JSON only.")
+    except BadParameter as exc:
+        return json_error(400, "bad_parameter", exc.detail, parameter=exc.name)
+    if fmt == "csv":
+        response = StreamingHttpResponse(
+            _csv_stream(rover=rover, since=since, until=until), content_type="text/csv"
+        )
+        response["Content-Disposition"] = f'attachment; filename="{rover.slug}-telemetry.csv"'
+        return response
+    body: dict = {"rover": rover.slug}
+    if points is not None:
+        until = until or datetime.now(UTC)
+        since = since or until - POINTS_DEFAULT_SPAN
+        frames = await sync_to_async(telemetry_downsample)(
+            rover=rover, since=since, until=until, points=points
+        )
+        body.update(points=points, since=_iso(since), until=_iso(until), frames=frames)
+    else:
+        frames, truncated = await sync_to_async(telemetry_history)(
+            rover=rover, since=since, until=until, limit=limit
+        )
+        body.update(truncated=truncated, frames=[frame_json(frame) for frame in frames])
+    body["count"] = len(body["frames"])
+    return JsonResponse(body)
+
+
+def _iso(value: datetime) -> str:
+    return value.isoformat().replace("+00:00", "Z")
+
+
+def _csv_cell(value) -> object:
+    if isinstance(value, datetime):
+        return _iso(value)
+    return "" if value is None else value
+
+
+async def _csv_stream(
+    *, rover: Rover, since: datetime | None, until: datetime | None
+) -> AsyncIterator[str]:
+    """Yield the CSV a page of frames at a time (keyset by seq), never the whole range."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(FRAME_FIELDS)
+    yield buffer.getvalue()
+    after = -1
+    while True:
+        rows = await telemetry_csv_page(
+            rover=rover, since=since, until=until, after_seq=after, limit=CSV_PAGE
+        )
+        if not rows:
+            return
+        buffer.seek(0)
+        buffer.truncate()
+        for row in rows:
+            writer.writerow([_csv_cell(value) for value in row])
+        yield buffer.getvalue()
+        after = rows[-1][0]
+
+
+# --- live feeds ----------------------------------------------------------------------
+
+
+async def _rover_feed(request: HttpRequest, rover: Rover) -> HttpResponse:
+    """Return the SSE response of a rover's live stream, resuming after Last-Event-ID.
+
+    A first connect (no Last-Event-ID) starts with the newest stored frame, so
+    a dashboard shows the rover's state at once and its EventSource holds an id
+    to resume from; then it continues live.
+    """
+    try:
+        after = last_event_id(request)
+    except LastEventIdInvalid:
+        return json_error(
+            400, "bad_parameter", "Last-Event-ID must be a non-negative integer (a frame seq)."
+        )
+
+    async def replay(after_seq: int) -> list[dict]:
+        frames = await telemetry_after(rover=rover, after_seq=after_seq, limit=REPLAY_PAGE)
+        return [frame_event(frame) for frame in frames]
+
+    async def initial() -> list[dict]:
+        latest = await telemetry_latest(rover=rover)
+        return [] if latest is None else [frame_event(latest)]
+
+    link_watchdog_ensure()
+    return sse_response(
+        event_stream(stream=rover_stream(rover.slug), after=after, replay=replay, initial=initial)
+    )
+
+
+@api_login_required(public_setting="PUBLIC_FEEDS")
+async def default_rover_telemetry_stream(request: HttpRequest) -> HttpResponse:
+    """The seed's `/stream/rover-telemetry`: the default rover's live feed."""
+    slug = settings.DEFAULT_ROVER_SLUG
+    rover = await _rover(slug)
+    if rover is None:
+        return _no_rover(slug)
+    return await _rover_feed(request, rover)
+
+
+@api_login_required
+async def rover_telemetry_stream(request: HttpRequest, slug: str) -> HttpResponse:
+    """Any rover's live feed: `GET /rovers/<slug>/telemetry/stream`."""
+    rover = await _rover(slug)
+    if rover is None:
+        return _no_rover(slug)
+    return await _rover_feed(request, rover)
