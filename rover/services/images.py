@@ -125,7 +125,20 @@ def _inspect(path: Path) -> _Inspected:
 
 
 def _thumbnail_bytes(path: Path) -> bytes:
-    """Return a JPEG thumbnail at most THUMBNAIL_PX on its longer side."""
+    """Return a JPEG thumbnail at most THUMBNAIL_PX on its longer side.
+
+    Decoding the pixels is also the last check: verify() does not decode JPEG data,
+    so a truncated or corrupt file is only caught here.
+    """
+    try:
+        return _thumbnail_of(path)
+    except Image.DecompressionBombError as exc:
+        raise ImageRejected("too_many_pixels", str(exc), status=413) from exc
+    except (OSError, SyntaxError, ValueError) as exc:
+        raise ImageRejected("not_an_image", f"The image data is corrupt ({exc}).") from exc
+
+
+def _thumbnail_of(path: Path) -> bytes:
     with Image.open(path) as img:
         # JPEG can decode straight at a reduced scale: big photos stay cheap.
         img.draft("RGB", (THUMBNAIL_PX, THUMBNAIL_PX))

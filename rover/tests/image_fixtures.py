@@ -6,6 +6,7 @@ import io
 import random
 
 import pytest
+from django.test import AsyncClient
 from PIL import Image
 
 
@@ -49,3 +50,25 @@ def store_image(rover):
         return image_store(rover=rover, fileobj=io.BytesIO(data or jpeg_bytes()), **fields)
 
     return make
+
+
+class TokenClient(AsyncClient):
+    """An AsyncClient sending `Authorization: Bearer <token>` on every request.
+
+    (AsyncClient(headers=...) turns client-wide headers into `http-...` names.)
+    """
+
+    def __init__(self, token: str, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.auth_headers = {"Authorization": f"Bearer {token}"}
+
+    def generic(self, method, path, *args, headers=None, **kwargs):
+        headers = {**self.auth_headers, **(headers or {})}
+        return super().generic(method, path, *args, headers=headers, **kwargs)
+
+
+@pytest.fixture
+def own_media_root(settings, tmp_path):
+    """Give the test its own MEDIA_ROOT, so 'nothing left behind' is checked exactly."""
+    settings.MEDIA_ROOT = str(tmp_path / "media")
+    return settings.MEDIA_ROOT

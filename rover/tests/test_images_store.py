@@ -11,9 +11,18 @@ from PIL import Image
 
 from rover.models import RoverImage
 from rover.services.images import ImageRejected, image_json, image_store
-from rover.tests.image_fixtures import jpeg_bytes, media_files, png_bytes, rover, store_image
+from rover.tests.image_fixtures import (
+    jpeg_bytes,
+    media_files,
+    own_media_root,
+    png_bytes,
+    rover,
+    store_image,
+)
 
-__all__ = ["rover", "store_image"]
+__all__ = ["own_media_root", "rover", "store_image"]
+
+pytestmark = pytest.mark.usefixtures("own_media_root")
 
 
 def test_store_records_hash_size_type_dimensions_and_thumbnail(store_image, settings):

@@ -114,9 +114,9 @@ def parse_range(header: str, size: int):
             return _UNSATISFIABLE
         return max(0, size - suffix), size - 1
     start = int(first)
-    stop = int(last) if last else size - 1
-    if stop < start:
+    if last and int(last) < start:
         return None
+    stop = int(last) if last else size - 1
     if start >= size:
         return _UNSATISFIABLE
     return start, min(stop, size - 1)

@@ -1,0 +1,248 @@
+"""tus 1.0 uplink through the ASGI request path: every status code and header."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import uuid
+
+import pytest
+from asgiref.sync import sync_to_async
+
+from rover.models import ImageUpload, RoverImage
+from rover.tests.image_fixtures import TokenClient, jpeg_bytes, media_files, own_media_root, rover
+
+__all__ = ["own_media_root", "rover"]
+
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("own_media_root")]
+
+COLLECTION = "/api/rovers/curiosity/uploads/"
+TUS = {"Tus-Resumable": "1.0.0"}
+
+
+def metadata(**values: str) -> str:
+    return ",".join(f"{k} {base64.b64encode(v.encode()).decode()}" for k, v in values.items())
+
+
+@pytest.fixture
+def operator(user_factory):
+    return user_factory(perms=("rover.add_roverimage",))
+
+
+@pytest.fixture
+def client(operator, token_for):
+    return TokenClient(token_for(operator))
+
+
+async def create(client, length: int, meta: str | None = None, **headers):
+    headers = {**TUS, "Upload-Length": str(length), **headers}
+    if meta is not None:
+        headers["Upload-Metadata"] = meta
+    return await client.post(COLLECTION, headers=headers)
+
+
+async def patch(client, url: str, offset: int, body: bytes, **headers):
+    return await client.patch(
+        url,
+        data=body,
+        content_type=headers.pop("content_type", "application/offset+octet-stream"),
+        headers={**TUS, "Upload-Offset": str(offset), **headers},
+    )
+
+
+def path_of(location: str) -> str:
+    return "/" + location.split("/", 3)[3]
+
+
+async def test_options_announces_version_extensions_and_max_size(client, rover, settings):
+    response = await client.options(COLLECTION)
+    assert response.status_code == 204
+    assert response["Tus-Version"] == "1.0.0"
+    assert response["Tus-Extension"] == "creation,termination"
+    assert response["Tus-Max-Size"] == str(settings.IMAGE_MAX_BYTES)
+    assert response["Tus-Resumable"] == "1.0.0"
+
+
+async def test_creation_answers_201_with_a_server_chosen_location(client, rover, settings):
+    response = await create(client, 1234, metadata(filename="../../etc/passwd", camera="mastcam"))
+    assert response.status_code == 201
+    assert response["Tus-Resumable"] == "1.0.0"
+    location = response["Location"]
+    assert location.startswith("http://testserver/api/rovers/curiosity/uploads/")
+    upload_id = uuid.UUID(location.rsplit("/", 1)[1])
+    upload = await ImageUpload.objects.aget(pk=upload_id)
+    assert (upload.length, upload.offset) == (1234, 0)
+    assert upload.metadata == {"filename": "../../etc/passwd", "camera": "mastcam"}
+    assert media_files(settings.MEDIA_ROOT) == [f"uploads/{upload_id}"]
+
+
+async def test_head_reports_offset_and_length_without_caching(client, rover):
+    url = path_of((await create(client, 500))["Location"])
+    response = await client.head(url, headers=TUS)
+    assert response.status_code == 200
+    assert response["Upload-Offset"] == "0"
+    assert response["Upload-Length"] == "500"
+    assert response["Cache-Control"] == "no-store"
+    assert response["Tus-Resumable"] == "1.0.0"
+
+
+async def test_patches_append_and_the_last_one_stores_the_image(client, rover):
+    data = jpeg_bytes(200, 150)
+    meta = metadata(filename="pan.jpg", camera="navcam", captured_at="2033-01-02T03:04:05Z")
+    url = path_of((await create(client, len(data), meta))["Location"])
+    first = await patch(client, url, 0, data[:1000])
+    assert first.status_code == 204
+    assert first["Upload-Offset"] == "1000"
+    assert first["Tus-Resumable"] == "1.0.0"
+    assert not await RoverImage.objects.aexists()
+    last = await patch(client, url, 1000, data[1000:])
+    assert last.status_code == 204
+    assert last["Upload-Offset"] == str(len(data))
+    image = await RoverImage.objects.aget()
+    assert image.sha256 == hashlib.sha256(data).hexdigest()
+    assert image.original_name == "pan.jpg"
+    assert image.captured_at.isoformat() == "2033-01-02T03:04:05+00:00"
+    assert last["Rover-Image"] == f"/api/images/{image.pk}/download"
+    upload = await ImageUpload.objects.aget()
+    assert upload.image_id == image.pk
+    # The temporary file is gone; a HEAD afterwards still reports completion.
+    assert not (await sync_to_async(media_files)(image.file.storage.location + "/uploads"))
+    head = await client.head(url, headers=TUS)
+    assert head["Upload-Offset"] == str(len(data))
+
+
+async def test_wrong_offset_is_409_with_the_real_offset(client, rover):
+    url = path_of((await create(client, 100))["Location"])
+    await patch(client, url, 0, b"x" * 10)
+    response = await patch(client, url, 5, b"y" * 10)
+    assert response.status_code == 409
+    assert response.json() == {
+        "error": "offset_mismatch",
+        "detail": "The upload is at offset 10.",
+        "offset": 10,
+    }
+    assert response["Tus-Resumable"] == "1.0.0"
+
+
+async def test_wrong_content_type_is_415(client, rover):
+    url = path_of((await create(client, 100))["Location"])
+    response = await patch(client, url, 0, b"x", content_type="application/octet-stream")
+    assert response.status_code == 415
+    assert response["Tus-Resumable"] == "1.0.0"
+
+
+async def test_missing_upload_offset_is_400(client, rover):
+    url = path_of((await create(client, 100))["Location"])
+    response = await client.patch(
+        url, data=b"x", content_type="application/offset+octet-stream", headers=TUS
+    )
+    assert response.status_code == 400
+
+
+async def test_more_bytes_than_upload_length_is_413_and_nothing_is_appended(client, rover):
+    url = path_of((await create(client, 10))["Location"])
+    response = await patch(client, url, 0, b"x" * 11)
+    assert response.status_code == 413
+    assert response.json()["error"] == "too_many_bytes"
+    assert (await client.head(url, headers=TUS))["Upload-Offset"] == "0"
+
+
+async def test_unknown_malformed_and_foreign_uploads_are_404(
+    client, rover, user_factory, token_for
+):
+    url = path_of((await create(client, 10))["Location"])
+    other = await sync_to_async(user_factory)(perms=("rover.add_roverimage",))
+    stranger = TokenClient(await sync_to_async(token_for)(other))
+    for target, who in (
+        (f"{COLLECTION}{uuid.uuid4()}", client),
+        (f"{COLLECTION}not-a-uuid", client),
+        (url, stranger),
+    ):
+        response = await who.head(target, headers=TUS)
+        assert response.status_code == 404, target
+        assert response["Tus-Resumable"] == "1.0.0"
+        response = await patch(who, target, 0, b"x")
+        assert response.status_code == 404, target
+        assert response.json()["error"] == "unknown_upload"
+    # A path in the id never even reaches the view.
+    response = await client.head(f"{COLLECTION}..%2F..%2Fsettings.py", headers=TUS)
+    assert response.status_code == 404
+
+
+async def test_creation_over_the_size_limit_is_413(client, rover, settings):
+    settings.IMAGE_MAX_BYTES = 1000
+    response = await create(client, 1001)
+    assert response.status_code == 413
+    assert response.json()["error"] == "too_large"
+    assert not await ImageUpload.objects.aexists()
+
+
+@pytest.mark.parametrize(
+    ("headers", "code"),
+    [
+        ({"Upload-Length": "abc"}, "upload_length"),
+        ({"Upload-Length": "0"}, "invalid_length"),
+        ({"Upload-Metadata": "filename !!!notbase64"}, "upload_metadata"),
+        ({"Upload-Metadata": metadata(camera="toaster")}, "invalid_camera"),
+        ({"Upload-Metadata": metadata(captured_at="soon")}, "invalid_captured_at"),
+        ({"Upload-Defer-Length": "1"}, "defer_length"),
+    ],
+)
+async def test_bad_creation_requests_are_400_and_create_nothing(
+    client, rover, settings, headers, code
+):
+    headers = {**TUS, "Upload-Length": "100", **headers}
+    response = await client.post(COLLECTION, headers=headers)
+    assert response.status_code == 400
+    assert response.json()["error"] == code
+    assert not await ImageUpload.objects.aexists()
+    assert media_files(settings.MEDIA_ROOT) == []
+
+
+async def test_requests_without_tus_resumable_are_412(client, rover):
+    response = await client.post(COLLECTION, headers={"Upload-Length": "10"})
+    assert response.status_code == 412
+    assert response["Tus-Version"] == "1.0.0"
+    assert response["Tus-Resumable"] == "1.0.0"
+
+
+async def test_completed_upload_that_is_not_an_image_is_rejected_and_leaves_nothing(
+    client, rover, settings
+):
+    junk = b"MZ this is an executable, not a picture" * 50
+    url = path_of((await create(client, len(junk), metadata(filename="x.jpg")))["Location"])
+    response = await patch(client, url, 0, junk)
+    assert response.status_code == 400
+    assert response.json()["error"] == "not_an_image"
+    assert response["Tus-Resumable"] == "1.0.0"
+    assert not await RoverImage.objects.aexists()
+    assert not await ImageUpload.objects.aexists()
+    assert media_files(settings.MEDIA_ROOT) == []
+
+
+async def test_termination_deletes_the_upload_and_its_file(client, rover, settings):
+    url = path_of((await create(client, 100))["Location"])
+    await patch(client, url, 0, b"x" * 10)
+    response = await client.delete(url, headers=TUS)
+    assert response.status_code == 204
+    assert not await ImageUpload.objects.aexists()
+    assert media_files(settings.MEDIA_ROOT) == []
+
+
+async def test_uploads_need_a_token_with_the_add_permission(rover, user_factory, token_for):
+    from django.test import AsyncClient
+
+    response = await AsyncClient().post(COLLECTION, headers={**TUS, "Upload-Length": "10"})
+    assert response.status_code == 401
+    assert response["Tus-Resumable"] == "1.0.0"
+    viewer = await sync_to_async(user_factory)()
+    response = await create(TokenClient(await sync_to_async(token_for)(viewer)), 10)
+    assert response.status_code == 403
+
+
+async def test_unknown_rover_is_404(client, db):
+    response = await client.post(
+        "/api/rovers/nope/uploads/", headers={**TUS, "Upload-Length": "10"}
+    )
+    assert response.status_code == 404
+    assert response.json()["error"] == "unknown_rover"
