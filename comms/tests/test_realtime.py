@@ -6,6 +6,7 @@ import asyncio
 import json
 
 import pytest
+from django.db import connection
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
@@ -93,5 +94,55 @@ def test_refusals_reach_a_real_client_as_close_codes(server_process, room, token
         assert await closed_code("/ws/comms/ops/") == 4401
         assert await closed_code(f"/ws/comms/nope?token={token}") == 4404
         assert await closed_code(f"/ws/comms/ops/?token={token}") == 4403
+
+    asyncio.run(scenario())
+
+
+@pytest.mark.redis
+def test_removal_in_another_process_closes_the_socket_on_the_worker(
+    server_process, redis_url, redis_channel_layer, room, token_for
+):
+    from comms.services import team_member_remove
+
+    worker = server_process(server="uvicorn", redis_url=redis_url)
+    token = token_for(room.bob)
+
+    def remove() -> None:
+        try:
+            team_member_remove(team=room.team, user=room.bob)
+        finally:
+            connection.close()  # this thread's connection, so the test database can go
+
+    async def scenario():
+        bob, _ = await _join(worker, token)
+        # As the admin does it, from synchronous code in another process.
+        await asyncio.to_thread(remove)
+        with pytest.raises(ConnectionClosed) as closed:
+            while True:
+                await asyncio.wait_for(bob.recv(), 5)
+        assert closed.value.rcvd.code == 4403
+
+    asyncio.run(scenario())
+
+
+@pytest.mark.redis
+def test_a_killed_workers_sockets_leave_presence_after_the_ttl(
+    server_process, redis_url, room, token_for
+):
+    fast = {"PRESENCE_TTL_SECONDS": "1.5", "PRESENCE_REFRESH_SECONDS": "0.3"}
+    worker_a = server_process(server="uvicorn", redis_url=redis_url, env=fast)
+    worker_b = server_process(server="uvicorn", redis_url=redis_url, env=fast)
+    alice_token, bob_token = token_for(room.alice), token_for(room.bob)
+
+    async def scenario():
+        alice, _ = await _join(worker_a, alice_token)
+        _bob, presence = await _join(worker_b, bob_token)
+        assert [u["username"] for u in presence["online"]] == ["alice", "bob"]
+        assert (await _next(alice, "presence"))["joined"]["username"] == "bob"
+        worker_b.proc.kill()  # no disconnect handler runs
+        worker_b.proc.wait()
+        update = await _next(alice, "presence")
+        assert [u["username"] for u in update["online"]] == ["alice"]
+        await alice.close()
 
     asyncio.run(scenario())
