@@ -1,8 +1,11 @@
 from __future__ import annotations
 
+from django import forms
 from django.contrib import admin
+from django.urls import reverse
+from django.utils.html import format_html
 
-from .models import Alarm, AlarmLimits, Rover, TelemetryFrame
+from .models import Alarm, AlarmLimits, Camera, Rover, RoverImage, TelemetryFrame
 
 
 class AlarmLimitsInline(admin.StackedInline):
@@ -84,3 +87,132 @@ class AlarmAdmin(admin.ModelAdmin):
 
     def has_add_permission(self, request) -> bool:
         return False
+
+
+# --- images ----------------------------------------------------------------------------------
+
+
+class RoverImageAddForm(forms.ModelForm):
+    """Upload an image through `image_store`, so admin uploads are validated like the API's."""
+
+    upload = forms.FileField(help_text="JPEG, PNG, WebP, GIF, TIFF or BMP.")
+
+    class Meta:
+        model = RoverImage
+        fields = ["rover", "camera", "captured_at"]
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["captured_at"].required = False
+        self.fields["captured_at"].help_text = "Empty: now."
+        self.stored: RoverImage | None = None
+        self.user = None
+
+    def clean(self):
+        from .services.images import ImageRejected, image_store
+
+        cleaned = super().clean()
+        upload = cleaned.get("upload")
+        if self.errors or upload is None:
+            return cleaned
+        try:
+            self.stored = image_store(
+                rover=cleaned["rover"],
+                fileobj=upload,
+                camera=cleaned.get("camera") or Camera.NAVCAM,
+                captured_at=cleaned.get("captured_at"),
+                user=self.user,
+                original_name=upload.name,
+            )
+        except ImageRejected as exc:
+            self.add_error("upload", exc.detail)
+        return cleaned
+
+
+@admin.register(RoverImage)
+class RoverImageAdmin(admin.ModelAdmin):
+    list_display = ["id", "preview", "rover", "camera", "captured_at", "size", "dimensions"]
+    list_filter = ["rover", "camera", "captured_at"]
+    date_hierarchy = "captured_at"
+    search_fields = ["original_name", "sha256"]
+    readonly_fields = [
+        "large_preview",
+        "rover",
+        "original_name",
+        "size",
+        "sha256",
+        "content_type",
+        "width",
+        "height",
+        "received_at",
+        "file",
+        "thumbnail",
+    ]
+    fields = ["large_preview", "rover", "camera", "captured_at", *readonly_fields[2:]]
+
+    def get_form(self, request, obj=None, change=False, **kwargs):
+        if obj is None:
+            kwargs["form"] = RoverImageAddForm
+            form = super().get_form(request, obj, change=change, **kwargs)
+
+            class BoundUserForm(form):
+                def __init__(self, *args, **inner):
+                    super().__init__(*args, **inner)
+                    self.user = request.user
+
+            return BoundUserForm
+        return super().get_form(request, obj, change=change, **kwargs)
+
+    def get_fields(self, request, obj=None):
+        if obj is None:
+            return ["rover", "camera", "captured_at", "upload"]
+        return self.fields
+
+    def get_readonly_fields(self, request, obj=None):
+        return [] if obj is None else self.readonly_fields
+
+    def save_form(self, request, form, change):
+        if change:
+            return super().save_form(request, form, change)
+        form.save_m2m = lambda: None
+        return form.stored
+
+    def save_model(self, request, obj, form, change):
+        if change:
+            super().save_model(request, obj, form, change)
+        # Added images were stored (files, row, announcement) by image_store.
+
+    def delete_model(self, request, obj):
+        from .services.images import image_delete
+
+        image_delete(image=obj)
+
+    def delete_queryset(self, request, queryset):
+        from .services.images import image_delete
+
+        for image in queryset:
+            image_delete(image=image)
+
+    @admin.display(description="thumbnail")
+    def preview(self, obj: RoverImage):
+        return self._img(obj, 64)
+
+    @admin.display(description="preview")
+    def large_preview(self, obj: RoverImage):
+        return self._img(obj, 320)
+
+    @admin.display(description="size (px)")
+    def dimensions(self, obj: RoverImage) -> str:
+        return f"{obj.width} x {obj.height}"
+
+    def _img(self, obj: RoverImage, px: int):
+        if not obj.pk or not obj.thumbnail:
+            return "-"
+        url = reverse("image-thumbnail", args=[obj.pk])
+        return format_html(
+            '<a href="{}"><img src="{}" alt="" style="max-width:{}px;max-height:{}px"></a>',
+            reverse("image-download", args=[obj.pk]),
+            url,
+            px,
+            px,
+        )
