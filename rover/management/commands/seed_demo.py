@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import io
+import random
+
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group, Permission
 from django.core.management.base import BaseCommand
 from django.db import transaction
 
 from comms.models import Membership, Team
-from rover.models import AlarmLimits, Rover
+from rover.models import AlarmLimits, Camera, Rover
 
 DEMO_PASSWORD = "mission-control"  # noqa: S105 - the documented demo login
 TEAMS = [
@@ -63,7 +66,70 @@ class Command(BaseCommand):
             Membership.objects.get_or_create(
                 team=team, user=operator, defaults={"role": Membership.Role.LEAD}
             )
+        if not rover.images.exists():
+            from rover.services.images import image_store
+
+            image_store(
+                rover=rover,
+                fileobj=io.BytesIO(mars_scene_jpeg()),
+                camera=Camera.MASTCAM,
+                user=operator,
+                original_name="gale-crater-sample.jpg",
+            )
+            self.stdout.write("Added a generated sample image to the rover's image feed.")
         self.stdout.write(
             f"Demo data ready: rover 'curiosity', teams {', '.join(t.slug for t in teams)}, "
             f"user 'operator' (password '{DEMO_PASSWORD}')."
         )
+
+
+def mars_scene_jpeg(width: int = 1600, height: int = 1200, *, seed: int = 2012) -> bytes:
+    """Draw a Mars-like landscape (butterscotch sky, dunes, rocks) and return it as JPEG."""
+    from PIL import Image, ImageDraw, ImageFilter
+
+    rng = random.Random(seed)
+    horizon = int(height * 0.45)
+    img = Image.new("RGB", (width, height))
+    draw = ImageDraw.Draw(img)
+    for y in range(horizon):
+        t = y / horizon
+        draw.line(
+            [(0, y), (width, y)], fill=(int(200 + 30 * t), int(150 + 25 * t), int(110 + 10 * t))
+        )
+    for y in range(horizon, height):
+        t = (y - horizon) / (height - horizon)
+        draw.line(
+            [(0, y), (width, y)], fill=(int(170 - 60 * t), int(85 - 40 * t), int(45 - 20 * t))
+        )
+    # Crater rim and distant ridges.
+    for layer, shade in ((0, (150, 95, 70)), (1, (135, 80, 55))):
+        points = [(0, horizon)]
+        for x in range(0, width + 80, 80):
+            points.append((x, horizon - rng.randint(20, 90) + layer * 35))
+        points.append((width, horizon + 40))
+        draw.polygon([*points, (width, horizon + 60), (0, horizon + 60)], fill=shade)
+    # Dunes.
+    for _ in range(6):
+        cx, cy = rng.randint(0, width), rng.randint(horizon + 60, height)
+        draw.ellipse([cx - 400, cy - 40, cx + 400, cy + 40], fill=(rng.randint(150, 185), 80, 45))
+    img = img.filter(ImageFilter.GaussianBlur(6))
+    draw = ImageDraw.Draw(img)
+    # Rocks with shadows, bigger when nearer.
+    for _ in range(140):
+        y = rng.randint(horizon + 40, height)
+        size = 3 + (y - horizon) / (height - horizon) * rng.uniform(6, 45)
+        x = rng.randint(0, width)
+        draw.ellipse(
+            [x - size, y - size * 0.25, x + size * 1.6, y + size * 0.45], fill=(50, 28, 18)
+        )
+        grey = rng.randint(70, 120)
+        draw.ellipse(
+            [x - size, y - size * 0.7, x + size, y + size * 0.3], fill=(grey + 40, grey, grey - 30)
+        )
+    # A small, pale sun.
+    draw.ellipse(
+        [width * 0.78, height * 0.08, width * 0.78 + 34, height * 0.08 + 34], fill=(245, 235, 215)
+    )
+    out = io.BytesIO()
+    img.filter(ImageFilter.GaussianBlur(0.8)).save(out, format="JPEG", quality=88)
+    return out.getvalue()
