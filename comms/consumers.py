@@ -133,7 +133,7 @@ class TeamRoomConsumer(AsyncJsonWebsocketConsumer):
         tracker = get_tracker()
         online = await tracker.join(team.slug, self.conn, user.pk, self.me["username"])
         await self.send(text_data=_dumps({"type": "presence", "online": online}))
-        await publish(self.stream, presence_event(online, origin=self.conn, joined=self.me))
+        await publish(self.stream, presence_event(origin=self.conn, joined=self.me))
         self._reader = asyncio.get_running_loop().create_task(self._forward())
 
     async def _refuse(self, code: int) -> None:
@@ -151,9 +151,11 @@ class TeamRoomConsumer(AsyncJsonWebsocketConsumer):
         await self._stack.aclose()
         if self.joined:
             self.joined = False
-            online = await get_tracker().leave(self.team.slug, self.conn)
             with contextlib.suppress(Exception):
-                await publish(self.stream, presence_event(online, origin=self.conn, left=self.me))
+                online = await get_tracker().leave(self.team.slug, self.conn)
+                # Another tab (on any worker) keeps the user online: nothing changed.
+                if all(user["id"] != self.me["id"] for user in online):
+                    await publish(self.stream, presence_event(origin=self.conn, left=self.me))
 
     async def _close(self, code: int) -> None:
         if not self.closing:

@@ -29,10 +29,17 @@ logger = logging.getLogger(__name__)
 
 
 def presence_event(
-    online: list[dict[str, Any]], *, origin: str | None = None, **change: Any
+    online: list[dict[str, Any]] | None = None, *, origin: str | None = None, **change: Any
 ) -> dict[str, Any]:
-    """Return the hub event announcing who is online (with what changed, if anything)."""
-    data = json.dumps({"type": "presence", "online": online, **change}, separators=(",", ":"))
+    """Return the hub event for a presence change.
+
+    Either a delta (`joined` or `left`: one user) or a full snapshot (`online`).
+    Deltas keep a join O(room) instead of O(room^2) when a big room reconnects.
+    """
+    frame: dict[str, Any] = {"type": "presence", **change}
+    if online is not None:
+        frame["online"] = online
+    data = json.dumps(frame, separators=(",", ":"))
     return {"event": "presence", "id": None, "origin": origin, "data": data}
 
 

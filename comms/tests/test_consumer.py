@@ -218,14 +218,24 @@ async def test_presence_join_and_leave_reach_the_others(room, join):
     bob, _, bob_presence = await join(room.bob)
     assert [u["username"] for u in bob_presence["online"]] == ["alice", "bob"]
     update = await alice.receive_json_from()
-    assert update["type"] == "presence"
-    assert update["joined"] == {"id": room.bob.pk, "username": "bob"}
-    assert [u["username"] for u in update["online"]] == ["alice", "bob"]
+    assert update == {"type": "presence", "joined": {"id": room.bob.pk, "username": "bob"}}
     assert await bob.receive_nothing(0.1)  # no echo of its own join
     await bob.disconnect()
     update = await alice.receive_json_from()
-    assert update["left"] == {"id": room.bob.pk, "username": "bob"}
-    assert [u["username"] for u in update["online"]] == ["alice"]
+    assert update == {"type": "presence", "left": {"id": room.bob.pk, "username": "bob"}}
+    await alice.disconnect()
+
+
+async def test_a_second_tab_closing_does_not_announce_a_leave(room, join):
+    alice, _, _ = await join(room.alice)
+    bob_tab1, _, _ = await join(room.bob)
+    bob_tab2, _, _ = await join(room.bob)
+    assert (await alice.receive_json_from())["joined"]["username"] == "bob"
+    assert (await alice.receive_json_from())["joined"]["username"] == "bob"
+    await bob_tab2.disconnect()
+    assert await alice.receive_nothing(0.2)
+    await bob_tab1.disconnect()
+    assert (await alice.receive_json_from())["left"]["username"] == "bob"
     await alice.disconnect()
 
 
