@@ -1,8 +1,8 @@
 """Image feed: the seed's /stream/rover-image, the image list, downloads and thumbnails.
 
 Downloads take after `django.views.static.serve`, made for ASGI: the body is an
-async generator that reads the file off the event loop (a small thread pool,
-one read ahead), so nothing is buffered and the first byte leaves at once.
+async generator that reads the file off the event loop in a small thread pool,
+chunk by chunk, so nothing is buffered and the first byte leaves at once.
 Conditional requests (ETag from the SHA-256, Last-Modified) answer 304, a
 single `Range` answers 206 and `If-Range` is honoured (RFC 9110). Files are
 found by the image id only; no client-supplied path reaches the file system.
@@ -61,10 +61,13 @@ def _close_opened_fd(future: Future) -> None:
 
 
 async def file_chunks(path: str, start: int, length: int, chunk_size: int) -> AsyncIterator[bytes]:
-    """Yield `length` bytes of the file from `start`, reading one chunk ahead in a thread.
+    """Yield `length` bytes of the file from `start`, each chunk read in a pool thread.
 
-    On client disconnect Django cancels the response task; the file descriptor is
-    then closed in `finally`, after any read still running in the pool finishes.
+    One read at a time: bench/images.py measured a read-ahead of one chunk as no
+    faster (the socket, not the disk, is the bottleneck) and it doubles the memory
+    held per download. On client disconnect Django cancels the response task; the
+    file descriptor is then closed in `finally`, once a read still running in the
+    pool has finished with it.
     """
     pool = _pool()
     opening = pool.submit(os.open, path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
@@ -73,21 +76,16 @@ async def file_chunks(path: str, start: int, length: int, chunk_size: int) -> As
     except BaseException:
         opening.add_done_callback(_close_opened_fd)
         raise
-    end = start + length
     reading: Future | None = None
     try:
-        position = start
-        if position < end:
+        position, end = start, start + length
+        while position < end:
             reading = pool.submit(os.pread, fd, min(chunk_size, end - position), position)
-        while reading is not None:
             chunk = await asyncio.wrap_future(reading)
+            reading = None
             if not chunk:
                 raise OSError(f"{path} is shorter than expected")
             position += len(chunk)
-            reading = None
-            if position < end:
-                # Read the next chunk while this one is being sent.
-                reading = pool.submit(os.pread, fd, min(chunk_size, end - position), position)
             yield chunk
     finally:
         if reading is not None:
