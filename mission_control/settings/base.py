@@ -138,7 +138,8 @@ STORAGES = {
 DEFAULT_ROVER_SLUG = env.str("DEFAULT_ROVER_SLUG", default="curiosity")
 PUBLIC_FEEDS = env.bool("PUBLIC_FEEDS", default=False)
 IMAGE_MAX_BYTES = env.int("IMAGE_MAX_BYTES", default=2 * 1024**3)
-IMAGE_STREAM_CHUNK_BYTES = env.int("IMAGE_STREAM_CHUNK_BYTES", default=256 * 1024)
+# 1 MiB: the smallest chunk within 10% of the fastest in bench/images.py.
+IMAGE_STREAM_CHUNK_BYTES = env.int("IMAGE_STREAM_CHUNK_BYTES", default=1024 * 1024)
 SSE_HEARTBEAT_SECONDS = env.float("SSE_HEARTBEAT_SECONDS", default=15.0)
 SSE_RETRY_MS = env.int("SSE_RETRY_MS", default=2000)
 STREAM_SUBSCRIBER_QUEUE = env.int("STREAM_SUBSCRIBER_QUEUE", default=1000)
