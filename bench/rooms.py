@@ -1,0 +1,453 @@
+"""Team rooms under load: the hub fan-out against the naive tutorial consumer, same run.
+
+    .venv/bin/python bench/rooms.py            # 10 rooms x 100 members, 100 msg/s, 30 s
+
+Creates the PostgreSQL database mc_bench_rooms (dropped first), starts two uvicorn
+workers with production settings over real Redis, and spreads the client sockets
+over both (even sockets on worker A, odd on B) from a few client processes. For
+each consumer (`/ws/comms/` = the product, `/ws/naive/` = the tutorial's one
+group member per socket):
+
+1. sustained: every room gets rate/rooms messages per second for `duration`
+   seconds from 10 senders; every member socket must receive every message of its
+   room exactly once (checked by message id and client_id); latency is send to
+   receipt on each member (the body carries the sender's monotonic send time).
+2. burst: one member sends `burst` messages back to back into one room; throughput
+   is deliveries / (last receipt - first send).
+
+The server logs are grepped for "over capacity" (channels-redis dropping messages).
+The rate limit is switched off for the run (CHAT_RATE_MESSAGES=0).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import multiprocessing
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+PYTHON = sys.executable
+DB_NAME = "mc_bench_rooms"
+PG = ["-h", "127.0.0.1", "-U", "postgres"]
+LOG_DIR = Path("/tmp/mc-bench-rooms")
+ORIGIN = "http://127.0.0.1"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def server_env(args) -> dict[str, str]:
+    env = dict(os.environ)
+    env.update(
+        DJANGO_SETTINGS_MODULE="mission_control.settings.production",
+        SECRET_KEY="bench-only-secret-key-not-for-production-use-0123456789",  # noqa: S106
+        ALLOWED_HOSTS="127.0.0.1,localhost",
+        DATABASE_URL=f"postgres://postgres@127.0.0.1:5432/{DB_NAME}",
+        CONN_MAX_AGE="60",
+        REDIS_URL=args.redis_url,
+        CHANNEL_LAYER_PREFIX="mcbenchrooms",
+        CHAT_RATE_MESSAGES="0",
+        LOG_LEVEL="INFO",
+        PYTHONUNBUFFERED="1",
+    )
+    return env
+
+
+# Setup -------------------------------------------------------------------------------
+
+
+def prepare_database(args) -> dict[str, list[tuple[str, str]]]:
+    """Create and migrate the bench database; return {room slug: [(username, token)]}."""
+    subprocess.run(["dropdb", *PG, "--if-exists", DB_NAME], check=True)
+    subprocess.run(["createdb", *PG, DB_NAME], check=True)
+    env = server_env(args)
+    subprocess.run(
+        [PYTHON, "manage.py", "migrate", "--noinput", "-v", "0"], cwd=ROOT, env=env, check=True
+    )
+    os.environ.update(env)
+    sys.path.insert(0, str(ROOT))
+    import django
+
+    django.setup()
+    from django.contrib.auth import get_user_model
+    from django.db import connections
+
+    from accounts.models import ApiToken
+    from accounts.services import token_secret_assign
+    from comms.models import Membership, Team
+
+    User = get_user_model()
+    rooms: dict[str, list[tuple[str, str]]] = {}
+    for r in range(args.rooms):
+        team = Team.objects.create(name=f"Bench room {r}", slug=f"bench-{r}")
+        users = User.objects.bulk_create(
+            [User(username=f"r{r}m{m}", password="!") for m in range(args.members)]  # noqa: S106
+        )
+        Membership.objects.bulk_create([Membership(team=team, user=u) for u in users])
+        tokens, raws = [], []
+        for user in users:
+            token = ApiToken(user=user, name="bench")
+            raws.append(token_secret_assign(token))
+            tokens.append(token)
+        ApiToken.objects.bulk_create(tokens)
+        rooms[team.slug] = [(u.username, raw) for u, raw in zip(users, raws, strict=True)]
+    connections.close_all()
+    return rooms
+
+
+def start_server(args, name: str) -> tuple[subprocess.Popen, int, Path]:
+    port = free_port()
+    log = LOG_DIR / f"server-{name}.log"
+    with open(log, "wb") as out:
+        proc = subprocess.Popen(
+            [
+                PYTHON,
+                "-m",
+                "uvicorn",
+                "bench.rooms_asgi:application",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(port),
+                "--no-access-log",
+            ],
+            cwd=ROOT,
+            env=server_env(args),
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+                return proc, port, log
+        except OSError:
+            if proc.poll() is not None:
+                raise RuntimeError(log.read_text()) from None
+            time.sleep(0.1)
+    raise RuntimeError(f"server {name} did not start")
+
+
+# Client process ----------------------------------------------------------------------
+
+
+class Sock:
+    __slots__ = ("got", "idx", "room", "ws")
+
+    def __init__(self, idx: int, room: str) -> None:
+        self.idx = idx
+        self.room = room
+        self.ws = None
+        # client_id -> [message id, latency of the first receipt, receipts, receipt time]
+        self.got: dict[str, list] = {}
+
+
+async def client_main(conn, sockets: list[tuple[int, str, str, int]], path: str) -> None:
+    from websockets.asyncio.client import connect
+
+    loads = json.loads
+    monotonic = time.monotonic
+    socks = [Sock(idx, room) for idx, room, _, _ in sockets]
+    by_idx = {s.idx: s for s in socks}
+
+    async def reader(sock: Sock) -> None:
+        got = sock.got
+        async for raw in sock.ws:
+            if not raw.startswith('{"type":"message"'):
+                continue  # history, presence
+            now = monotonic()
+            frame = loads(raw)
+            entry = got.get(frame["client_id"])
+            if entry is None:
+                got[frame["client_id"]] = [frame["id"], now - float(frame["body"]), 1, now]
+            else:
+                entry[2] += 1
+
+    limit = asyncio.Semaphore(50)
+
+    async def open_one(sock: Sock, token: str, port: int) -> None:
+        async with limit:
+            sock.ws = await connect(
+                f"ws://127.0.0.1:{port}{path}{sock.room}/?token={token}",
+                origin=ORIGIN,
+                compression=None,
+                open_timeout=60,
+                ping_interval=None,
+                max_queue=None,
+            )
+
+    await asyncio.gather(
+        *(open_one(s, token, port) for s, (_, _, token, port) in zip(socks, sockets, strict=True))
+    )
+    readers = [asyncio.create_task(reader(s)) for s in socks]
+    loop = asyncio.get_running_loop()
+    conn.send(("ready", len(socks)))
+
+    while True:
+        command = await loop.run_in_executor(None, conn.recv)
+        if command[0] == "close":
+            break
+        _, t0, sends, expected, timeout = command
+        # sends: [(offset seconds, socket idx, client_id)] for this process's senders
+        for offset, idx, client_id in sends:
+            delay = t0 + offset - monotonic()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            body = f"{monotonic():.6f}"
+            await by_idx[idx].ws.send(
+                '{"type":"message","body":"%s","client_id":"%s"}' % (body, client_id)  # noqa: UP031
+            )
+        # Wait until every socket has every message of its room (or time out).
+        deadline = monotonic() + timeout
+        while monotonic() < deadline:
+            if all(
+                sum(1 for cid in s.got if cid.startswith(expected[0])) >= expected[1].get(s.room, 0)
+                for s in socks
+            ):
+                break
+            await asyncio.sleep(0.05)
+        prefix = expected[0]
+        report = {
+            s.idx: (s.room, {cid: v for cid, v in s.got.items() if cid.startswith(prefix)})
+            for s in socks
+        }
+        conn.send(("done", report))
+
+    for task in readers:
+        task.cancel()
+    await asyncio.gather(*(s.ws.close() for s in socks), return_exceptions=True)
+
+
+def client_process(conn, sockets, path) -> None:
+    try:
+        import uvloop
+
+        uvloop.run(client_main(conn, sockets, path))
+    except ImportError:
+        asyncio.run(client_main(conn, sockets, path))
+
+
+# Orchestration -----------------------------------------------------------------------
+
+
+def percentile(values: list[float], q: float) -> float:
+    if not values:
+        return float("nan")
+    values = sorted(values)
+    return values[min(len(values) - 1, int(q * len(values)))]
+
+
+def run_phase(pipes, plan, expected_counts, prefix, timeout):
+    """Send each client process its part of the plan; gather {socket: (room, got)}."""
+    t0 = time.monotonic() + 1.0
+    for index, conn in enumerate(pipes):
+        sends = [(o, idx, cid) for (o, idx, cid, proc) in plan if proc == index]
+        conn.send(("run", t0, sends, (prefix, expected_counts), timeout))
+    reports = {}
+    for conn in pipes:
+        kind, report = conn.recv()
+        assert kind == "done"
+        reports.update(report)
+    return t0, reports
+
+
+def check(reports, sent_by_room: dict[str, set[str]]) -> dict:
+    """Check every delivery by client_id and message id; return the phase's figures."""
+    latencies: list[float] = []
+    delivered = missing = duplicates = wrong_id = 0
+    ids: dict[str, int] = {}
+    first_send, last_receipt = float("inf"), float("-inf")
+    for room, got in reports.values():
+        for cid, (message_id, latency, receipts, received_at) in got.items():
+            if ids.setdefault(cid, message_id) != message_id:
+                wrong_id += 1
+            latencies.append(latency)
+            delivered += 1
+            duplicates += receipts - 1
+            first_send = min(first_send, received_at - latency)
+            last_receipt = max(last_receipt, received_at)
+        missing += len(sent_by_room.get(room, set()) - set(got))
+    expected = sum(len(sent_by_room.get(room, ())) for room, _ in reports.values())
+    span = last_receipt - first_send
+    return {
+        "expected": expected,
+        "delivered": delivered,
+        "missing": missing,
+        "duplicates": duplicates,
+        "wrong_id": wrong_id,
+        "distinct_ids": len(set(ids.values())),
+        "span": span,
+        "rate": delivered / span if span > 0 else float("nan"),
+        "p50": percentile(latencies, 0.50) * 1000,
+        "p99": percentile(latencies, 0.99) * 1000,
+        "max": max(latencies, default=float("nan")) * 1000,
+    }
+
+
+def measure(args, rooms, ports, logs, servers, path: str, tag: str) -> dict:
+    import psutil
+
+    # Sockets: member m of room r is socket r*members+m; even sockets on A, odd on B.
+    sockets = []
+    for r, (slug, members) in enumerate(rooms.items()):
+        for m, (_username, token) in enumerate(members):
+            idx = r * args.members + m
+            sockets.append((idx, slug, token, ports[idx % 2]))
+    procs_count = args.client_procs
+    owner = {s[0]: i % procs_count for i, s in enumerate(sockets)}
+    log_sizes = [log.stat().st_size for log in logs]
+    ctx = multiprocessing.get_context("fork")
+    pipes, procs = [], []
+    for p in range(procs_count):
+        parent, child = ctx.Pipe()
+        mine = [s for s in sockets if owner[s[0]] == p]
+        proc = ctx.Process(target=client_process, args=(child, mine, path), daemon=True)
+        proc.start()
+        pipes.append(parent)
+        procs.append(proc)
+    for conn in pipes:
+        kind, _ = conn.recv()
+        assert kind == "ready"
+    time.sleep(1.0)  # let join-time presence traffic settle
+
+    cpu = [psutil.Process(s.pid) for s in servers]
+
+    def server_cpu() -> float:
+        return sum(sum(p.cpu_times()[:2]) for p in cpu)
+
+    slugs = list(rooms)
+    # Sustained: message k at k/rate s into room k % rooms from sender (k // rooms) % 10.
+    total = int(args.rate * args.duration)
+    plan, sent_by_room = [], {}
+    for k in range(total):
+        r = k % args.rooms
+        idx = r * args.members + (k // args.rooms) % min(10, args.members)
+        cid = f"{tag}s{k}"  # client_ids are unique per run: the store is idempotent
+        plan.append((k / args.rate, idx, cid, owner[idx]))
+        sent_by_room.setdefault(slugs[r], set()).add(cid)
+    counts = {slug: len(cids) for slug, cids in sent_by_room.items()}
+    clients = [psutil.Process(p.pid) for p in procs]
+
+    def client_cpu() -> float:
+        return sum(sum(p.cpu_times()[:2]) for p in clients)
+
+    before, client_before = server_cpu(), client_cpu()
+    _, reports = run_phase(pipes, plan, counts, f"{tag}s", timeout=15)
+    sustained = check(reports, sent_by_room)
+    sustained["server_cpu"] = (server_cpu() - before) / args.duration
+    sustained["client_cpu"] = (client_cpu() - client_before) / args.duration
+
+    # Burst: member 0 of room 0 sends `burst` messages back to back.
+    plan = [(0.0, 0, f"{tag}b{k}", owner[0]) for k in range(args.burst)]
+    sent = {slugs[0]: {cid for _, _, cid, _ in plan}}
+    _, reports = run_phase(pipes, plan, {slugs[0]: args.burst}, f"{tag}b", timeout=60)
+    burst = check({k: v for k, v in reports.items() if v[0] == slugs[0]}, sent)
+
+    for conn in pipes:
+        conn.send(("close",))
+    for proc in procs:
+        proc.join(30)
+    over = 0
+    for log, size in zip(logs, log_sizes, strict=True):
+        with open(log, "rb") as f:
+            f.seek(size)
+            over += f.read().decode(errors="replace").lower().count("over capacity")
+    return {"sustained": sustained, "burst": burst, "over_capacity": over}
+
+
+def stop_servers(servers: list[subprocess.Popen]) -> None:
+    for proc in servers:
+        proc.terminate()
+    for proc in servers:
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--rooms", type=int, default=10)
+    parser.add_argument("--members", type=int, default=100)
+    parser.add_argument("--rate", type=float, default=100.0, help="messages per second, total")
+    parser.add_argument("--duration", type=float, default=30.0)
+    parser.add_argument("--burst", type=int, default=200)
+    parser.add_argument("--client-procs", type=int, default=2)
+    parser.add_argument("--redis-url", default="redis://127.0.0.1:6379/0")
+    parser.add_argument("--only", choices=["hub", "naive"], default=None)
+    args = parser.parse_args()
+
+    LOG_DIR.mkdir(parents=True, exist_ok=True)
+    print(f"setting up {args.rooms} rooms x {args.members} members in {DB_NAME} ...", flush=True)
+    rooms = prepare_database(args)
+    import redis
+
+    client = redis.Redis.from_url(args.redis_url)
+    for key in client.scan_iter("mcbenchrooms*"):
+        client.delete(key)
+    results = {}
+    consumers = (("hub (product)", "/ws/comms/", "h"), ("naive tutorial", "/ws/naive/", "n"))
+    for label, path, tag in consumers:
+        if args.only and not label.startswith(args.only):
+            continue
+        # Fresh workers per consumer, so neither inherits the other's state.
+        servers, ports, logs = [], [], []
+        try:
+            for name in ("a", "b"):
+                proc, port, log = start_server(args, f"{tag}-{name}")
+                servers.append(proc)
+                ports.append(port)
+                logs.append(log)
+            print(f"measuring {label} ...", flush=True)
+            results[label] = measure(args, rooms, ports, logs, servers, path, tag)
+        finally:
+            stop_servers(servers)
+    print_table(args, results)
+
+
+def print_table(args, results) -> None:
+    offered = args.rate * args.members
+    print()
+    print(
+        f"{args.rooms} rooms x {args.members} members, {args.rate:g} msg/s "
+        f"({offered:,.0f} deliveries/s offered) for {args.duration:g} s; burst {args.burst} "
+        f"messages into one room; 2 uvicorn workers, Redis, PostgreSQL, {os.cpu_count()} cores"
+    )
+    header = (
+        "| consumer | phase | deliveries/s | delivered/expected | missing | dup | "
+        "p50 ms | p99 ms | max ms | CPU cores: servers (clients) | over capacity |"
+    )
+    print(header)
+    print("|" + "---|" * 11)
+    for label, r in results.items():
+        for phase in ("sustained", "burst"):
+            f = r[phase]
+            cpu = (
+                f"{f['server_cpu']:.2f} (clients {f['client_cpu']:.2f})"
+                if "server_cpu" in f
+                else ""
+            )
+            over = str(r["over_capacity"]) if phase == "sustained" else ""
+            print(
+                f"| {label} | {phase} | {f['rate']:,.0f} | {f['delivered']:,}/{f['expected']:,} "
+                f"| {f['missing']} | {f['duplicates']} | {f['p50']:.1f} | {f['p99']:.1f} "
+                f"| {f['max']:.1f} | {cpu} | {over} |"
+            )
+    if len(results) == 2:
+        hub, naive = (results[k]["burst"]["rate"] for k in results)
+        print(f"\nburst throughput, hub / naive: {hub / naive:.1f}x")
+
+
+if __name__ == "__main__":
+    main()
