@@ -99,14 +99,7 @@ def message_store(
     """
     body = _clean_body(body)
     client_id = _clean_client_id(client_id)
-    if client_id is not None:
-        existing = (
-            Message.objects.select_related("author", "team")
-            .filter(team=team, author=author, client_id=client_id)
-            .first()
-        )
-        if existing is not None:
-            return existing, False
+    # Insert first: a resend is rare, so the common path is one INSERT, no lookup.
     try:
         with transaction.atomic():
             message = Message.objects.create(
