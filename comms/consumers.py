@@ -51,8 +51,9 @@ from .services import (
 
 MAX_FRAME_BYTES = 64 * 1024
 RESUME_CHUNK = 500
-# Ids remembered per socket to keep live frames from repeating a replay.
-DELIVERED_MEMORY = 5000
+# Newest ids remembered per socket to keep live frames from repeating a replay and a
+# resume from repeating live frames; as many as a subscriber may have queued.
+DELIVERED_MEMORY = 1000
 TYPING_MIN_INTERVAL = 1.0
 
 CLOSE_NOT_AUTHENTICATED = 4401
@@ -116,9 +117,18 @@ class TeamRoomConsumer(AsyncJsonWebsocketConsumer):
         self.stream = room_stream(team.slug)
         # Subscribe before reading history so nothing published meanwhile is missed.
         self.sub = await self._stack.enter_async_context(subscribe(self.stream))
+        try:
+            await self._join()
+        except BaseException:
+            # No disconnect handler runs after a failed connect: leave no subscription or
+            # presence entry (this process's heartbeat would keep a ghost alive).
+            await self.disconnect(1011)
+            raise
+
+    async def _join(self) -> None:
+        user, team = self.user, self.team
         await self.accept()
         self.joined = True
-
         messages, has_more = await database_sync_to_async(message_history)(team=team)
         self._remember(m.id for m in messages)
         await self.send(
@@ -152,7 +162,7 @@ class TeamRoomConsumer(AsyncJsonWebsocketConsumer):
         if self.joined:
             self.joined = False
             with contextlib.suppress(Exception):
-                online = await get_tracker().leave(self.team.slug, self.conn)
+                online = await asyncio.shield(get_tracker().leave(self.team.slug, self.conn))
                 # Another tab (on any worker) keeps the user online: nothing changed.
                 if all(user["id"] != self.me["id"] for user in online):
                     await publish(self.stream, presence_event(origin=self.conn, left=self.me))
