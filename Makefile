@@ -38,5 +38,21 @@ test: lint
 test-fast: $(DEV_STAMP)
 	$(BIN)/pytest -m "not browser and not slow"
 
+# Front-end code is vendored (committed) so `make run` needs neither npm nor a CDN.
+# `make vendor` refreshes it from the npm registry: `make vendor UPLOT_VERSION=1.6.32`.
+UPLOT_VERSION ?= 1.6.32
+VENDOR_TMP := .vendor-tmp
+vendor:
+	rm -rf $(VENDOR_TMP) && mkdir -p $(VENDOR_TMP) static/vendor/uplot
+	cd $(VENDOR_TMP) && npm pack --silent uplot@$(UPLOT_VERSION) >/dev/null
+	tar -xzf $(VENDOR_TMP)/uplot-$(UPLOT_VERSION).tgz -C $(VENDOR_TMP)
+	cp $(VENDOR_TMP)/package/dist/uPlot.esm.js $(VENDOR_TMP)/package/dist/uPlot.min.css \
+	   $(VENDOR_TMP)/package/LICENSE static/vendor/uplot/
+	printf 'uPlot %s from the npm registry (npm pack uplot@%s)\nsha256 of the tarball: %s\n' \
+	  "$(UPLOT_VERSION)" "$(UPLOT_VERSION)" \
+	  "$$(sha256sum $(VENDOR_TMP)/uplot-$(UPLOT_VERSION).tgz | cut -d' ' -f1)" \
+	  > static/vendor/uplot/VERSION
+	rm -rf $(VENDOR_TMP)
+
 clean:
 	rm -rf $(VENV) staticfiles .pytest_cache
