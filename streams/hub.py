@@ -21,7 +21,9 @@ import weakref
 from collections.abc import AsyncIterator
 from typing import Any
 
-from channels.layers import get_channel_layer
+from channels import DEFAULT_CHANNEL_LAYER
+from channels.layers import InMemoryChannelLayer, get_channel_layer
+from channels_redis.pubsub import RedisPubSubChannelLayer
 from django.conf import settings
 
 from . import metrics
@@ -33,6 +35,31 @@ HUB_MESSAGE_TYPE = "hub.event"
 # a long-lived subscription re-joins well before that.
 GROUP_REFRESH_SECONDS = 3600.0
 _GROUP_UNSAFE = re.compile(r"[^a-zA-Z0-9_.-]")
+
+
+def _hub_layer():
+    """Return the channel layer the hub publishes and subscribes through.
+
+    With Redis the hub uses channels-redis' pub/sub layer: one PUBLISH per event
+    and one SUBSCRIBE per stream per process is exactly the fan-out wanted, its
+    receive is cancellable at once, and it keeps one connection per event loop.
+    It is at-most-once across a Redis reconnect, which the store-then-publish
+    design covers: clients replay from the database by id. Without Redis the
+    shared in-memory layer serves the single process.
+    """
+    layer = get_channel_layer()
+    if isinstance(layer, InMemoryChannelLayer):
+        return layer
+    config = settings.CHANNEL_LAYERS[DEFAULT_CHANNEL_LAYER].get("CONFIG", {})
+    key = (tuple(map(str, config.get("hosts", ()))), config.get("prefix", "asgi"))
+    if key not in _pubsub_layers:
+        _pubsub_layers[key] = RedisPubSubChannelLayer(
+            hosts=config.get("hosts"), prefix=config.get("prefix", "asgi")
+        )
+    return _pubsub_layers[key]
+
+
+_pubsub_layers: dict[tuple, RedisPubSubChannelLayer] = {}
 
 
 class SubscriberOverflow(Exception):
@@ -94,7 +121,7 @@ class Hub:
     """One process's (one event loop's) member of the channel layer."""
 
     def __init__(self) -> None:
-        self.layer = get_channel_layer()
+        self.layer = _hub_layer()
         self._subscribers: dict[str, set[Subscription]] = {}
         self._joined: dict[str, float] = {}
         self._channel: str | None = None
@@ -157,6 +184,8 @@ class Hub:
                 # and a leaving client must not wait for that.
                 reader, self._reader = self._reader, None
                 reader.cancel()
+                # The pub/sub layer drops a channel whose receive was cancelled.
+                self._channel = None
 
     async def _ensure_reader(self) -> None:
         if self._reader is not None and not self._reader.done():
@@ -173,8 +202,9 @@ class Hub:
             except asyncio.CancelledError:
                 raise
             except Exception:
-                if self._reader is not me:
-                    # redis-py may turn our own cancellation into a TimeoutError.
+                if self._reader is not me or me.cancelling():
+                    # redis-py may turn our own cancellation into a TimeoutError:
+                    # never swallow it, or the task outlives its event loop.
                     return
                 # A Redis outage: keep trying; clients resume from the store by id.
                 logger.exception("fan-out receive failed; retrying")
