@@ -78,8 +78,9 @@ async def event_stream(
     resume is exact. Events without an id (alarms, images) always pass.
     """
     heartbeat = settings.SSE_HEARTBEAT_SECONDS
-    yield f"retry: {settings.SSE_RETRY_MS}\n\n".encode()
     async with subscribe(stream) as sub:
+        # Sent once subscribed: a client that has read it misses nothing published later.
+        yield f"retry: {settings.SSE_RETRY_MS}\n\n".encode()
         high = -1
         if after is None:
             for event in await initial() if initial is not None else ():

@@ -8,7 +8,9 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+from asgiref.sync import SyncToAsync
 from asgiref.testing import ApplicationCommunicator
+from django.db import connections
 
 BASE_TIME = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
 
@@ -28,9 +30,13 @@ def frame(seq: int, **fields: Any) -> dict[str, Any]:
 
 
 @pytest.fixture(autouse=True)
-def _no_link_watchdog(settings):
-    """Keep the per-process link-lost watchdog out of in-process tests (tested on its own)."""
+def telemetry_test_env(settings):
+    """Keep the link-lost watchdog out of in-process tests (tested on its own), and close
+    the database connection async tests open on asgiref's shared thread, so the test
+    database can be dropped."""
     settings.ALARM_WATCHDOG_SECONDS = 0
+    yield
+    SyncToAsync.single_thread_executor.submit(connections.close_all).result(timeout=30)
 
 
 @pytest.fixture

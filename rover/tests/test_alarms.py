@@ -14,9 +14,16 @@ from comms.models import Message
 from rover.models import Alarm, AlarmKind, AlarmLimits, TelemetryFrame
 from rover.services.alarms import alarm_raise, alarms_check_link_lost
 
-from .telemetry_fixtures import frame, ingest_token, post_frames, tele_rover, viewer_token
+from .telemetry_fixtures import (
+    frame,
+    ingest_token,
+    post_frames,
+    tele_rover,
+    telemetry_test_env,
+    viewer_token,
+)
 
-__all__ = ["ingest_token", "tele_rover", "viewer_token"]
+__all__ = ["ingest_token", "tele_rover", "telemetry_test_env", "viewer_token"]
 
 URL = "/api/rovers/curiosity/telemetry"
 

@@ -7,6 +7,7 @@ import json
 
 import pytest
 from asgiref.sync import sync_to_async
+from channels.layers import channel_layers
 
 from rover.services.telemetry import frame_event, telemetry_store, telemetry_validate
 from streams.hub import get_hub, publish
@@ -18,10 +19,11 @@ from .telemetry_fixtures import (
     post_frames,
     tele_rover,
     telemetry_seqs,
+    telemetry_test_env,
     viewer_token,
 )
 
-__all__ = ["ingest_token", "tele_rover", "viewer_token"]
+__all__ = ["ingest_token", "tele_rover", "telemetry_test_env", "viewer_token"]
 pytestmark = pytest.mark.django_db(transaction=True)
 STREAM = "/rovers/curiosity/telemetry/stream"
 
@@ -140,6 +142,10 @@ async def test_slow_subscriber_is_cut_off_with_a_final_overflow_event(
     settings, tele_rover, ingest_token, viewer_token
 ):
     settings.STREAM_SUBSCRIBER_QUEUE = 3
+    # In-process layer: a burst is dispatched in one go, so the overflow is deterministic
+    # (over Redis the reader may receive one event at a time and the client keep up).
+    settings.CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
+    channel_layers.backends.clear()
     client = await SSEClient(STREAM, token=viewer_token).connect()
     await client.read_until(lambda events: any("retry" in e for e in events))
     # Ten stored frames published at once: the hub queues them all before this
@@ -163,6 +169,7 @@ async def test_slow_subscriber_is_cut_off_with_a_final_overflow_event(
         assert sorted(sent + telemetry_seqs(resumed)) == list(range(1, 11))
     finally:
         await again.close()
+        channel_layers.backends.clear()
 
 
 async def test_disconnect_releases_the_subscription(tele_rover, viewer_token):

@@ -18,10 +18,11 @@ from .telemetry_fixtures import (
     asgi_request,
     frame,
     tele_rover,
+    telemetry_test_env,
     viewer_token,
 )
 
-__all__ = ["tele_rover", "viewer_token"]
+__all__ = ["tele_rover", "telemetry_test_env", "viewer_token"]
 URL = "/api/rovers/curiosity/telemetry"
 
 

@@ -8,9 +8,9 @@ import pytest
 
 from rover.models import TelemetryFrame
 
-from .telemetry_fixtures import frame, ingest_token, tele_rover, viewer_token
+from .telemetry_fixtures import frame, ingest_token, tele_rover, telemetry_test_env, viewer_token
 
-__all__ = ["ingest_token", "tele_rover", "viewer_token"]
+__all__ = ["ingest_token", "tele_rover", "telemetry_test_env", "viewer_token"]
 
 URL = "/api/rovers/curiosity/telemetry"
 
