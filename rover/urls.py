@@ -6,6 +6,7 @@ from .views import alarms, dashboard, images, telemetry, uploads
 
 urlpatterns = [
     path("", dashboard.dashboard, name="dashboard"),
+    path("api/rovers", dashboard.rover_list, name="rover-list"),
     path(
         "stream/rover-telemetry",
         telemetry.default_rover_telemetry_stream,

@@ -46,6 +46,7 @@ MIDDLEWARE = [
     "accounts.middleware.BearerTokenMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "rover.security.ContentSecurityPolicyMiddleware",
 ]
 
 ROOT_URLCONF = "mission_control.urls"

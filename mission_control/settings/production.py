@@ -17,7 +17,8 @@ if DEBUG:
 ALLOWED_HOSTS = env.list("ALLOWED_HOSTS")
 STORAGES = {
     **STORAGES,
-    "staticfiles": {"BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"},
+    # WhiteNoise's CompressedManifestStaticFilesStorage, rewriting ES module imports too.
+    "staticfiles": {"BACKEND": "rover.static_storage.ModuleManifestStaticFilesStorage"},
 }
 SESSION_COOKIE_SECURE = env.bool("SECURE_COOKIES", default=True)
 CSRF_COOKIE_SECURE = env.bool("SECURE_COOKIES", default=True)

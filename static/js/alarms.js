@@ -1,0 +1,114 @@
+// Alarms: active ones stand out; an operator acknowledges one (POST with the CSRF
+// token); who and when arrive for everyone with the alarm's live event. New and
+// cleared alarms are announced through the page's ARIA live region.
+import { fmtTime, getJSON, h } from "./util.js";
+
+const SHOW_CLEARED = 10;
+
+export class AlarmsPanel {
+  constructor(root, { announcer, canAcknowledge, csrfToken, onAlarm }) {
+    this.root = root;
+    this.list = root.querySelector("#alarm-list");
+    this.empty = root.querySelector("#alarm-empty");
+    this.count = root.querySelector("#alarm-count");
+    this.announcer = announcer;
+    this.canAcknowledge = canAcknowledge;
+    this.csrfToken = csrfToken;
+    this.onAlarm = onAlarm;
+    this.alarms = new Map();
+    this.errors = new Map();
+  }
+
+  async load(slug) {
+    this.slug = slug;
+    this.alarms.clear();
+    this.render();
+    try {
+      const body = await getJSON(`/api/rovers/${encodeURIComponent(slug)}/alarms`);
+      if (slug !== this.slug) return;
+      for (const alarm of body.alarms) this.upsert(alarm, { live: false });
+    } catch (error) {
+      console.warn("alarm list unavailable:", error.message);
+    }
+    this.render();
+  }
+
+  upsert(alarm, { live = true } = {}) {
+    if (alarm.rover && alarm.rover !== this.slug) return;
+    const before = this.alarms.get(alarm.id);
+    this.alarms.set(alarm.id, alarm);
+    this.onAlarm(alarm);
+    if (live) {
+      if (!before && alarm.active) this.announce(`Alarm on ${alarm.rover}: ${alarm.message}`);
+      else if (before && before.active && !alarm.active) this.announce(`Alarm cleared on ${alarm.rover}: ${alarm.message}`);
+      else if (before && !before.acknowledged_by && alarm.acknowledged_by)
+        this.announce(`Alarm acknowledged by ${alarm.acknowledged_by}: ${alarm.message}`);
+      this.render();
+    }
+  }
+
+  announce(text) {
+    // Re-setting the same text would not be read again: clear first.
+    this.announcer.textContent = "";
+    requestAnimationFrame(() => {
+      this.announcer.textContent = text;
+    });
+  }
+
+  async acknowledge(alarm, button) {
+    button.disabled = true;
+    this.errors.delete(alarm.id);
+    try {
+      const response = await fetch(`/api/alarms/${alarm.id}/acknowledge`, {
+        method: "POST",
+        credentials: "same-origin",
+        headers: { "X-CSRFToken": this.csrfToken, Accept: "application/json" },
+      });
+      const body = await response.json();
+      if (!response.ok) throw new Error(body.detail || `the server answered ${response.status}`);
+      this.upsert(body);
+    } catch (error) {
+      this.errors.set(alarm.id, `Could not acknowledge: ${error.message}`);
+      this.render();
+    }
+  }
+
+  render() {
+    const all = [...this.alarms.values()].sort((a, b) => Date.parse(b.raised_at) - Date.parse(a.raised_at));
+    const active = all.filter((alarm) => alarm.active);
+    const cleared = all.filter((alarm) => !alarm.active).slice(0, SHOW_CLEARED);
+    this.count.textContent = String(active.length);
+    this.count.dataset.count = String(active.length);
+    this.root.dataset.active = String(active.length > 0);
+    this.empty.hidden = all.length > 0;
+    this.list.replaceChildren(...[...active, ...cleared].map((alarm) => this.item(alarm)));
+  }
+
+  item(alarm) {
+    const state = alarm.active ? (alarm.acknowledged_by ? "acknowledged" : "active") : "cleared";
+    const li = h("li", { className: `alarm alarm-${state}`, attrs: { "data-alarm-id": alarm.id } });
+    li.append(
+      h("span", { className: "alarm-kind", text: alarm.kind.replace(/_/g, " ") }),
+      h("span", { className: "alarm-message", text: alarm.message }),
+      h("span", {
+        className: "alarm-time",
+        text: `raised ${fmtTime(alarm.raised_at)}${alarm.cleared_at ? ` · cleared ${fmtTime(alarm.cleared_at)}` : ""}`,
+      }),
+    );
+    if (alarm.acknowledged_by) {
+      li.append(
+        h("span", {
+          className: "alarm-ack",
+          text: `Acknowledged by ${alarm.acknowledged_by} at ${fmtTime(alarm.acknowledged_at)}`,
+        }),
+      );
+    } else if (alarm.active && this.canAcknowledge) {
+      const button = h("button", { className: "btn btn-alarm", text: "Acknowledge", attrs: { type: "button" } });
+      button.addEventListener("click", () => this.acknowledge(alarm, button));
+      li.append(button);
+    }
+    const error = this.errors.get(alarm.id);
+    if (error) li.append(h("span", { className: "error", text: error, attrs: { role: "alert" } }));
+    return li;
+  }
+}

@@ -1,0 +1,170 @@
+"""Browser tests: Debian's Chromium driven by pytest-playwright against a real server.
+
+Each test starts a real ASGI server process on the test database (`server_process`),
+creates users, teams and a rover through the ORM, and feeds telemetry and images
+through the HTTP API with a token, as the rover does.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import random
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import httpx
+import pytest
+
+# Playwright's sync API runs an event loop in this thread; the ORM calls the tests
+# make between browser steps are plain synchronous ones.
+os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+
+CHROMIUM = "/usr/bin/chromium"
+ROOT = Path(__file__).resolve().parents[2]
+ARTIFACTS = ROOT / "test-artifacts"
+PASSWORD = "pw-123456"
+
+
+@pytest.fixture(scope="session")
+def browser_type_launch_args(browser_type_launch_args):
+    if not Path(CHROMIUM).exists():
+        message = f"{CHROMIUM} is missing (apt-get install chromium)"
+        if os.environ.get("CI") == "true":
+            pytest.fail(message)
+        pytest.skip(message)
+    return {
+        **browser_type_launch_args,
+        "executable_path": CHROMIUM,
+        "args": [
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-background-networking",
+            "--disable-component-update",
+        ],
+    }
+
+
+@pytest.fixture(scope="session")
+def browser_context_args(browser_context_args):
+    return {**browser_context_args, "viewport": {"width": 1280, "height": 800}}
+
+
+@dataclass
+class Mission:
+    """A running server with a rover, two teams and two operators."""
+
+    server: object
+    token: str
+    rover_slug: str = "curiosity"
+    seq: int = 0
+    x: float = 0.0
+    y: float = 0.0
+    heading: float = 30.0
+    errors: dict = field(default_factory=dict)
+
+    @property
+    def url(self) -> str:
+        return self.server.url
+
+    def frame(self, *, seq: int | None = None, **values) -> dict:
+        if seq is None:
+            self.seq += 1
+            seq = self.seq
+        self.heading = (self.heading + random.uniform(-8, 12)) % 360
+        rad = self.heading * 3.14159 / 180
+        from math import cos, sin
+
+        self.x += sin(rad) * 0.8
+        self.y += cos(rad) * 0.8
+        frame = {
+            "seq": seq,
+            "recorded_at": datetime.now(UTC).isoformat(),
+            "battery_pct": 80 - seq * 0.1,
+            "battery_v": 28.1,
+            "signal_dbm": -90 + (seq % 7),
+            "temp_internal_c": 12 + (seq % 5) * 0.4,
+            "temp_ambient_c": -40 + (seq % 9) * 0.7,
+            "speed_mps": 0.04,
+            "x_m": round(self.x, 3),
+            "y_m": round(self.y, 3),
+            "heading_deg": round(self.heading, 1),
+            "mode": "driving",
+        }
+        frame.update(values)
+        return frame
+
+    def ingest(self, frames: list[dict]) -> dict:
+        response = httpx.post(
+            f"{self.url}/api/rovers/{self.rover_slug}/telemetry",
+            json=frames,
+            headers={"Authorization": f"Bearer {self.token}"},
+            timeout=10,
+        )
+        assert response.status_code in (200, 201), response.text
+        return response.json()
+
+    def upload_image(self, *, size: tuple[int, int] = (1400, 1000), camera: str = "") -> dict:
+        from PIL import Image
+
+        # Noise does not compress: a PNG of a few MB, downloaded in many chunks.
+        image = Image.frombytes("RGB", size, os.urandom(size[0] * size[1] * 3))
+        data = io.BytesIO()
+        image.save(data, format="PNG")
+        fields = {"camera": camera} if camera else {}
+        response = httpx.post(
+            f"{self.url}/api/rovers/{self.rover_slug}/images",
+            files={"file": ("mars.png", data.getvalue(), "image/png")},
+            data=fields,
+            headers={"Authorization": f"Bearer {self.token}"},
+            timeout=30,
+        )
+        assert response.status_code == 201, response.text
+        return response.json()
+
+
+@pytest.fixture
+def mission(server_process, user_factory, token_for) -> Mission:
+    from comms.models import Membership, Team
+    from rover.models import Rover
+
+    engineering = Team.objects.create(name="Engineering", slug="engineering")
+    science = Team.objects.create(name="Science", slug="science")
+    Rover.objects.create(slug="curiosity", name="Curiosity", alarm_team=engineering)
+    alice = user_factory("alice", perms=("rover.change_alarm",))
+    bob = user_factory("bob")
+    downlink = user_factory("downlink", perms=("rover.add_telemetryframe", "rover.add_roverimage"))
+    for user in (alice, bob):
+        for team in (engineering, science):
+            Membership.objects.create(user=user, team=team)
+    return Mission(server=server_process(), token=token_for(downlink))
+
+
+@pytest.fixture
+def console_errors():
+    """Attach to pages: collect console errors and uncaught page errors."""
+    collected: list[str] = []
+
+    def watch(page):
+        page.on(
+            "console",
+            lambda msg: collected.append(f"console: {msg.text}") if msg.type == "error" else None,
+        )
+        page.on("pageerror", lambda exc: collected.append(f"pageerror: {exc}"))
+        return page
+
+    watch.errors = collected
+    return watch
+
+
+def log_in(page, base_url: str, username: str) -> None:
+    page.goto(f"{base_url}/")
+    page.fill("#id_username", username)
+    page.fill("#id_password", PASSWORD)
+    page.click("button[type=submit]")
+    page.wait_for_selector("#dashboard")
+
+
+def recent(seconds: float) -> str:
+    return (datetime.now(UTC) - timedelta(seconds=seconds)).isoformat()

@@ -1,0 +1,183 @@
+"""The dashboard in a real browser against a real server."""
+
+from __future__ import annotations
+
+import os
+import shutil
+
+import pytest
+from playwright.sync_api import expect
+
+from .conftest import ARTIFACTS, ROOT, log_in
+
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
+
+SCREENSHOT = ROOT / "docs" / "screenshots" / "dashboard.png"
+
+
+def seen_frames(page) -> list[int]:
+    return page.evaluate("window.missionControl.framesSeen()")
+
+
+def test_dashboard_is_live_charts_gain_points_and_an_image_downloads_with_progress(
+    mission, page, console_errors
+):
+    console_errors(page)
+    mission.ingest([mission.frame() for _ in range(20)])
+    response = page.goto(f"{mission.url}/accounts/login/")
+    assert "script-src 'self'" in response.headers["content-security-policy"]
+    log_in(page, mission.url, "alice")
+
+    expect(page.locator("#conn-telemetry")).to_have_attribute("data-state", "live")
+    expect(page.locator("[data-field=seq]")).to_have_text("#20")
+    points = int(page.locator("#charts").get_attribute("data-points"))
+    assert points >= 1
+    battery = page.locator("[data-field=battery_pct]").text_content()
+
+    mission.ingest([mission.frame(battery_pct=55.5) for _ in range(5)])
+    expect(page.locator("[data-field=seq]")).to_have_text("#25")
+    expect(page.locator("[data-field=battery_pct]")).to_have_text("55.5 %")
+    assert battery != "55.5 %"
+    page.wait_for_function(f"Number(document.querySelector('#charts').dataset.points) > {points}")
+    expect(page.locator("#status-panel")).to_have_attribute("data-stale", "false")
+    expect(page.locator("#map-caption")).to_contain_text("heading")
+    assert seen_frames(page) == list(range(20, 26))
+
+    # A new image appears without a reload; opening it streams it with real progress.
+    image = mission.upload_image()
+    thumb = page.locator(f"button[data-image-id='{image['id']}']")
+    expect(thumb).to_be_visible()
+    thumb.click()
+    expect(page.locator("#images-panel")).to_have_attribute("data-download", "complete")
+    progress = page.locator("#image-progress")
+    assert progress.evaluate("p => p.value") == image["size"]
+    assert progress.evaluate("p => p.max") == image["size"]
+    assert (
+        page.locator("#image-main").evaluate(
+            "img => img.src.startsWith('blob:') && img.complete && img.naturalWidth"
+        )
+        == image["width"]
+    )
+
+    # A stale link is shown as such: no frame for longer than the stale limit.
+    expect(page.locator("#status-panel")).to_have_attribute("data-stale", "true", timeout=10_000)
+    expect(page.locator("#link-state")).to_contain_text("LINK LOST")
+    assert console_errors.errors == []
+
+
+def test_two_operators_chat_see_presence_typing_and_script_as_text(
+    mission, browser, console_errors
+):
+    pages = {}
+    for name in ("alice", "bob"):
+        context = browser.new_context(viewport={"width": 1280, "height": 800})
+        pages[name] = console_errors(context.new_page())
+        log_in(pages[name], mission.url, name)
+    alice, bob = pages["alice"], pages["bob"]
+    for page, other in ((alice, "bob"), (bob, "alice")):
+        expect(page.locator("#conn-rooms")).to_have_attribute("data-state", "live")
+        expect(page.locator(f"#presence-list li[data-user='{other}']")).to_be_visible()
+
+    alice.fill("#composer-input", "Battery looks fine from here")
+    expect(bob.locator("#typing")).to_contain_text("alice is typing")
+    alice.press("#composer-input", "Enter")
+    expect(bob.locator("#message-list .msg .body").last).to_have_text(
+        "Battery looks fine from here"
+    )
+
+    hostile = "<script>window.pwned = 1</script><b>bold?</b>"
+    bob.fill("#composer-input", hostile)
+    bob.click("#composer button[type=submit]")
+    last = alice.locator("#message-list .msg .body").last
+    expect(last).to_have_text(hostile)
+    assert last.evaluate("el => el.children.length") == 0
+    assert alice.evaluate("window.pwned") is None
+
+    # A message in another room counts as unread on that tab, and clears when opened.
+    bob.click("#tab-science")
+    bob.fill("#composer-input", "science here")
+    bob.press("#composer-input", "Enter")
+    unread = alice.locator("#tab-science .unread")
+    expect(unread).to_have_text("1")
+    alice.focus("#tab-engineering")
+    alice.keyboard.press("ArrowRight")
+    expect(alice.locator("#tab-science")).to_have_attribute("aria-selected", "true")
+    expect(alice.locator("#tab-science")).to_be_focused()
+    expect(unread).to_be_hidden()
+    expect(alice.locator("#message-list .msg .body").last).to_have_text("science here")
+
+    # Bob leaves: alice sees him go.
+    bob.context.close()
+    expect(alice.locator("#presence-list li[data-user='bob']")).to_have_count(0)
+    assert console_errors.errors == []
+
+
+def test_server_restart_mid_session_loses_and_repeats_nothing(mission, browser, console_errors):
+    """Frames and messages sent around a restart each show exactly once after reconnect."""
+    from comms.models import Message, Team
+
+    pages = {}
+    for name in ("alice", "bob"):
+        context = browser.new_context(viewport={"width": 1280, "height": 800})
+        pages[name] = console_errors(context.new_page())
+    alice, bob = pages["alice"], pages["bob"]
+    mission.ingest([mission.frame() for _ in range(30)])
+    mission.upload_image(camera="navcam")
+    for name, page in pages.items():
+        log_in(page, mission.url, name)
+        expect(page.locator("[data-field=seq]")).to_have_text("#30")
+    mission.ingest([mission.frame() for _ in range(10)])
+    bob.fill("#composer-input", "Before the restart")
+    bob.press("#composer-input", "Enter")
+    expect(alice.locator("#message-list .msg")).to_have_count(1)
+    expect(alice.locator("[data-field=seq]")).to_have_text("#40")
+
+    mission.server.stop()
+    expect(alice.locator("#conn-telemetry")).to_have_attribute("data-state", "reconnecting")
+    expect(alice.locator("#conn-rooms")).to_have_attribute("data-state", "reconnecting")
+    expect(alice.locator("#status-panel")).to_have_attribute("data-stale", "true")
+    # Stored while the server was down (as a system message would be; no one hears it live).
+    Message.objects.create(
+        team=Team.objects.get(slug="engineering"), body="During the outage", kind="system"
+    )
+    # Typed while the socket is down: queued, then sent once on reconnect.
+    bob.fill("#composer-input", "Typed during the outage")
+    bob.press("#composer-input", "Enter")
+    mission.server.start()
+    # Right after the restart, before the pages are back: replayed on resume.
+    mission.ingest([mission.frame() for _ in range(10)])
+
+    for page in (alice, bob):
+        expect(page.locator("#conn-telemetry")).to_have_attribute(
+            "data-state", "live", timeout=20_000
+        )
+        expect(page.locator("[data-field=seq]")).to_have_text("#50", timeout=20_000)
+    mission.ingest([mission.frame() for _ in range(10)])
+    bob.fill("#composer-input", "After the restart")
+    bob.press("#composer-input", "Enter")
+
+    bodies = [
+        "Before the restart",
+        "During the outage",
+        "Typed during the outage",
+        "After the restart",
+    ]
+    for page in (alice, bob):
+        expect(page.locator("[data-field=seq]")).to_have_text("#60")
+        expect(page.locator("#conn-rooms")).to_have_attribute("data-state", "live")
+        expect(page.locator("#message-list .msg .body")).to_have_text(bodies)
+        ids = page.locator("#message-list .msg").evaluate_all("els => els.map(e => e.dataset.id)")
+        assert len(ids) == len(set(ids)) == 4
+        # The first connect starts at the newest stored frame (#30); then every frame once.
+        assert seen_frames(page) == list(range(30, 61))
+
+    ARTIFACTS.mkdir(exist_ok=True)
+    alice.locator("#chart-battery").hover()
+    alice.screenshot(path=str(ARTIFACTS / "dashboard.png"))
+    if os.environ.get("MC_UPDATE_SCREENSHOT") == "1":
+        SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(ARTIFACTS / "dashboard.png", SCREENSHOT)
+
+    # The outage itself makes Chromium log the refused connections; nothing else may.
+    network = ("net::ERR_", "WebSocket connection to", "Failed to load resource")
+    assert [e for e in console_errors.errors if not any(n in e for n in network)] == []
