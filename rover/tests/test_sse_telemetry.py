@@ -33,7 +33,8 @@ def has_seqs(*wanted: int):
 
 
 async def test_wire_format_headers_retry_and_events(tele_rover, ingest_token, viewer_token):
-    client = await SSEClient(STREAM, token=viewer_token).connect()
+    # Resuming from 0: every frame after it, none skipped by a first connect's "newest frame".
+    client = await SSEClient(f"{STREAM}?last_event_id=0", token=viewer_token).connect()
     try:
         assert client.status == 200
         assert client.headers["content-type"].startswith("text/event-stream")
@@ -146,8 +147,10 @@ async def test_slow_subscriber_is_cut_off_with_a_final_overflow_event(
     # (over Redis the reader may receive one event at a time and the client keep up).
     settings.CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
     channel_layers.backends.clear()
+    settings.SSE_HEARTBEAT_SECONDS = 0.05
     client = await SSEClient(STREAM, token=viewer_token).connect()
-    await client.read_until(lambda events: any("retry" in e for e in events))
+    # A heartbeat means the generator is past its start and waits on the live queue.
+    await client.read_until(lambda events: any(e.get("comment") == "heartbeat" for e in events))
     # Ten stored frames published at once: the hub queues them all before this
     # subscriber's generator runs again, more than its queue of 3 holds.
     result, _ = await sync_to_async(telemetry_store)(
