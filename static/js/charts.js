@@ -110,9 +110,12 @@ export class Charts {
         cursor: { sync: { key: sync.key }, drag: { x: false, y: false } },
         legend: { show: true, live: true },
         scales: { x: { time: true, range: () => this.xRange() } },
-        axes: [{ ...AXIS }, { ...AXIS, size: 56 }],
+        axes: [
+          { ...AXIS, space: 70, values: (u, splits) => splits.map((v) => this.timeLabel(v, this.windowSeconds <= 600)) },
+          { ...AXIS, size: 56 },
+        ],
         series: [
-          {},
+          { value: (u, v) => (v === null || v === undefined ? "–" : this.timeLabel(v, true)) },
           ...chart.series.map((s) => ({
             label: s.label,
             stroke: s.stroke,
@@ -127,6 +130,23 @@ export class Charts {
       this.plots.push({ chart, plot, el });
     }
     new ResizeObserver(() => this.resize()).observe(root);
+    // Slide the window with the clock even when no frame arrives (a silent rover
+    // shows as a line that stops short of "now").
+    setInterval(() => this.scheduleRedraw(), 1000);
+  }
+
+  scheduleRedraw() {
+    if (this.redrawFrame) return;
+    this.redrawFrame = requestAnimationFrame(() => {
+      this.redrawFrame = null;
+      this.redraw();
+    });
+  }
+
+  timeLabel(seconds, withSeconds) {
+    const options = { hour: "2-digit", minute: "2-digit", hour12: false };
+    if (withSeconds) options.second = "2-digit";
+    return new Date(seconds * 1000).toLocaleTimeString([], options);
   }
 
   clear() {
@@ -214,19 +234,11 @@ export class Charts {
   /** A marker on every chart: kind "alarm" or "message". */
   setMarker(key, kind, iso, label) {
     this.markers.set(key, { kind, t: toSeconds(iso), label });
-    this.scheduleMarkers();
-  }
-
-  scheduleMarkers() {
-    if (this.markerFrame) return;
-    this.markerFrame = requestAnimationFrame(() => {
-      this.markerFrame = null;
-      for (const { plot } of this.plots) plot.redraw(false);
-    });
+    this.scheduleRedraw();
   }
 
   clearMarkers(prefix) {
     for (const key of [...this.markers.keys()]) if (key.startsWith(prefix)) this.markers.delete(key);
-    this.scheduleMarkers();
+    this.scheduleRedraw();
   }
 }

@@ -8,10 +8,12 @@ through the HTTP API with a token, as the rover does.
 from __future__ import annotations
 
 import io
+import math
 import os
 import random
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from math import cos, sin
 from pathlib import Path
 
 import httpx
@@ -73,19 +75,17 @@ class Mission:
             self.seq += 1
             seq = self.seq
         self.heading = (self.heading + random.uniform(-8, 12)) % 360
-        rad = self.heading * 3.14159 / 180
-        from math import cos, sin
-
+        rad = math.radians(self.heading)
         self.x += sin(rad) * 0.8
         self.y += cos(rad) * 0.8
         frame = {
             "seq": seq,
             "recorded_at": datetime.now(UTC).isoformat(),
-            "battery_pct": 80 - seq * 0.1,
+            "battery_pct": round(80 - seq * 0.05, 2),
             "battery_v": 28.1,
-            "signal_dbm": -90 + (seq % 7),
-            "temp_internal_c": 12 + (seq % 5) * 0.4,
-            "temp_ambient_c": -40 + (seq % 9) * 0.7,
+            "signal_dbm": round(-95 + 8 * sin(seq / 9), 2),
+            "temp_internal_c": round(12 + 3 * sin(seq / 25), 2),
+            "temp_ambient_c": round(-40 + 6 * sin(seq / 40), 2),
             "speed_mps": 0.04,
             "x_m": round(self.x, 3),
             "y_m": round(self.y, 3),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from playwright.sync_api import expect
@@ -57,6 +58,38 @@ def test_dashboard_is_live_charts_gain_points_and_an_image_downloads_with_progre
             "img => img.src.startsWith('blob:') && img.complete && img.naturalWidth"
         )
         == image["width"]
+    )
+
+    # A battery alarm stands out, is announced, and alice acknowledges it for everyone.
+    mission.ingest([mission.frame(battery_pct=9.5)])
+    alarm = page.locator("#alarm-list .alarm-active")
+    expect(alarm).to_contain_text("battery")
+    expect(page.locator("#alarms-panel")).to_have_attribute("data-active", "true")
+    expect(page.locator("#announcer")).to_contain_text("Alarm on curiosity")
+    expect(page.locator("#message-list .msg-alarm")).to_have_count(1)
+    alarm.get_by_role("button", name="Acknowledge").click()
+    expect(page.locator("#alarm-list .alarm-acknowledged")).to_contain_text("Acknowledged by alice")
+
+    # Team messages are markers on the charts' time axis; hovering one shows who said what.
+    page.fill("#composer-input", "Pausing the drive for a panorama")
+    page.press("#composer-input", "Enter")
+    expect(page.locator("#message-list .msg-chat")).to_have_count(1)
+    mission.ingest([mission.frame()])
+    expect(page.locator("[data-field=seq]")).to_have_text("#27")
+    page.locator("#chart-battery").scroll_into_view_if_needed()
+    point = page.evaluate(
+        """() => {
+            const charts = window.missionControl.charts;
+            const marker = [...charts.markers.values()].find((m) => m.kind === "message"
+                && m.label.includes("panorama"));
+            const plot = charts.plots[0].plot;
+            const box = plot.over.getBoundingClientRect();
+            return [box.left + plot.valToPos(marker.t, "x"), box.top + box.height / 2];
+        }"""
+    )
+    page.mouse.move(*point)
+    expect(page.locator("#chart-battery .marker-tip")).to_contain_text(
+        "Engineering · alice: Pausing the drive for a panorama"
     )
 
     # A stale link is shown as such: no frame for longer than the stale limit.
@@ -121,16 +154,21 @@ def test_server_restart_mid_session_loses_and_repeats_nothing(mission, browser, 
         context = browser.new_context(viewport={"width": 1280, "height": 800})
         pages[name] = console_errors(context.new_page())
     alice, bob = pages["alice"], pages["bob"]
-    mission.ingest([mission.frame() for _ in range(30)])
+    # Five minutes of history for the charts to back-fill from (and for the screenshot).
+    start = datetime.now(UTC) - timedelta(seconds=290)
+    history = [mission.frame() for _ in range(140)]
+    for index, frame in enumerate(history):
+        frame["recorded_at"] = (start + timedelta(seconds=index * 2)).isoformat()
+    mission.ingest(history)
     mission.upload_image(camera="navcam")
     for name, page in pages.items():
         log_in(page, mission.url, name)
-        expect(page.locator("[data-field=seq]")).to_have_text("#30")
+        expect(page.locator("[data-field=seq]")).to_have_text("#140")
     mission.ingest([mission.frame() for _ in range(10)])
     bob.fill("#composer-input", "Before the restart")
     bob.press("#composer-input", "Enter")
     expect(alice.locator("#message-list .msg")).to_have_count(1)
-    expect(alice.locator("[data-field=seq]")).to_have_text("#40")
+    expect(alice.locator("[data-field=seq]")).to_have_text("#150")
 
     mission.server.stop()
     expect(alice.locator("#conn-telemetry")).to_have_attribute("data-state", "reconnecting")
@@ -151,7 +189,7 @@ def test_server_restart_mid_session_loses_and_repeats_nothing(mission, browser, 
         expect(page.locator("#conn-telemetry")).to_have_attribute(
             "data-state", "live", timeout=20_000
         )
-        expect(page.locator("[data-field=seq]")).to_have_text("#50", timeout=20_000)
+        expect(page.locator("[data-field=seq]")).to_have_text("#160", timeout=20_000)
     mission.ingest([mission.frame() for _ in range(10)])
     bob.fill("#composer-input", "After the restart")
     bob.press("#composer-input", "Enter")
@@ -163,17 +201,17 @@ def test_server_restart_mid_session_loses_and_repeats_nothing(mission, browser, 
         "After the restart",
     ]
     for page in (alice, bob):
-        expect(page.locator("[data-field=seq]")).to_have_text("#60")
+        expect(page.locator("[data-field=seq]")).to_have_text("#170")
         expect(page.locator("#conn-rooms")).to_have_attribute("data-state", "live")
         expect(page.locator("#message-list .msg .body")).to_have_text(bodies)
         ids = page.locator("#message-list .msg").evaluate_all("els => els.map(e => e.dataset.id)")
         assert len(ids) == len(set(ids)) == 4
-        # The first connect starts at the newest stored frame (#30); then every frame once.
-        assert seen_frames(page) == list(range(30, 61))
+        # The first connect starts at the newest stored frame (#140); then every frame once.
+        assert seen_frames(page) == list(range(140, 171))
 
     ARTIFACTS.mkdir(exist_ok=True)
     alice.locator("#chart-battery").hover()
-    alice.screenshot(path=str(ARTIFACTS / "dashboard.png"))
+    alice.screenshot(path=str(ARTIFACTS / "dashboard.png"), full_page=True)
     if os.environ.get("MC_UPDATE_SCREENSHOT") == "1":
         SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(ARTIFACTS / "dashboard.png", SCREENSHOT)
