@@ -72,3 +72,14 @@ def own_media_root(settings, tmp_path):
     """Give the test its own MEDIA_ROOT, so 'nothing left behind' is checked exactly."""
     settings.MEDIA_ROOT = str(tmp_path / "media")
     return settings.MEDIA_ROOT
+
+
+@pytest.fixture
+def close_thread_connections():
+    """Close the connection async views opened on asgiref's shared thread after the test,
+    so PostgreSQL lets the test database be dropped."""
+    from asgiref.sync import SyncToAsync
+    from django.db import connections
+
+    yield
+    SyncToAsync.single_thread_executor.submit(connections.close_all).result(timeout=30)

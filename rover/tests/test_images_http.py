@@ -13,6 +13,7 @@ from django.utils.http import http_date
 from rover.models import RoverImage
 from rover.tests.image_fixtures import (
     TokenClient,
+    close_thread_connections,
     jpeg_bytes,
     media_files,
     own_media_root,
@@ -21,9 +22,12 @@ from rover.tests.image_fixtures import (
     store_image,
 )
 
-__all__ = ["own_media_root", "rover", "store_image"]
+__all__ = ["close_thread_connections", "own_media_root", "rover", "store_image"]
 
-pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("own_media_root")]
+pytestmark = [
+    pytest.mark.django_db(transaction=True),
+    pytest.mark.usefixtures("own_media_root", "close_thread_connections"),
+]
 
 
 @pytest.fixture

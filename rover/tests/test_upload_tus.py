@@ -10,11 +10,21 @@ import pytest
 from asgiref.sync import sync_to_async
 
 from rover.models import ImageUpload, RoverImage
-from rover.tests.image_fixtures import TokenClient, jpeg_bytes, media_files, own_media_root, rover
+from rover.tests.image_fixtures import (
+    TokenClient,
+    close_thread_connections,
+    jpeg_bytes,
+    media_files,
+    own_media_root,
+    rover,
+)
 
-__all__ = ["own_media_root", "rover"]
+__all__ = ["close_thread_connections", "own_media_root", "rover"]
 
-pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("own_media_root")]
+pytestmark = [
+    pytest.mark.django_db(transaction=True),
+    pytest.mark.usefixtures("own_media_root", "close_thread_connections"),
+]
 
 COLLECTION = "/api/rovers/curiosity/uploads/"
 TUS = {"Tus-Resumable": "1.0.0"}
