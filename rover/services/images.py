@@ -355,7 +355,12 @@ def upload_append(*, upload: ImageUpload, offset: int, stream: IO[bytes]) -> Ima
     import fcntl
 
     path = upload_path(upload)
-    if upload.image_id is not None or not path.exists():
+    if upload.image_id is None and not path.exists():
+        upload_discard(upload=upload)
+        raise ImageRejected(
+            "upload_gone", "The upload's data is gone; start a new upload.", status=410
+        )
+    if upload.image_id is not None:
         upload.refresh_from_db()
         if upload.offset != offset:
             raise UploadConflict(upload.offset)

@@ -256,3 +256,41 @@ async def test_unknown_rover_is_404(client, db):
     )
     assert response.status_code == 404
     assert response.json()["error"] == "unknown_rover"
+
+
+async def test_a_second_writer_at_the_same_time_gets_423(client, rover, settings):
+    import fcntl
+    from pathlib import Path
+
+    url = path_of((await create(client, 100))["Location"])
+    upload_file = Path(settings.MEDIA_ROOT) / "uploads" / url.rsplit("/", 1)[1]
+    with open(upload_file, "r+b") as held:
+        fcntl.flock(held.fileno(), fcntl.LOCK_EX)  # what a PATCH in progress holds
+        response = await patch(client, url, 0, b"x" * 10)
+    assert response.status_code == 423
+    assert (await client.head(url, headers=TUS))["Upload-Offset"] == "0"
+
+
+async def test_expired_unfinished_uploads_are_pruned_when_a_new_one_starts(client, rover, settings):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    old = path_of((await create(client, 100))["Location"])
+    await ImageUpload.objects.aupdate(expires_at=timezone.now() - timedelta(seconds=1))
+    fresh = path_of((await create(client, 100))["Location"])
+    assert (await client.head(old, headers=TUS)).status_code == 404
+    assert (await client.head(fresh, headers=TUS)).status_code == 200
+    assert media_files(settings.MEDIA_ROOT) == [f"uploads/{fresh.rsplit('/', 1)[1]}"]
+
+
+async def test_patch_to_a_completed_upload_is_refused_but_head_still_answers(client, rover):
+    data = jpeg_bytes(50, 40)
+    url = path_of((await create(client, len(data)))["Location"])
+    assert (await patch(client, url, 0, data)).status_code == 204
+    again = await patch(client, url, len(data), b"more")
+    assert again.status_code == 400
+    assert again.json()["error"] == "upload_complete"
+    stale = await patch(client, url, 0, data)
+    assert stale.status_code == 409
+    assert await RoverImage.objects.acount() == 1
