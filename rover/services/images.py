@@ -178,8 +178,8 @@ def image_store(
     """Validate and store an image; announce it on `rover.<slug>` after commit.
 
     Give either `fileobj` (copied) or `path` (a finished upload under MEDIA_ROOT,
-    which is moved into place; the caller removes it if it is still there after a
-    failure). Raise ImageRejected for anything that is not an acceptable image.
+    which is moved into place, and is back where it was after a failure). Raise
+    ImageRejected for anything that is not an acceptable image.
     """
     if (fileobj is None) == (path is None):
         raise ValueError("Give exactly one of fileobj or path.")
@@ -232,6 +232,9 @@ def image_store(
             )
             transaction.on_commit(lambda: image_announce(image=image))
     except BaseException:
+        if path is not None and final is not None and final.exists() and not source.exists():
+            # Give a finished upload its bytes back, so the client can retry completion.
+            os.replace(final, source)
         _remove_quietly(staged, final, thumb)
         raise
     logger.info("stored image %s of %s (%d bytes) for %s", image.pk, rover.slug, size, user)

@@ -128,3 +128,20 @@ def test_store_announces_the_image_after_commit(
     import json
 
     assert json.loads(event["data"]) == image_json(image)
+
+
+def test_failed_store_from_a_path_gives_the_upload_its_bytes_back(rover, settings, monkeypatch):
+    from rover.services.images import uploads_dir
+
+    data = jpeg_bytes()
+    source = uploads_dir() / "finished-upload"
+    source.write_bytes(data)
+
+    def broken_create(**kwargs):
+        raise RuntimeError("database went away")
+
+    monkeypatch.setattr(RoverImage.objects, "create", broken_create)
+    with pytest.raises(RuntimeError):
+        image_store(rover=rover, path=source)
+    assert source.read_bytes() == data
+    assert media_files(settings.MEDIA_ROOT) == ["uploads/finished-upload"]
