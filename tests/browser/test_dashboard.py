@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import shutil
 from datetime import UTC, datetime, timedelta
 
@@ -101,6 +102,12 @@ def test_dashboard_is_live_charts_gain_points_and_an_image_downloads_with_progre
 def test_two_operators_chat_see_presence_typing_and_script_as_text(
     mission, browser, console_errors
 ):
+    from comms.models import Message, Team
+
+    science = Team.objects.get(slug="science")
+    Message.objects.bulk_create(
+        Message(team=science, body=f"Science log {n}", kind="system") for n in range(1, 56)
+    )
     pages = {}
     for name in ("alice", "bob"):
         context = browser.new_context(viewport={"width": 1280, "height": 800})
@@ -138,6 +145,15 @@ def test_two_operators_chat_see_presence_typing_and_script_as_text(
     expect(alice.locator("#tab-science")).to_be_focused()
     expect(unread).to_be_hidden()
     expect(alice.locator("#message-list .msg .body").last).to_have_text("science here")
+
+    # History pages back: the join brought the newest 50 stored; "Load older" brings the rest.
+    science_log = alice.locator("#message-list .msg-system")
+    expect(science_log).to_have_count(50)
+    expect(science_log.first).to_have_text(re.compile("Science log 6$"))
+    alice.click("#load-older")
+    expect(science_log).to_have_count(55)
+    expect(science_log.first).to_have_text(re.compile("Science log 1$"))
+    expect(alice.locator("#load-older")).to_be_hidden()
 
     # Bob leaves: alice sees him go.
     bob.context.close()
