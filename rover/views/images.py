@@ -33,7 +33,7 @@ from accounts.decorators import api_login_required, api_permission_required
 from accounts.http import json_error
 from rover.models import RoverImage
 from rover.selectors.images import MAX_PAGE_SIZE, image_get, image_latest, image_page, rover_get
-from rover.services.images import ImageRejected, image_json, image_store
+from rover.services.images import ImageRejected, image_json, image_store, metadata_parse
 
 DEFAULT_PAGE_SIZE = 20
 IO_THREADS = 8
@@ -323,8 +323,6 @@ async def _rover_image_upload(request: HttpRequest, slug: str):
 
 
 def _store_multipart(request: HttpRequest, rover, user) -> HttpResponse:
-    from rover.services.images import metadata_parse
-
     declared = request.META.get("CONTENT_LENGTH") or ""
     if declared.isdigit() and int(declared) > settings.IMAGE_MAX_BYTES + 64 * 1024:
         return json_error(
