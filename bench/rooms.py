@@ -8,12 +8,13 @@ over both (even sockets on worker A, odd on B) from a few client processes. For
 each consumer (`/ws/comms/` = the product, `/ws/naive/` = the tutorial's one
 group member per socket):
 
-1. sustained: every room gets rate/rooms messages per second for `duration`
+1. burst (first, on idle workers): one member sends `burst` messages back to back
+   into one room; throughput is deliveries / (last receipt - first send).
+2. sustained: every room gets rate/rooms messages per second for `duration`
    seconds from 10 senders; every member socket must receive every message of its
    room exactly once (checked by message id and client_id); latency is send to
-   receipt on each member (the body carries the sender's monotonic send time).
-2. burst: one member sends `burst` messages back to back into one room; throughput
-   is deliveries / (last receipt - first send).
+   receipt on each member (the body carries the sender's monotonic send time);
+   "missing" means not received within 15 s of the last send.
 
 The server logs are grepped for "over capacity" (channels-redis dropping messages).
 The rate limit is switched off for the run (CHAT_RATE_MESSAGES=0).
@@ -23,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import base64
 import json
 import multiprocessing
 import os
@@ -120,6 +122,8 @@ def start_server(args, name: str) -> tuple[subprocess.Popen, int, Path]:
                 "--port",
                 str(port),
                 "--no-access-log",
+                "--ws",
+                args.ws,
             ],
             cwd=ROOT,
             env=server_env(args),
@@ -141,91 +145,158 @@ def start_server(args, name: str) -> tuple[subprocess.Popen, int, Path]:
 # Client process ----------------------------------------------------------------------
 
 
-class Sock:
-    __slots__ = ("got", "idx", "room", "ws")
+class RoomSocket(asyncio.Protocol):
+    """A minimal WebSocket client: unmasked server frames parsed straight off the buffer.
 
-    def __init__(self, idx: int, room: str) -> None:
+    1,000 sockets and 10,000 frames/s share 2 cores with the servers, so the client
+    does as little per frame as it can: no per-socket task, one `startswith` to skip
+    non-message frames, one `json.loads` for the rest.
+    """
+
+    def __init__(self, idx: int, room: str, request: bytes) -> None:
         self.idx = idx
         self.room = room
-        self.ws = None
+        self.request = request
+        self.transport: asyncio.Transport | None = None
+        self.buffer = bytearray()
+        self.open = asyncio.get_running_loop().create_future()
         # client_id -> [message id, latency of the first receipt, receipts, receipt time]
         self.got: dict[str, list] = {}
 
+    def connection_made(self, transport) -> None:
+        self.transport = transport
+        transport.write(self.request)
+
+    def connection_lost(self, exc) -> None:
+        if not self.open.done():
+            self.open.set_exception(ConnectionError(f"socket {self.idx} lost: {exc}"))
+
+    def data_received(self, data: bytes) -> None:
+        buffer = self.buffer
+        buffer += data
+        if not self.open.done():
+            end = buffer.find(b"\r\n\r\n")
+            if end < 0:
+                return
+            status = bytes(buffer[:end]).split(b"\r\n", 1)[0]
+            del buffer[: end + 4]
+            if b" 101 " not in status:
+                self.open.set_exception(ConnectionError(status.decode()))
+                return
+            self.open.set_result(None)
+        offset, size = 0, len(buffer)
+        while size - offset >= 2:
+            opcode = buffer[offset] & 0x0F
+            length = buffer[offset + 1] & 0x7F
+            head = 2
+            if length == 126:
+                if size - offset < 4:
+                    break
+                length = int.from_bytes(buffer[offset + 2 : offset + 4], "big")
+                head = 4
+            elif length == 127:
+                if size - offset < 10:
+                    break
+                length = int.from_bytes(buffer[offset + 2 : offset + 10], "big")
+                head = 10
+            if size - offset < head + length:
+                break
+            payload = buffer[offset + head : offset + head + length]
+            offset += head + length
+            if opcode == 1:
+                self.on_text(payload)
+            elif opcode == 9:
+                self.send_frame(0xA, bytes(payload))
+        del buffer[:offset]
+
+    def on_text(self, payload: bytearray) -> None:
+        if not payload.startswith(b'{"type":"message"'):
+            return  # history, presence
+        now = time.monotonic()
+        frame = json.loads(payload)
+        entry = self.got.get(frame["client_id"])
+        if entry is None:
+            self.got[frame["client_id"]] = [frame["id"], now - float(frame["body"]), 1, now]
+        else:
+            entry[2] += 1
+
+    def send_frame(self, opcode: int, payload: bytes) -> None:
+        from websockets.utils import apply_mask
+
+        mask = os.urandom(4)
+        length = len(payload)
+        if length < 126:
+            head = bytes((0x80 | opcode, 0x80 | length))
+        elif length < 65536:
+            head = bytes((0x80 | opcode, 0x80 | 126)) + length.to_bytes(2, "big")
+        else:
+            head = bytes((0x80 | opcode, 0x80 | 127)) + length.to_bytes(8, "big")
+        self.transport.write(head + mask + apply_mask(payload, mask))
+
+    def send_text(self, text: str) -> None:
+        self.send_frame(0x1, text.encode())
+
+
+def _handshake(port: int, target: str) -> bytes:
+    key = base64.b64encode(os.urandom(16)).decode()
+    return (
+        f"GET {target} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nUpgrade: websocket\r\n"
+        f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n"
+        f"Origin: {ORIGIN}\r\n\r\n"
+    ).encode()
+
 
 async def client_main(conn, sockets: list[tuple[int, str, str, int]], path: str) -> None:
-    from websockets.asyncio.client import connect
-
-    loads = json.loads
+    loop = asyncio.get_running_loop()
     monotonic = time.monotonic
-    socks = [Sock(idx, room) for idx, room, _, _ in sockets]
-    by_idx = {s.idx: s for s in socks}
-
-    async def reader(sock: Sock) -> None:
-        got = sock.got
-        async for raw in sock.ws:
-            if not raw.startswith('{"type":"message"'):
-                continue  # history, presence
-            now = monotonic()
-            frame = loads(raw)
-            entry = got.get(frame["client_id"])
-            if entry is None:
-                got[frame["client_id"]] = [frame["id"], now - float(frame["body"]), 1, now]
-            else:
-                entry[2] += 1
-
     limit = asyncio.Semaphore(50)
 
-    async def open_one(sock: Sock, token: str, port: int) -> None:
+    async def open_one(idx: int, room: str, token: str, port: int) -> RoomSocket:
+        request = _handshake(port, f"{path}{room}/?token={token}")
         async with limit:
-            sock.ws = await connect(
-                f"ws://127.0.0.1:{port}{path}{sock.room}/?token={token}",
-                origin=ORIGIN,
-                compression=None,
-                open_timeout=60,
-                ping_interval=None,
-                max_queue=None,
+            _, sock = await loop.create_connection(
+                lambda: RoomSocket(idx, room, request), "127.0.0.1", port
             )
+            await asyncio.wait_for(sock.open, 60)
+        return sock
 
-    await asyncio.gather(
-        *(open_one(s, token, port) for s, (_, _, token, port) in zip(socks, sockets, strict=True))
-    )
-    readers = [asyncio.create_task(reader(s)) for s in socks]
-    loop = asyncio.get_running_loop()
+    socks = await asyncio.gather(*(open_one(*s) for s in sockets))
+    by_idx = {s.idx: s for s in socks}
     conn.send(("ready", len(socks)))
 
     while True:
         command = await loop.run_in_executor(None, conn.recv)
         if command[0] == "close":
             break
-        _, t0, sends, expected, timeout = command
+        _, t0, sends, (prefix, expected), timeout = command
+        for sock in socks:
+            sock.got = {}
         # sends: [(offset seconds, socket idx, client_id)] for this process's senders
         for offset, idx, client_id in sends:
             delay = t0 + offset - monotonic()
             if delay > 0:
                 await asyncio.sleep(delay)
             body = f"{monotonic():.6f}"
-            await by_idx[idx].ws.send(
+            by_idx[idx].send_text(
                 '{"type":"message","body":"%s","client_id":"%s"}' % (body, client_id)  # noqa: UP031
             )
         # Wait until every socket has every message of its room (or time out).
         deadline = monotonic() + timeout
         while monotonic() < deadline:
-            if all(
-                sum(1 for cid in s.got if cid.startswith(expected[0])) >= expected[1].get(s.room, 0)
-                for s in socks
-            ):
+            if all(len(s.got) >= expected.get(s.room, 0) for s in socks):
                 break
             await asyncio.sleep(0.05)
-        prefix = expected[0]
         report = {
             s.idx: (s.room, {cid: v for cid, v in s.got.items() if cid.startswith(prefix)})
             for s in socks
         }
         conn.send(("done", report))
 
-    for task in readers:
-        task.cancel()
-    await asyncio.gather(*(s.ws.close() for s in socks), return_exceptions=True)
+    for sock in socks:
+        sock.send_frame(0x8, (1000).to_bytes(2, "big"))
+    await asyncio.sleep(0.5)
+    for sock in socks:
+        sock.transport.close()
 
 
 def client_process(conn, sockets, path) -> None:
@@ -279,7 +350,18 @@ def check(reports, sent_by_room: dict[str, set[str]]) -> dict:
         missing += len(sent_by_room.get(room, set()) - set(got))
     expected = sum(len(sent_by_room.get(room, ())) for room, _ in reports.values())
     span = last_receipt - first_send
+    # Worst one-second window by send time: shows whether a tail is a stall or steady.
+    windows: dict[int, list[float]] = {}
+    for _room, got in reports.values():
+        for _mid, latency, _n, received_at in got.values():
+            windows.setdefault(int(received_at - latency - first_send), []).append(latency)
+    worst = max(windows.items(), key=lambda w: percentile(w[1], 0.99), default=(0, []))
+    if os.environ.get("BENCH_ROOMS_SECONDS"):
+        for second, values in sorted(windows.items()):
+            p99 = percentile(values, 0.99) * 1000
+            print(f"  second {second}: {len(values)} deliveries, p99 {p99:.1f} ms")
     return {
+        "worst_second": (worst[0], percentile(worst[1], 0.99) * 1000),
         "expected": expected,
         "delivered": delivered,
         "missing": missing,
@@ -318,14 +400,30 @@ def measure(args, rooms, ports, logs, servers, path: str, tag: str) -> dict:
     for conn in pipes:
         kind, _ = conn.recv()
         assert kind == "ready"
-    time.sleep(1.0)  # let join-time presence traffic settle
-
     cpu = [psutil.Process(s.pid) for s in servers]
 
     def server_cpu() -> float:
         return sum(sum(p.cpu_times()[:2]) for p in cpu)
 
+    def wait_idle() -> None:
+        """Wait until the workers are idle (1,000 joins = 100,000 presence frames first)."""
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            before = server_cpu()
+            time.sleep(0.5)
+            if server_cpu() - before < 0.05:
+                return
+
+    wait_idle()
+
     slugs = list(rooms)
+    # Burst first, on idle workers: member 0 of room 0 sends `burst` messages back to back.
+    plan = [(0.0, 0, f"{tag}b{k}", owner[0]) for k in range(args.burst)]
+    sent = {slugs[0]: {cid for _, _, cid, _ in plan}}
+    _, reports = run_phase(pipes, plan, {slugs[0]: args.burst}, f"{tag}b", timeout=60)
+    burst = check({k: v for k, v in reports.items() if v[0] == slugs[0]}, sent)
+
+    wait_idle()
     # Sustained: message k at k/rate s into room k % rooms from sender (k // rooms) % 10.
     total = int(args.rate * args.duration)
     plan, sent_by_room = [], {}
@@ -341,17 +439,19 @@ def measure(args, rooms, ports, logs, servers, path: str, tag: str) -> dict:
     def client_cpu() -> float:
         return sum(sum(p.cpu_times()[:2]) for p in clients)
 
-    before, client_before = server_cpu(), client_cpu()
+    def machine_cpu() -> float:
+        times = psutil.cpu_times()
+        return times.user + times.system + getattr(times, "softirq", 0) + times.nice
+
+    before, client_before, machine_before = server_cpu(), client_cpu(), machine_cpu()
     _, reports = run_phase(pipes, plan, counts, f"{tag}s", timeout=15)
     sustained = check(reports, sent_by_room)
     sustained["server_cpu"] = (server_cpu() - before) / args.duration
     sustained["client_cpu"] = (client_cpu() - client_before) / args.duration
-
-    # Burst: member 0 of room 0 sends `burst` messages back to back.
-    plan = [(0.0, 0, f"{tag}b{k}", owner[0]) for k in range(args.burst)]
-    sent = {slugs[0]: {cid for _, _, cid, _ in plan}}
-    _, reports = run_phase(pipes, plan, {slugs[0]: args.burst}, f"{tag}b", timeout=60)
-    burst = check({k: v for k, v in reports.items() if v[0] == slugs[0]}, sent)
+    # Everything else: Redis, PostgreSQL and whatever else runs on the machine.
+    sustained["rest_cpu"] = (machine_cpu() - machine_before) / args.duration - (
+        sustained["server_cpu"] + sustained["client_cpu"]
+    )
 
     for conn in pipes:
         conn.send(("close",))
@@ -386,6 +486,7 @@ def main() -> None:
     parser.add_argument("--client-procs", type=int, default=2)
     parser.add_argument("--redis-url", default="redis://127.0.0.1:6379/0")
     parser.add_argument("--only", choices=["hub", "naive"], default=None)
+    parser.add_argument("--ws", default="auto", help="uvicorn's WebSocket implementation")
     args = parser.parse_args()
 
     LOG_DIR.mkdir(parents=True, exist_ok=True)
@@ -426,7 +527,7 @@ def print_table(args, results) -> None:
     )
     header = (
         "| consumer | phase | deliveries/s | delivered/expected | missing | dup | "
-        "p50 ms | p99 ms | max ms | CPU cores: servers (clients) | over capacity |"
+        "p50 ms | p99 ms | max ms | CPU cores: servers / clients / rest | over capacity |"
     )
     print(header)
     print("|" + "---|" * 11)
@@ -434,7 +535,7 @@ def print_table(args, results) -> None:
         for phase in ("sustained", "burst"):
             f = r[phase]
             cpu = (
-                f"{f['server_cpu']:.2f} (clients {f['client_cpu']:.2f})"
+                f"{f['server_cpu']:.2f} / {f['client_cpu']:.2f} / {f['rest_cpu']:.2f}"
                 if "server_cpu" in f
                 else ""
             )
@@ -444,6 +545,9 @@ def print_table(args, results) -> None:
                 f"| {f['missing']} | {f['duplicates']} | {f['p50']:.1f} | {f['p99']:.1f} "
                 f"| {f['max']:.1f} | {cpu} | {over} |"
             )
+    for label, r in results.items():
+        second, p99 = r["sustained"]["worst_second"]
+        print(f"{label}: worst second of the sustained phase: second {second}, p99 {p99:.1f} ms")
     if len(results) == 2:
         hub, naive = (results[k]["burst"]["rate"] for k in results)
         print(f"\nburst throughput, hub / naive: {hub / naive:.1f}x")

@@ -214,7 +214,8 @@ class TeamRoomConsumer(AsyncJsonWebsocketConsumer):
             if message_id in self.delivered:
                 return
             self._remember((message_id,))
-            await self.send(text_data=event["data"])
+            # The hot path (every delivery): straight to the server, pre-encoded text.
+            await self.base_send({"type": "websocket.send", "text": event["data"]})
         elif kind in ("presence", "typing"):
             if event.get("origin") != self.conn:
                 await self.send(text_data=event["data"])
