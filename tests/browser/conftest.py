@@ -168,3 +168,21 @@ def log_in(page, base_url: str, username: str) -> None:
 
 def recent(seconds: float) -> str:
     return (datetime.now(UTC) - timedelta(seconds=seconds)).isoformat()
+
+
+def wait_until(page, expression: str, *, timeout: float = 5.0):
+    """Poll a JavaScript expression from Python until it is truthy.
+
+    Playwright's `wait_for_function` evaluates string predicates with `eval`
+    inside the page, which the dashboard's CSP (rightly) refuses.
+    """
+    import time
+
+    deadline = time.monotonic() + timeout
+    while True:
+        value = page.evaluate(expression)
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"still false after {timeout}s: {expression}")
+        page.wait_for_timeout(50)

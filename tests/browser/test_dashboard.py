@@ -10,7 +10,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from playwright.sync_api import expect
 
-from .conftest import ARTIFACTS, ROOT, log_in
+from .conftest import ARTIFACTS, ROOT, log_in, wait_until
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -40,7 +40,7 @@ def test_dashboard_is_live_charts_gain_points_and_an_image_downloads_with_progre
     expect(page.locator("[data-field=seq]")).to_have_text("#25")
     expect(page.locator("[data-field=battery_pct]")).to_have_text("55.5 %")
     assert battery != "55.5 %"
-    page.wait_for_function(f"Number(document.querySelector('#charts').dataset.points) > {points}")
+    wait_until(page, f"Number(document.querySelector('#charts').dataset.points) > {points}")
     expect(page.locator("#status-panel")).to_have_attribute("data-stale", "false")
     expect(page.locator("#map-caption")).to_contain_text("heading")
     assert seen_frames(page) == list(range(20, 26))
@@ -96,6 +96,22 @@ def test_dashboard_is_live_charts_gain_points_and_an_image_downloads_with_progre
     # A stale link is shown as such: no frame for longer than the stale limit.
     expect(page.locator("#status-panel")).to_have_attribute("data-stale", "true", timeout=10_000)
     expect(page.locator("#link-state")).to_contain_text("LINK LOST")
+    # Wider windows back-fill from the history API again.
+    page.get_by_role("button", name="1 h").click()
+    expect(page.get_by_role("button", name="1 h")).to_have_attribute("aria-pressed", "true")
+    expect(page.get_by_role("button", name="5 min")).to_have_attribute("aria-pressed", "false")
+    wait_until(
+        page,
+        """(() => {
+            const charts = window.missionControl.charts;
+            const x = charts.plots[0].plot.scales.x;
+            return Math.round(x.max - x.min) === 3600 && Number(charts.root.dataset.points) >= 1;
+        })()""",
+    )
+
+    # Phone width: one column, nothing wider than the screen.
+    page.set_viewport_size({"width": 390, "height": 844})
+    wait_until(page, "document.documentElement.scrollWidth <= window.innerWidth")
     assert console_errors.errors == []
 
 
