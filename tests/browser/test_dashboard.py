@@ -171,6 +171,19 @@ def test_two_operators_chat_see_presence_typing_and_script_as_text(
     expect(science_log.first).to_have_text(re.compile("Science log 1$"))
     expect(alice.locator("#load-older")).to_be_hidden()
 
+    # Several rovers: the selector switches every panel to the chosen one.
+    from rover.models import Rover
+
+    Rover.objects.create(slug="perseverance", name="Perseverance")
+    mission.rover_slug = "perseverance"
+    mission.ingest([mission.frame(seq=7, mode="science")])
+    bob.reload()
+    bob.select_option("#rover-select", "perseverance")
+    expect(bob.locator("[data-field=seq]")).to_have_text("#7")
+    expect(bob.locator("[data-field=mode]")).to_have_text("science")
+    assert bob.url.endswith("?rover=perseverance")
+    assert seen_frames(bob) == [7]
+
     # Bob leaves: alice sees him go.
     bob.context.close()
     expect(alice.locator("#presence-list li[data-user='bob']")).to_have_count(0)
