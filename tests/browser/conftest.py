@@ -125,7 +125,8 @@ class Mission:
 
 
 @pytest.fixture
-def mission(server_process, user_factory, token_for) -> Mission:
+def mission(request, server_process, user_factory, token_for) -> Mission:
+    """Rover, teams, operators and a server (indirect parametrize: "daphne" or "uvicorn")."""
     from comms.models import Membership, Team
     from rover.models import Rover
 
@@ -138,7 +139,8 @@ def mission(server_process, user_factory, token_for) -> Mission:
     for user in (alice, bob):
         for team in (engineering, science):
             Membership.objects.create(user=user, team=team)
-    return Mission(server=server_process(), token=token_for(downlink))
+    server = server_process(server=getattr(request, "param", "daphne"))
+    return Mission(server=server, token=token_for(downlink))
 
 
 @pytest.fixture
