@@ -6,12 +6,12 @@ import { fmtTime, getJSON, h } from "./util.js";
 const SHOW_CLEARED = 10;
 
 export class AlarmsPanel {
-  constructor(root, { announcer, canAcknowledge, csrfToken, onAlarm }) {
+  constructor(root, { announce, canAcknowledge, csrfToken, onAlarm }) {
     this.root = root;
     this.list = root.querySelector("#alarm-list");
     this.empty = root.querySelector("#alarm-empty");
     this.count = root.querySelector("#alarm-count");
-    this.announcer = announcer;
+    this.announce = announce;
     this.canAcknowledge = canAcknowledge;
     this.csrfToken = csrfToken;
     this.onAlarm = onAlarm;
@@ -45,14 +45,6 @@ export class AlarmsPanel {
         this.announce(`Alarm acknowledged by ${alarm.acknowledged_by}: ${alarm.message}`);
       this.render();
     }
-  }
-
-  announce(text) {
-    // Re-setting the same text would not be read again: clear first.
-    this.announcer.textContent = "";
-    requestAnimationFrame(() => {
-      this.announcer.textContent = text;
-    });
   }
 
   async acknowledge(alarm, button) {

@@ -15,12 +15,23 @@ const main = document.getElementById("dashboard");
 const announcer = document.getElementById("announcer");
 const feedIndicator = document.getElementById("conn-telemetry");
 
-const status = new StatusPanel(document.getElementById("status-panel"), { staleAfter: config.staleAfterSeconds });
+function announce(text) {
+  // Clear first: the same text set twice would not be read again.
+  announcer.textContent = "";
+  requestAnimationFrame(() => {
+    announcer.textContent = text;
+  });
+}
+
+const status = new StatusPanel(document.getElementById("status-panel"), {
+  staleAfter: config.staleAfterSeconds,
+  onLinkChange: (stale, text) => announce(stale ? `Telemetry: ${text}` : "Telemetry link restored"),
+});
 const charts = new Charts(document.getElementById("charts"));
 const map = new RoverMap(document.getElementById("map"), document.getElementById("map-caption"));
 const images = new ImagesPanel(document.getElementById("images-panel"));
 const alarms = new AlarmsPanel(document.getElementById("alarms-panel"), {
-  announcer,
+  announce,
   canAcknowledge: config.canAcknowledge,
   csrfToken: main.dataset.csrfToken,
   onAlarm: (alarm) =>

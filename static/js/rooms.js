@@ -274,18 +274,25 @@ export class RoomsPanel {
   renderMessages(room, switched) {
     const atBottom = this.list.scrollHeight - this.list.scrollTop - this.list.clientHeight < 40;
     const ordered = [...room.messages.values()].sort((a, b) => a.id - b.id);
-    const pending = [...room.outbox.values()];
-    this.list.replaceChildren(
-      ...ordered.map((message) => this.messageItem(message)),
-      ...pending.map((frame) =>
-        h(
-          "li",
-          { className: "msg msg-pending", attrs: { "data-client-id": frame.client_id } },
-          h("span", { className: "meta", text: `${this.me.username} · sending…` }),
-          h("span", { className: "body", text: frame.body }),
-        ),
+    const ids = ordered.map((message) => message.id);
+    const rendered = this.renderedIds || [];
+    const appendOnly =
+      !switched && this.renderedRoom === room && rendered.every((id, index) => ids[index] === id);
+    // Appending only the new items keeps the role=log region from re-reading the room.
+    for (const el of this.list.querySelectorAll(".msg-pending")) el.remove();
+    const fresh = (appendOnly ? ordered.slice(rendered.length) : ordered).map((m) => this.messageItem(m));
+    const pending = [...room.outbox.values()].map((frame) =>
+      h(
+        "li",
+        { className: "msg msg-pending", attrs: { "data-client-id": frame.client_id } },
+        h("span", { className: "meta", text: `${this.me.username} · sending…` }),
+        h("span", { className: "body", text: frame.body }),
       ),
     );
+    if (appendOnly) this.list.append(...fresh, ...pending);
+    else this.list.replaceChildren(...fresh, ...pending);
+    this.renderedRoom = room;
+    this.renderedIds = ids;
     if (switched || atBottom) this.list.scrollTop = this.list.scrollHeight;
   }
 

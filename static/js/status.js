@@ -15,8 +15,10 @@ const FIELDS = {
 };
 
 export class StatusPanel {
-  constructor(root, { staleAfter }) {
+  constructor(root, { staleAfter, onLinkChange }) {
     this.root = root;
+    this.onLinkChange = onLinkChange;
+    this.stale = null;
     this.staleAfter = staleAfter;
     this.line = root.querySelector("#link-state");
     this.fields = Object.fromEntries(
@@ -61,6 +63,9 @@ export class StatusPanel {
       else text = `Live · last frame ${ageText} ago`;
     }
     this.root.dataset.stale = String(stale);
+    // Announce changes of state only (the age ticks every 250 ms, silently).
+    if (this.frame !== null && stale !== this.stale && this.stale !== null) this.onLinkChange(stale, text);
+    this.stale = this.frame === null ? null : stale;
     if (this.line.textContent !== text) this.line.textContent = text;
   }
 }

@@ -141,6 +141,8 @@ def test_two_operators_chat_see_presence_typing_and_script_as_text(
         "Battery looks fine from here"
     )
 
+    # New messages are appended: the live log keeps its existing items (no re-reading).
+    first = alice.locator("#message-list .msg").first.element_handle()
     hostile = "<script>window.pwned = 1</script><b>bold?</b>"
     bob.fill("#composer-input", hostile)
     bob.click("#composer button[type=submit]")
@@ -148,6 +150,7 @@ def test_two_operators_chat_see_presence_typing_and_script_as_text(
     expect(last).to_have_text(hostile)
     assert last.evaluate("el => el.children.length") == 0
     assert alice.evaluate("window.pwned") is None
+    assert first.evaluate("el => el.isConnected")
 
     # A message in another room counts as unread on that tab, and clears when opened.
     bob.click("#tab-science")
