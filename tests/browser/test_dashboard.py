@@ -22,7 +22,7 @@ def seen_frames(page) -> list[int]:
 
 
 def test_dashboard_is_live_charts_gain_points_and_an_image_downloads_with_progress(
-    mission, page, console_errors
+    mission, page, browser, console_errors
 ):
     console_errors(page)
     mission.ingest([mission.frame() for _ in range(20)])
@@ -61,7 +61,11 @@ def test_dashboard_is_live_charts_gain_points_and_an_image_downloads_with_progre
         == image["width"]
     )
 
-    # A battery alarm stands out, is announced, and alice acknowledges it for everyone.
+    # A battery alarm stands out, is announced, and alice acknowledges it for everyone:
+    # bob (no permission to acknowledge) watches from another browser context.
+    bob = console_errors(browser.new_context().new_page())
+    log_in(bob, mission.url, "bob")
+    expect(bob.locator("#conn-telemetry")).to_have_attribute("data-state", "live")
     mission.ingest([mission.frame(battery_pct=9.5)])
     alarm = page.locator("#alarm-list .alarm-active")
     expect(alarm).to_contain_text("battery")
@@ -70,6 +74,9 @@ def test_dashboard_is_live_charts_gain_points_and_an_image_downloads_with_progre
     expect(page.locator("#message-list .msg-alarm")).to_have_count(1)
     alarm.get_by_role("button", name="Acknowledge").click()
     expect(page.locator("#alarm-list .alarm-acknowledged")).to_contain_text("Acknowledged by alice")
+    expect(bob.locator("#alarm-list .alarm-acknowledged")).to_contain_text("Acknowledged by alice")
+    expect(bob.locator("#alarm-list button")).to_have_count(0)
+    bob.context.close()
 
     # Team messages are markers on the charts' time axis; hovering one shows who said what.
     page.fill("#composer-input", "Pausing the drive for a panorama")
