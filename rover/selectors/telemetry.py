@@ -36,15 +36,15 @@ def telemetry_frames(
     return frames
 
 
-async def telemetry_after(*, rover: Rover, after_seq: int, limit: int) -> list[TelemetryFrame]:
+def telemetry_after(*, rover: Rover, after_seq: int, limit: int) -> list[TelemetryFrame]:
     """Return up to `limit` stored frames with seq > after_seq, in seq order."""
     frames = TelemetryFrame.objects.filter(rover=rover, seq__gt=after_seq).order_by("seq")
-    return [frame async for frame in frames[:limit]]
+    return list(frames[:limit])
 
 
-async def telemetry_latest(*, rover: Rover) -> TelemetryFrame | None:
+def telemetry_latest(*, rover: Rover) -> TelemetryFrame | None:
     """Return the frame with the highest seq, or None."""
-    return await TelemetryFrame.objects.filter(rover=rover).order_by("-seq").afirst()
+    return TelemetryFrame.objects.filter(rover=rover).order_by("-seq").first()
 
 
 def telemetry_history(

@@ -11,6 +11,7 @@ from datetime import UTC, datetime, timedelta
 from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.core.exceptions import RequestDataTooBig
+from django.db import close_old_connections
 from django.http import HttpRequest, HttpResponse, JsonResponse, StreamingHttpResponse
 
 from accounts.decorators import api_login_required, api_permission_required
@@ -34,7 +35,13 @@ from ..services.telemetry import (
     rover_stream,
     telemetry_ingest,
 )
-from ..sse import LastEventIdInvalid, event_stream, last_event_id, sse_response
+from ..sse import (
+    LastEventIdInvalid,
+    event_stream,
+    last_event_id,
+    release_request_thread,
+    sse_response,
+)
 
 REPLAY_PAGE = 500
 CSV_PAGE = 2000
@@ -209,6 +216,25 @@ async def _csv_stream(
 # --- live feeds ----------------------------------------------------------------------
 
 
+def _pooled_query(function, **kwargs):
+    close_old_connections()
+    try:
+        return function(**kwargs)
+    finally:
+        close_old_connections()
+
+
+async def _stream_query(function, **kwargs):
+    """Run a read for a live stream on the shared thread pool, not the request's thread.
+
+    Django gives each ASGI request its own thread (and so its own database
+    connection) until the response ends; for a stream that lasts hours that
+    would pin one connection per open dashboard. Reads from the stream use the
+    loop's bounded pool instead, with Django's usual connection-age handling.
+    """
+    return await sync_to_async(_pooled_query, thread_sensitive=False)(function, **kwargs)
+
+
 async def _rover_feed(request: HttpRequest, rover: Rover) -> HttpResponse:
     """Return the SSE response of a rover's live stream, resuming after Last-Event-ID.
 
@@ -224,13 +250,16 @@ async def _rover_feed(request: HttpRequest, rover: Rover) -> HttpResponse:
         )
 
     async def replay(after_seq: int) -> list[dict]:
-        frames = await telemetry_after(rover=rover, after_seq=after_seq, limit=REPLAY_PAGE)
+        frames = await _stream_query(
+            telemetry_after, rover=rover, after_seq=after_seq, limit=REPLAY_PAGE
+        )
         return [frame_event(frame) for frame in frames]
 
     async def initial() -> list[dict]:
-        latest = await telemetry_latest(rover=rover)
+        latest = await _stream_query(telemetry_latest, rover=rover)
         return [] if latest is None else [frame_event(latest)]
 
+    await release_request_thread()
     link_watchdog_ensure()
     return sse_response(
         event_stream(stream=rover_stream(rover.slug), after=after, replay=replay, initial=initial)
