@@ -2,7 +2,7 @@
 // with textContent, so whatever a user typed is displayed as text.
 
 /** Exponential back-off with "equal jitter": half fixed, half random. */
-export function backoffDelay(attempt, { base = 500, cap = 10000 } = {}) {
+export function backoffDelay(attempt, { base = 500, cap = 8000 } = {}) {
   const exp = Math.min(cap, base * 2 ** attempt);
   return exp / 2 + (Math.random() * exp) / 2;
 }

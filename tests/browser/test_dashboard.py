@@ -246,6 +246,7 @@ def test_server_restart_mid_session_loses_and_repeats_nothing(mission, browser, 
             "data-state", "live", timeout=20_000
         )
         expect(page.locator("[data-field=seq]")).to_have_text("#160", timeout=20_000)
+        expect(page.locator("#conn-rooms")).to_have_attribute("data-state", "live", timeout=20_000)
     mission.ingest([mission.frame() for _ in range(10)])
     bob.fill("#composer-input", "After the restart")
     bob.press("#composer-input", "Enter")
