@@ -149,7 +149,8 @@ def test_two_operators_chat_see_presence_typing_and_script_as_text(
     )
 
     # New messages are appended: the live log keeps its existing items (no re-reading).
-    first = alice.locator("#message-list .msg").first.element_handle()
+    expect(alice.locator("#message-list .msg-pending")).to_have_count(0)
+    first = alice.locator("#message-list .msg[data-id]").first.element_handle()
     hostile = "<script>window.pwned = 1</script><b>bold?</b>"
     bob.fill("#composer-input", hostile)
     bob.click("#composer button[type=submit]")
