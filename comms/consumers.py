@@ -43,6 +43,7 @@ from .selectors import message_after, message_history, team_get, team_user_can_j
 from .services import (
     MessageInvalid,
     NotAllowed,
+    OrderedPublisher,
     message_clean,
     message_json,
     message_post_async,
@@ -98,6 +99,7 @@ class TeamRoomConsumer(AsyncJsonWebsocketConsumer):
         self._reader: asyncio.Task | None = None
         self._replay_lock = asyncio.Lock()
         self._last_typing = 0.0
+        self._publisher = OrderedPublisher()
 
     # Connection -------------------------------------------------------------------
 
@@ -152,8 +154,18 @@ class TeamRoomConsumer(AsyncJsonWebsocketConsumer):
         await self.accept()
         await self.close(code=code)
 
+    async def dispatch(self, message: dict[str, Any]) -> None:
+        if message["type"] == "websocket.receive":
+            # Channels closes stale database connections before every handler (a thread
+            # hop per frame); database_sync_to_async already does it around each query.
+            await self.websocket_receive(message)
+        else:
+            await super().dispatch(message)
+
     async def disconnect(self, code: int) -> None:
         self.closing = True
+        with contextlib.suppress(Exception):
+            await asyncio.shield(self._publisher.drain())
         if self._reader is not None:
             self._reader.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
@@ -284,7 +296,11 @@ class TeamRoomConsumer(AsyncJsonWebsocketConsumer):
             if not await chat_rate_allow(user_id=self.user.pk):
                 return await self._error("rate_limited", "Too many messages; slow down.")
             message, created = await message_post_async(
-                team=self.team, author=self.user, body=body, client_id=client_id
+                team=self.team,
+                author=self.user,
+                body=body,
+                client_id=client_id,
+                publisher=self._publisher,
             )
         except MessageInvalid as exc:
             return await self._error(exc.code, exc.detail)

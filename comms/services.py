@@ -13,7 +13,9 @@ Room events on the hub stream `room.<team slug>` (see `room_stream`) are dicts:
 
 from __future__ import annotations
 
+import asyncio
 import json
+import logging
 from typing import Any
 
 from django.contrib.auth.models import AbstractBaseUser
@@ -22,6 +24,8 @@ from django.db import IntegrityError, transaction
 from streams.hub import publish_from_sync
 
 from .models import Membership, Message, Team
+
+logger = logging.getLogger(__name__)
 
 BODY_MAX_CHARS = 4000
 CLIENT_ID_MAX_CHARS = 64
@@ -201,13 +205,50 @@ def _store_as_member(
     return message_store(team=team, author=author, body=body, client_id=client_id)
 
 
+class OrderedPublisher:
+    """Publish a sender's events in order without waiting for each Redis round trip.
+
+    A socket sending back to back stores message n+1 while message n is still on its
+    way; each publish starts only after the previous one finished, so order holds.
+    """
+
+    def __init__(self) -> None:
+        self._tail: asyncio.Task | None = None
+
+    def publish(self, stream: str, event: dict[str, Any]) -> None:
+        previous = self._tail
+        self._tail = asyncio.get_running_loop().create_task(self._after(previous, stream, event))
+
+    async def _after(self, previous: asyncio.Task | None, stream: str, event: dict) -> None:
+        from streams.hub import publish
+
+        if previous is not None:
+            await asyncio.wait([previous])
+        try:
+            await publish(stream, event)
+        except Exception:
+            # Stored already: members get it on their next resume or history page.
+            logger.exception("publishing %s on %s failed", event.get("id"), stream)
+
+    async def drain(self) -> None:
+        """Wait until everything handed over so far is published."""
+        if self._tail is not None:
+            await asyncio.wait([self._tail])
+
+
 async def message_post_async(
-    *, team: Team, author: AbstractBaseUser, body: Any, client_id: Any = None
+    *,
+    team: Team,
+    author: AbstractBaseUser,
+    body: Any,
+    client_id: Any = None,
+    publisher: OrderedPublisher | None = None,
 ) -> tuple[Message, bool]:
     """Check membership and store in the database thread, then publish from the event loop.
 
     The async twin of `message_post` for consumers: publishing from the loop keeps the
-    database thread free during the Redis round trip. Raise NotAllowed or MessageInvalid.
+    database thread free during the Redis round trip; with a `publisher` the caller does
+    not wait for it either. Raise NotAllowed or MessageInvalid.
     """
     from channels.db import database_sync_to_async
 
@@ -218,5 +259,9 @@ async def message_post_async(
         team=team, author=author, body=body, client_id=client_id
     )
     if created:
-        await publish(room_stream(team.slug), message_event(message, team_slug=team.slug))
+        event = message_event(message, team_slug=team.slug)
+        if publisher is None:
+            await publish(room_stream(team.slug), event)
+        else:
+            publisher.publish(room_stream(team.slug), event)
     return message, created

@@ -1,11 +1,16 @@
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import json
+
 import pytest
 from channels.routing import URLRouter
 from channels.testing import WebsocketCommunicator
 
 from comms.models import Membership
 from comms.tests.factories import MembershipFactory, TeamFactory, UserFactory
+from streams.hub import subscribe
 
 
 @pytest.fixture
@@ -28,23 +33,37 @@ def ws_app():
 
 
 @pytest.fixture
-def join(ws_app):
-    """Connect a user to a room; return the communicator, its history and presence frames."""
+async def join(ws_app):
+    """Connect a user to a room; return the communicator, its history and presence frames.
+
+    Each join waits until its "joined" event went through the room's stream (a probe
+    subscribes to it too): over Redis pub/sub, publishing returns before delivery, and
+    a late "joined" would otherwise reach sockets that connected after it.
+    """
     opened: list[WebsocketCommunicator] = []
+    probes: dict[str, object] = {}
+    async with contextlib.AsyncExitStack() as stack:
 
-    async def connect(user, slug: str = "ops", path: str | None = None):
-        communicator = WebsocketCommunicator(ws_app, path or f"/ws/comms/{slug}/")
-        communicator.scope["user"] = user
-        opened.append(communicator)
-        connected, _ = await communicator.connect()
-        assert connected
-        history = await communicator.receive_json_from()
-        presence = await communicator.receive_json_from()
-        assert history["type"] == "history"
-        assert presence["type"] == "presence"
-        return communicator, history, presence
+        async def connect(user, slug: str = "ops", path: str | None = None):
+            if slug not in probes:
+                probes[slug] = await stack.enter_async_context(subscribe(f"room.{slug}"))
+            communicator = WebsocketCommunicator(ws_app, path or f"/ws/comms/{slug}/")
+            communicator.scope["user"] = user
+            opened.append(communicator)
+            connected, _ = await communicator.connect()
+            assert connected
+            history = await communicator.receive_json_from()
+            presence = await communicator.receive_json_from()
+            assert history["type"] == "history"
+            assert presence["type"] == "presence"
+            while True:
+                event = await asyncio.wait_for(probes[slug].get(), 5)
+                data = json.loads(event.get("data") or "{}")
+                if data.get("joined", {}).get("id") == user.pk:
+                    break
+            return communicator, history, presence
 
-    return connect
+        yield connect
 
 
 @pytest.fixture(autouse=True)

@@ -84,6 +84,7 @@ async def test_message_is_stored_then_broadcast_to_every_member(room, join):
     await alice.send_json_to({"type": "message", "body": " <script>x</script> ", "client_id": "k1"})
     for communicator in (alice, bob):
         frame = await communicator.receive_json_from()
+        assert frame["type"] == "message", frame
         stored = await Message.objects.aget(pk=frame["id"])
         assert frame == {
             "type": "message",
