@@ -55,6 +55,20 @@ def pytest_collection_modifyitems(config, items):
                 item.add_marker(pytest.mark.skip(reason=f"{name} is not reachable at {url}"))
 
 
+@pytest.fixture(autouse=True)
+def _fresh_channel_layers():
+    """Give each test fresh channel-layer instances.
+
+    channels-redis' core layer binds its locks to the first event loop that
+    uses it, and each async test runs on a new loop.
+    """
+    from channels.layers import channel_layers
+
+    channel_layers.backends.clear()
+    yield
+    channel_layers.backends.clear()
+
+
 @pytest.fixture
 def redis_url() -> str:
     """Return the Redis URL for tests, skipping (or failing on CI) when it is down."""
