@@ -209,10 +209,12 @@ class RoverImageAdmin(admin.ModelAdmin):
         if not obj.pk or not obj.thumbnail:
             return "-"
         url = reverse("image-thumbnail", args=[obj.pk])
+        # Size by attributes, not a style attribute: the CSP forbids inline styles.
+        scale = px / max(obj.width, obj.height, 1)
         return format_html(
-            '<a href="{}"><img src="{}" alt="" style="max-width:{}px;max-height:{}px"></a>',
+            '<a href="{}"><img src="{}" alt="" width="{}" height="{}"></a>',
             reverse("image-download", args=[obj.pk]),
             url,
-            px,
-            px,
+            max(1, round(obj.width * scale)),
+            max(1, round(obj.height * scale)),
         )
