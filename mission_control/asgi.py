@@ -12,15 +12,16 @@ django_asgi_app = get_asgi_application()
 
 from channels.auth import AuthMiddlewareStack  # noqa: E402
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
-from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
 
 import comms.routing  # noqa: E402
 from accounts.websocket import QueryTokenAuthMiddleware  # noqa: E402
+from comms.security import allowed_hosts_or_no_origin  # noqa: E402
 
 application = ProtocolTypeRouter(
     {
         "http": django_asgi_app,
-        "websocket": AllowedHostsOriginValidator(
+        # Like AllowedHostsOriginValidator, but wscat (no Origin header) may connect.
+        "websocket": allowed_hosts_or_no_origin(
             AuthMiddlewareStack(
                 QueryTokenAuthMiddleware(URLRouter(comms.routing.websocket_urlpatterns))
             )

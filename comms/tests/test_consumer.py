@@ -335,3 +335,20 @@ async def test_token_in_query_string_authenticates_through_the_real_application(
     assert (await bad.connect())[0]
     assert (await bad.receive_output(2))["code"] == 4401
     await bad.disconnect()
+
+
+async def test_a_client_without_origin_may_connect_but_another_site_may_not(room, token_for):
+    """wscat sends no Origin header; a browser on another site sends its own."""
+    from mission_control.asgi import application
+
+    token = await sync_to_async(token_for)(room.alice)
+    wscat = WebsocketCommunicator(application, f"/ws/comms/ops?token={token}")
+    assert (await wscat.connect())[0]
+    assert (await wscat.receive_json_from())["type"] == "history"
+    await wscat.disconnect()
+    foreign = WebsocketCommunicator(
+        application, f"/ws/comms/ops?token={token}", headers=[(b"origin", b"https://evil.example")]
+    )
+    connected, _ = await foreign.connect()
+    assert not connected
+    await foreign.disconnect()
