@@ -238,6 +238,8 @@ class TeamRoomConsumer(AsyncJsonWebsocketConsumer):
             )
             if not allowed:
                 await self._close(CLOSE_FORBIDDEN)
+        elif kind in ("member_removed", "member_added") and "data" in event:
+            await self.send(text_data=event["data"])
 
     # Client frames ------------------------------------------------------------------
 

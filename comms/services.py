@@ -5,8 +5,9 @@ Room events on the hub stream `room.<team slug>` (see `room_stream`) are dicts:
 - `{"event": "message", "id": <message id>, "data": "<message JSON text>"}`
 - `{"event": "typing", "id": None, "data": "<typing JSON text>"}`
 - `{"event": "presence", "id": None, "data": "<presence JSON text>"}`
-- `{"event": "member_removed", "id": None, "user_id": <user id>}` (control: sockets of
-  that user in that room close themselves)
+- `{"event": "member_removed", "id": None, "user_id": <user id>, "data": "<members JSON>"}`
+  (control: sockets of that user in that room close themselves; the others get `data`)
+- `{"event": "member_added", "id": None, "user_id": <user id>, "data": "<members JSON>"}`
 
 `data` is the exact text each socket sends, encoded once by the publisher.
 """
@@ -148,15 +149,24 @@ def message_post_system(*, team: Team, body: str, kind: str = "system") -> Messa
     return message
 
 
-def member_removed_event(user_id: int) -> dict[str, Any]:
-    """Return the control event that closes a removed member's sockets."""
-    return {"event": "member_removed", "id": None, "user_id": user_id}
+def _members_event(kind: str, user_id: int, username: str) -> dict[str, Any]:
+    change = "added" if kind == "member_added" else "removed"
+    data = json.dumps({"type": "members", change: {"id": user_id, "username": username}})
+    return {"event": kind, "id": None, "user_id": user_id, "data": data}
+
+
+def member_removed_event(user_id: int, username: str = "") -> dict[str, Any]:
+    """Return the control event that closes a removed member's sockets and tells the rest."""
+    return _members_event("member_removed", user_id, username)
 
 
 def team_member_add(
     *, team: Team, user: AbstractBaseUser, role: str = Membership.Role.MEMBER
 ) -> Membership:
-    """Add a user to a team (or change their role); return the membership."""
+    """Add a user to a team (or change their role); return the membership.
+
+    The room's open sockets hear of a new member (`post_save` in comms.signals).
+    """
     with transaction.atomic():
         membership, created = Membership.objects.get_or_create(
             team=team, user=user, defaults={"role": role}
@@ -181,9 +191,14 @@ def team_member_remove(*, team: Team, user: AbstractBaseUser) -> bool:
     return deleted > 0
 
 
-def membership_removed_notify(*, team: Team, user_id: int) -> None:
+def membership_removed_notify(*, team: Team, user_id: int, username: str = "") -> None:
     """Publish, once the transaction commits, that a member left the team."""
-    _publish_on_commit(team, member_removed_event(user_id))
+    _publish_on_commit(team, member_removed_event(user_id, username))
+
+
+def membership_added_notify(*, team: Team, user_id: int, username: str) -> None:
+    """Publish, once the transaction commits, that someone joined the team."""
+    _publish_on_commit(team, _members_event("member_added", user_id, username))
 
 
 class NotAllowed(PermissionError):

@@ -10,7 +10,12 @@ from channels.testing import WebsocketCommunicator
 from django.contrib.auth.models import AnonymousUser
 
 from comms.models import Message
-from comms.services import message_post, message_post_system, team_member_remove
+from comms.services import (
+    message_post,
+    message_post_system,
+    team_member_add,
+    team_member_remove,
+)
 from comms.tests.factories import UserFactory
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -305,9 +310,20 @@ async def test_removing_the_member_closes_their_socket_within_a_second(room, joi
     output = await bob.receive_output(1)
     assert output == {"type": "websocket.close", "code": 4403}
     await bob.disconnect()
-    # alice stays, and sees bob leave.
-    update = await alice.receive_json_from()
-    assert update["type"] == "presence" and update["left"]["username"] == "bob"
+    # alice stays, and hears that bob is no longer a member and has left.
+    frames = [await alice.receive_json_from() for _ in range(2)]
+    assert {"type": "members", "removed": {"id": room.bob.pk, "username": "bob"}} in frames
+    assert {"type": "presence", "left": {"id": room.bob.pk, "username": "bob"}} in frames
+    await alice.disconnect()
+
+
+async def test_a_new_member_is_announced_to_the_room(room, join):
+    alice, _, _ = await join(room.alice)
+    await sync_to_async(team_member_add)(team=room.team, user=room.carol)
+    assert await alice.receive_json_from() == {
+        "type": "members",
+        "added": {"id": room.carol.pk, "username": "carol"},
+    }
     await alice.disconnect()
 
 

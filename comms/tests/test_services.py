@@ -112,7 +112,11 @@ async def test_removing_a_member_publishes_the_control_event():
     async with subscribe("room.nav") as sub:
         assert await sync_to_async(team_member_remove)(team=team, user=user)
         event = await asyncio.wait_for(sub.get(), 5)
-    assert event == {"event": "member_removed", "id": None, "user_id": user.pk}
+    assert event["event"] == "member_removed" and event["user_id"] == user.pk
+    assert json.loads(event["data"]) == {
+        "type": "members",
+        "removed": {"id": user.pk, "username": user.username},
+    }
     assert not await Membership.objects.filter(team=team, user=user).aexists()
 
 
