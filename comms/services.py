@@ -88,9 +88,37 @@ def _clean_client_id(client_id: Any) -> str | None:
     return client_id
 
 
+def _publish_now(stream: str, event: dict[str, Any]) -> None:
+    """Publish from synchronous code; never let a failed publish undo a stored write.
+
+    Sync code normally runs in a thread without an event loop (a sync view, the admin,
+    a command, sync_to_async). If a loop does run in this thread (sync code called from
+    async code directly), async_to_sync is impossible: the publish is scheduled on it.
+    """
+    try:
+        loop = asyncio.get_running_loop()
+    except RuntimeError:
+        loop = None
+    try:
+        if loop is None:
+            publish_from_sync(stream, event)
+        else:
+            from streams.hub import publish
+
+            task = loop.create_task(publish(stream, event))
+            _pending.add(task)
+            task.add_done_callback(_pending.discard)
+    except Exception:
+        # Stored already: clients get it from history or resume.
+        logger.exception("publishing on %s failed", stream)
+
+
+_pending: set[asyncio.Task] = set()
+
+
 def _publish_on_commit(team: Team, event: dict[str, Any]) -> None:
     stream = room_stream(team.slug)
-    transaction.on_commit(lambda: publish_from_sync(stream, event))
+    transaction.on_commit(lambda: _publish_now(stream, event))
 
 
 def message_store(

@@ -127,3 +127,19 @@ def test_team_member_add_is_idempotent_and_updates_the_role():
     membership = team_member_add(team=team, user=user, role=Membership.Role.LEAD)
     assert membership.role == "lead"
     assert Membership.objects.filter(team=team, user=user).count() == 1
+
+
+async def test_sync_writes_called_inside_a_running_loop_still_store_and_publish(monkeypatch):
+    """Sync code called straight from async code (no sync_to_async) cannot use async_to_sync."""
+    from django.db import connections
+
+    team = await sync_to_async(TeamFactory)(slug="loop")
+    # The sync ORM in this thread, as some callers (Playwright's sync API) do.
+    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+    async with subscribe("room.loop") as sub:
+        try:
+            message = message_post_system(team=team, body="from a loop thread")
+        finally:
+            connections.close_all()
+        event = await asyncio.wait_for(sub.get(), 5)
+    assert event["id"] == message.id
