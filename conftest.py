@@ -40,8 +40,15 @@ def _require(name: str, url: str) -> None:
     pytest.skip(message)
 
 
+@pytest.hookimpl(trylast=True)
 def pytest_collection_modifyitems(config, items):
-    """Under MC_TEST_SERVICES=1 every test needs PostgreSQL and Redis."""
+    """Run browser tests last; under MC_TEST_SERVICES=1 every test needs PostgreSQL and Redis.
+
+    Playwright's sync API keeps an event loop running in the main thread for the
+    rest of the session, which breaks any asyncio test scheduled after it
+    (pytest-django reorders transactional tests, so order by marker here).
+    """
+    items.sort(key=lambda item: item.get_closest_marker("browser") is not None)
     if not settings.TEST_SERVICES:
         return
     for name, url in (
