@@ -62,6 +62,28 @@ def _hub_layer():
 _pubsub_layers: dict[tuple, RedisPubSubChannelLayer] = {}
 
 
+class _RedisCounter:
+    """Numbers each stream's events with one INCR, so subscribers can see a gap."""
+
+    def __init__(self, url: str, prefix: str) -> None:
+        import redis.asyncio
+
+        self.redis = redis.asyncio.Redis.from_url(url)
+        self.prefix = prefix
+
+    async def next(self, stream: str) -> int:
+        return await self.redis.incr(f"{self.prefix}hub.n.{stream}")
+
+
+def _redis_counter(layer) -> _RedisCounter | None:
+    if not isinstance(layer, RedisPubSubChannelLayer):
+        return None
+    config = settings.CHANNEL_LAYERS[DEFAULT_CHANNEL_LAYER].get("CONFIG", {})
+    host = config.get("hosts", ["redis://127.0.0.1:6379"])[0]
+    url = host if isinstance(host, str) else host.get("address")
+    return _RedisCounter(url, config.get("prefix", "asgi"))
+
+
 class SubscriberOverflow(Exception):
     """The subscriber's queue filled up: it must reconnect and replay from the store."""
 
@@ -89,11 +111,18 @@ class Subscription:
             self._queue.put_nowait(event)
             metrics.EVENTS_DELIVERED.labels(self.kind).inc()
         except asyncio.QueueFull:
-            self.overflowed = True
-            metrics.SUBSCRIBER_OVERFLOWS.labels(self.kind).inc()
-            # Wake a reader blocked in get() so it notices at once.
+            self.cut_off()
+
+    def cut_off(self) -> None:
+        """End this subscription: the next get() raises SubscriberOverflow."""
+        if self.overflowed:
+            return
+        self.overflowed = True
+        metrics.SUBSCRIBER_OVERFLOWS.labels(self.kind).inc()
+        # Wake a reader blocked in get() so it notices at once.
+        if self._queue.full():
             self._queue.get_nowait()
-            self._queue.put_nowait({"__overflow__": True})
+        self._queue.put_nowait({"__overflow__": True})
 
     async def get(self) -> dict[str, Any]:
         """Return the next event; raise SubscriberOverflow once the queue overflowed."""
@@ -117,6 +146,40 @@ class Subscription:
         return self._queue.qsize()
 
 
+class GapTracker:
+    """Notice events of one stream that never arrived, tolerating reordering.
+
+    Over Redis every event carries a number from one INCR per stream. Events from
+    several publishers may arrive slightly out of order, so a missing number is
+    only a loss once it is still missing after a grace period.
+    """
+
+    MAX_MISSING = 10000
+
+    def __init__(self, grace: float) -> None:
+        self.grace = grace
+        self.last: int | None = None
+        self.missing: dict[int, float] = {}
+
+    def seen(self, number: int, now: float) -> bool:
+        """Record an event's number; return False for a duplicate to drop."""
+        if self.last is None:
+            self.last = number
+            return True
+        if number <= self.last:
+            return self.missing.pop(number, None) is not None
+        for missing in range(self.last + 1, min(number, self.last + 1 + self.MAX_MISSING)):
+            self.missing[missing] = now + self.grace
+        self.last = number
+        return True
+
+    def lost(self, now: float) -> bool:
+        """Return whether an event is missing past its grace period (or far too many are)."""
+        if len(self.missing) >= self.MAX_MISSING:
+            return True
+        return any(deadline <= now for deadline in self.missing.values())
+
+
 class Hub:
     """One process's (one event loop's) member of the channel layer."""
 
@@ -126,7 +189,11 @@ class Hub:
         self._joined: dict[str, float] = {}
         self._channel: str | None = None
         self._reader: asyncio.Task | None = None
+        self._watchdog: asyncio.Task | None = None
         self._lock = asyncio.Lock()
+        self._gaps: dict[str, GapTracker] = {}
+        # Over Redis, events are numbered per stream so lost ones are noticed.
+        self._counter = _redis_counter(self.layer)
 
     @property
     def local_subscriber_count(self) -> int:
@@ -135,9 +202,10 @@ class Hub:
     async def publish(self, stream: str, event: dict[str, Any]) -> None:
         """Send an event to every subscriber of the stream in every process."""
         metrics.EVENTS_PUBLISHED.labels(metrics.stream_kind(stream)).inc()
-        await self.layer.group_send(
-            group_name(stream), {"type": HUB_MESSAGE_TYPE, "stream": stream, "event": event}
-        )
+        message = {"type": HUB_MESSAGE_TYPE, "stream": stream, "event": event}
+        if self._counter is not None:
+            message["n"] = await self._counter.next(stream)
+        await self.layer.group_send(group_name(stream), message)
 
     @contextlib.asynccontextmanager
     async def subscribe(
@@ -165,6 +233,7 @@ class Hub:
             if sub.stream not in self._joined:
                 await self.layer.group_add(group_name(sub.stream), self._channel)
                 self._joined[sub.stream] = asyncio.get_running_loop().time()
+                self._gaps[sub.stream] = GapTracker(settings.STREAM_GAP_GRACE_SECONDS)
 
     async def _remove(self, sub: Subscription) -> None:
         async with self._lock:
@@ -177,6 +246,7 @@ class Hub:
             if not subs:
                 del self._subscribers[sub.stream]
                 self._joined.pop(sub.stream, None)
+                self._gaps.pop(sub.stream, None)
                 await self.layer.group_discard(group_name(sub.stream), self._channel)
             if not self._subscribers and self._reader is not None:
                 # Nothing local listens any more: stop reading until someone does.
@@ -184,6 +254,9 @@ class Hub:
                 # and a leaving client must not wait for that.
                 reader, self._reader = self._reader, None
                 reader.cancel()
+                if self._watchdog is not None:
+                    self._watchdog.cancel()
+                    self._watchdog = None
                 # The pub/sub layer drops a channel whose receive was cancelled.
                 self._channel = None
 
@@ -192,7 +265,10 @@ class Hub:
             return
         if self._channel is None:
             self._channel = await self.layer.new_channel("hub.")
-        self._reader = asyncio.get_running_loop().create_task(self._read_forever())
+        loop = asyncio.get_running_loop()
+        self._reader = loop.create_task(self._read_forever())
+        if self._counter is not None and (self._watchdog is None or self._watchdog.done()):
+            self._watchdog = loop.create_task(self._watch_for_losses())
 
     async def _read_forever(self) -> None:
         me = asyncio.current_task()
@@ -206,8 +282,11 @@ class Hub:
                     # redis-py may turn our own cancellation into a TimeoutError:
                     # never swallow it, or the task outlives its event loop.
                     return
-                # A Redis outage: keep trying; clients resume from the store by id.
+                # A Redis outage: whatever was in flight is gone, so every local
+                # subscriber is cut off to resume from the store by id.
                 logger.exception("fan-out receive failed; retrying")
+                for stream in tuple(self._subscribers):
+                    self.cut_off_stream(stream)
                 await asyncio.sleep(0.5)
                 await self._rejoin_all()
                 continue
@@ -218,8 +297,34 @@ class Hub:
     def _dispatch(self, message: dict[str, Any]) -> None:
         if message.get("type") != HUB_MESSAGE_TYPE:
             return
-        for sub in tuple(self._subscribers.get(message["stream"], ())):
+        stream = message["stream"]
+        tracker = self._gaps.get(stream)
+        number = message.get("n")
+        if tracker is not None and number is not None:
+            now = asyncio.get_running_loop().time()
+            if not tracker.seen(number, now):
+                return  # a duplicate delivery (channels-redis#299)
+        for sub in tuple(self._subscribers.get(stream, ())):
             sub.offer(message["event"])
+
+    def cut_off_stream(self, stream: str) -> None:
+        """Cut off every local subscriber of a stream; they resume from the store by id."""
+        for sub in tuple(self._subscribers.get(stream, ())):
+            sub.cut_off()
+        if stream in self._gaps:
+            self._gaps[stream] = GapTracker(settings.STREAM_GAP_GRACE_SECONDS)
+
+    async def _watch_for_losses(self) -> None:
+        """Cut off the subscribers of a stream whose events went missing on the way."""
+        loop = asyncio.get_running_loop()
+        interval = max(0.05, settings.STREAM_GAP_GRACE_SECONDS / 4)
+        while True:
+            await asyncio.sleep(interval)
+            now = loop.time()
+            for stream, tracker in tuple(self._gaps.items()):
+                if tracker.lost(now):
+                    logger.warning("events lost on stream %s; subscribers resume by id", stream)
+                    self.cut_off_stream(stream)
 
     async def _refresh_groups(self) -> None:
         now = asyncio.get_running_loop().time()

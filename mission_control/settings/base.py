@@ -144,6 +144,9 @@ IMAGE_STREAM_CHUNK_BYTES = env.int("IMAGE_STREAM_CHUNK_BYTES", default=1024 * 10
 SSE_HEARTBEAT_SECONDS = env.float("SSE_HEARTBEAT_SECONDS", default=15.0)
 SSE_RETRY_MS = env.int("SSE_RETRY_MS", default=2000)
 STREAM_SUBSCRIBER_QUEUE = env.int("STREAM_SUBSCRIBER_QUEUE", default=1000)
+# Over Redis, an event still missing after this long (say, lost while a worker
+# reconnected) cuts the stream's subscribers off so they replay it by id.
+STREAM_GAP_GRACE_SECONDS = env.float("STREAM_GAP_GRACE_SECONDS", default=1.0)
 # How often each worker checks for rovers gone silent (link-lost alarm); 0 disables.
 ALARM_WATCHDOG_SECONDS = env.float("ALARM_WATCHDOG_SECONDS", default=1.0)
 CHAT_RATE_MESSAGES = env.int("CHAT_RATE_MESSAGES", default=10)
