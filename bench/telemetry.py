@@ -9,7 +9,9 @@ phase starts ONE uvicorn worker with production settings over real Redis
 1. hub: `subs` SSE subscribers on `/rovers/curiosity/telemetry/stream` (the
    product), all connected (each has read `retry:`, sent once it is subscribed)
    before the first frame; then frames are POSTed to the ingest API at `rate` Hz
-   for `duration` s. Every subscriber must receive every seq exactly once;
+   for `duration` s, then one burst: `burst` frames in one POST (throughput =
+   deliveries / (last receipt - POST start)). Every subscriber must receive every
+   seq exactly once;
    latency is POST start (the ingester's clock) to receipt of `id: <seq>` at the
    subscriber, same process, same clock. Deliveries/s = deliveries / (last
    receipt - first POST). RSS per subscriber = server RSS with the subscribers
@@ -217,7 +219,8 @@ async def connect_all(port: int, path: str, token: str, count: int) -> list[SSES
         f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nAccept: text/event-stream\r\n"
         f"Authorization: Bearer {token}\r\n\r\n"
     ).encode()
-    limit = asyncio.Semaphore(100)
+    # Few at a time: each connect holds a database connection until it streams.
+    limit = asyncio.Semaphore(20)
     subscribers: list[SSESubscriber] = []
 
     async def one() -> None:
@@ -302,6 +305,7 @@ async def live_phase(args, tokens: tuple[str, str], name: str, path: str, ingest
             await asyncio.sleep(0.1)
         cpu_after = server.cpu_times()
         wall = time.perf_counter() - wall_before
+        burst = await burst_phase(port, ingest_path, ingest_token, subscribers, last_seq, args)
         close_all(subscribers)
     finally:
         stop_server(proc)
@@ -337,7 +341,38 @@ async def live_phase(args, tokens: tuple[str, str], name: str, path: str, ingest
         "max": latencies[-1] if latencies else float("nan"),
         "kib_per_sub": (connected - before) / args.subs / 1024,
         "cpu": cpu,
+        "burst_per_s": burst,
     }
+
+
+async def burst_phase(
+    port: int, path: str, token: str, subscribers: list, after: int, args
+) -> float:
+    """POST `burst` frames in one batch; return deliveries/s until every subscriber has them."""
+    first, last = after + 1, after + args.burst
+    frames = [
+        {
+            "seq": seq,
+            "recorded_at": datetime.now(UTC).isoformat(),
+            "battery_pct": 80.0,
+            "signal_dbm": -90.0,
+            "mode": "driving",
+        }
+        for seq in range(first, last + 1)
+    ]
+    async with httpx.AsyncClient(headers={"Authorization": f"Bearer {token}"}) as client:
+        started = time.perf_counter()
+        response = await client.post(f"http://127.0.0.1:{port}{path}", json=frames, timeout=60)
+        assert response.status_code == 201, response.text
+    deadline = time.perf_counter() + args.drain
+    while time.perf_counter() < deadline:
+        if all(s.received and s.received[-1][0] >= last for s in subscribers):
+            break
+        await asyncio.sleep(0.05)
+    got = [(seq, at) for s in subscribers for seq, at in s.received if first <= seq <= last]
+    if not got:
+        return 0.0
+    return len(got) / (max(at for _, at in got) - started)
 
 
 async def idle_phase(args, tokens: tuple[str, str]) -> dict:
@@ -388,9 +423,17 @@ def print_report(args, live: list[dict], idle: dict | None) -> None:
             f"{r['lost']:,} | {r['duplicates']} | {r['overflowed']} | {r['p50']:.1f} | "
             f"{r['p99']:.1f} | {r['max']:.1f} | {r['cpu']:.0f}% | {r['kib_per_sub']:.1f} |"
         )
-    if len(live) == 2 and live[1]["per_s"]:
-        print()
-        print(f"hub / naive deliveries per second: {live[0]['per_s'] / live[1]['per_s']:.2f}x")
+    print()
+    print(
+        f"Burst ({args.burst} frames in one POST, {args.burst * args.subs:,} deliveries): "
+        + ", ".join(f"{r['name']} {r['burst_per_s']:,.0f} deliveries/s" for r in live)
+    )
+    if len(live) == 2 and live[1]["per_s"] and live[1]["burst_per_s"]:
+        print(
+            f"hub / naive deliveries per second: {live[0]['per_s'] / live[1]['per_s']:.2f}x "
+            f"at {args.rate:g} Hz, {live[0]['burst_per_s'] / live[1]['burst_per_s']:.2f}x "
+            "in the burst"
+        )
     if idle:
         print()
         print(
@@ -418,6 +461,7 @@ def main() -> None:
     parser.add_argument("--duration", type=float, default=20.0)
     parser.add_argument("--drain", type=float, default=30.0, help="max wait after the last POST")
     parser.add_argument("--idle", type=int, default=5000)
+    parser.add_argument("--burst", type=int, default=50, help="frames in the burst POST")
     parser.add_argument("--skip-naive", action="store_true")
     parser.add_argument("--redis-url", default="redis://127.0.0.1:6379/0")
     args = parser.parse_args()
