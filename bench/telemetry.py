@@ -69,7 +69,7 @@ def server_env(args) -> dict[str, str]:
         SECRET_KEY="bench-only-secret-key-not-for-production-use-0123456789",  # noqa: S106
         ALLOWED_HOSTS="127.0.0.1,localhost",
         DATABASE_URL=f"postgres://postgres@127.0.0.1:5432/{DB_NAME}",
-        CONN_MAX_AGE="60",
+        CONN_MAX_AGE="0",  # persistent connections leak under ASGI (Django #33497)
         REDIS_URL=args.redis_url,
         CHANNEL_LAYER_PREFIX=f"mcbenchtele{os.getpid()}",
         SECURE_COOKIES="false",

@@ -52,6 +52,8 @@ def sse_encode(event: Event) -> bytes:
     return ("\n".join(lines) + "\n\n").encode()
 
 
+OVERFLOW = sse_encode({"event": "overflow", "id": None, "data": OVERFLOW_DATA})
+
 _shared: OrderedDict[int, tuple[Event, bytes]] = OrderedDict()
 SHARED_CACHE_SIZE = 256
 
@@ -127,18 +129,35 @@ async def event_stream(
                     # asyncio.timeout, not wait_for: no extra Task per event per subscriber.
                     async with asyncio.timeout(heartbeat):
                         event = await sub.get()
+                    # One turn of the loop lets events already arriving behind this one
+                    # queue up, so a burst leaves in a few chunks instead of one each.
+                    await asyncio.sleep(0)
             except TimeoutError:
                 yield HEARTBEAT
                 continue
             except SubscriberOverflow:
-                yield sse_encode({"event": "overflow", "id": None, "data": OVERFLOW_DATA})
+                yield OVERFLOW
                 return
-            event_id = event.get("id")
-            if event.get("event") == "telemetry" and event_id is not None:
-                if event_id <= high:
-                    continue
-                high = event_id
-            yield _encode_shared(event)
+            # Everything already queued leaves in one chunk: under a burst that is one
+            # trip through Django and the server instead of one per event.
+            chunk: list[bytes] = []
+            overflowed = False
+            while event is not None:
+                event_id = event.get("id")
+                if event.get("event") != "telemetry" or event_id is None or event_id > high:
+                    if event.get("event") == "telemetry" and event_id is not None:
+                        high = event_id
+                    chunk.append(_encode_shared(event))
+                try:
+                    event = sub.get_nowait()
+                except SubscriberOverflow:
+                    overflowed = True
+                    break
+            if chunk:
+                yield chunk[0] if len(chunk) == 1 else b"".join(chunk)
+            if overflowed:
+                yield OVERFLOW
+                return
 
 
 async def release_request_thread() -> None:
