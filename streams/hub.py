@@ -201,8 +201,19 @@ class Hub:
 
     async def publish(self, stream: str, event: dict[str, Any]) -> None:
         """Send an event to every subscriber of the stream in every process."""
-        metrics.EVENTS_PUBLISHED.labels(metrics.stream_kind(stream)).inc()
-        message = {"type": HUB_MESSAGE_TYPE, "stream": stream, "event": event}
+        await self.publish_many(stream, [event])
+
+    async def publish_many(self, stream: str, events: list[dict[str, Any]]) -> None:
+        """Send several events, in order, as one message.
+
+        Subscribers receive them in the same turn of the event loop, so a batch
+        (a telemetry downlink of many frames) wakes each subscriber once, not once
+        per event.
+        """
+        if not events:
+            return
+        metrics.EVENTS_PUBLISHED.labels(metrics.stream_kind(stream)).inc(len(events))
+        message = {"type": HUB_MESSAGE_TYPE, "stream": stream, "events": events}
         if self._counter is not None:
             message["n"] = await self._counter.next(stream)
         await self.layer.group_send(group_name(stream), message)
@@ -304,8 +315,10 @@ class Hub:
             now = asyncio.get_running_loop().time()
             if not tracker.seen(number, now):
                 return  # a duplicate delivery (channels-redis#299)
+        events = message["events"]
         for sub in tuple(self._subscribers.get(stream, ())):
-            sub.offer(message["event"])
+            for event in events:
+                sub.offer(event)
 
     def cut_off_stream(self, stream: str) -> None:
         """Cut off every local subscriber of a stream; they resume from the store by id."""
@@ -354,6 +367,11 @@ def get_hub() -> Hub:
 async def publish(stream: str, event: dict[str, Any]) -> None:
     """Publish an event on a stream; see Hub.publish."""
     await get_hub().publish(stream, event)
+
+
+async def publish_many(stream: str, events: list[dict[str, Any]]) -> None:
+    """Publish several events on a stream as one message; see Hub.publish_many."""
+    await get_hub().publish_many(stream, events)
 
 
 def subscribe(stream: str, *, maxsize: int | None = None):

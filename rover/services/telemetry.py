@@ -22,7 +22,7 @@ from asgiref.sync import sync_to_async
 from django.db import transaction
 from django.db.models import Max
 
-from streams.hub import publish
+from streams.hub import publish_many
 
 from ..models import Rover, RoverMode, TelemetryFrame
 
@@ -259,8 +259,7 @@ async def telemetry_ingest(*, rover: Rover, payload: Any) -> IngestResult:
     frames = telemetry_validate(payload=payload)
     result, previous_max = await sync_to_async(telemetry_store)(rover=rover, frames=frames)
     stream = rover_stream(rover.slug)
-    for frame in result.stored:
-        await publish(stream, frame_event(frame))
+    await publish_many(stream, [frame_event(frame) for frame in result.stored])
     fresh = [f for f in result.stored if previous_max is None or f.seq > previous_max]
     if fresh:
         await sync_to_async(alarms_evaluate)(rover=rover, frames=fresh)

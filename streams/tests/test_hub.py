@@ -94,3 +94,14 @@ async def test_an_event_lost_in_transit_cuts_subscribers_off_to_replay(
         assert await asyncio.wait_for(sub.get(), 5) == {"id": 3}
         with pytest.raises(SubscriberOverflow):
             await asyncio.wait_for(sub.get(), 5)
+
+
+async def test_publish_many_delivers_a_batch_in_order_in_one_turn():
+    hub = Hub()
+    async with hub.subscribe("rover.batch") as sub:
+        await hub.publish_many("rover.batch", [{"id": i} for i in range(1, 6)])
+        first = await asyncio.wait_for(sub.get(), 2)
+        # The rest were queued with the first: no further waiting needed.
+        rest = [sub.get_nowait() for _ in range(4)]
+        assert [first, *rest] == [{"id": i} for i in range(1, 6)]
+        assert sub.get_nowait() is None
