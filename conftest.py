@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -60,6 +62,17 @@ def pytest_collection_modifyitems(config, items):
                 pytest.exit(f"{name} is not reachable at {url} (CI=true)", returncode=1)
             for item in items:
                 item.add_marker(pytest.mark.skip(reason=f"{name} is not reachable at {url}"))
+
+
+def pytest_sessionfinish(session, exitstatus):
+    """Remove this run's throwaway media folder and server logs (kept when tests failed)."""
+    if exitstatus != 0:
+        return
+    media = Path(settings.MEDIA_ROOT)
+    if media.name.startswith("mc-media-") and media.parent == Path(tempfile.gettempdir()):
+        shutil.rmtree(media, ignore_errors=True)
+    for log in Path(tempfile.gettempdir()).glob(f"mc-server-{os.environ['MC_TEST_RUN_ID']}-*.log"):
+        log.unlink(missing_ok=True)
 
 
 @pytest.fixture(autouse=True)
@@ -171,7 +184,8 @@ class ServerProcess:
         self.redis_url = redis_url
         self.extra_env = env or {}
         self.proc: subprocess.Popen | None = None
-        self.log_path = Path(settings.MEDIA_ROOT).parent / f"server-{self.port}.log"
+        run_id = os.environ["MC_TEST_RUN_ID"]
+        self.log_path = Path(tempfile.gettempdir()) / f"mc-server-{run_id}-{self.port}.log"
 
     @property
     def url(self) -> str:

@@ -84,3 +84,19 @@ async def _close_database_thread_connections():
     from django.db import connections
 
     await sync_to_async(connections.close_all)()
+
+
+@pytest.fixture(autouse=True)
+def _forget_presence_of_earlier_tests(settings):
+    """Clear this run's room keys in Redis: a closed test's sockets would linger until the TTL."""
+    import redis
+
+    client = redis.Redis.from_url(settings.TEST_REDIS_URL, socket_connect_timeout=1)
+    try:
+        names = list(client.scan_iter(f"{settings.CHANNEL_LAYER_PREFIX}:rooms:*"))
+        if names:
+            client.delete(*names)
+    except redis.ConnectionError:
+        pass  # Redis is down: the tests that need it skip (or fail on CI) on their own.
+    finally:
+        client.close()

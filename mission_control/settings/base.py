@@ -79,6 +79,20 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
             "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
         }
     )
+elif DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql" and env.int(
+    "DATABASE_POOL_MAX", default=20
+):
+    # A connection pool per worker process. Persistent connections (CONN_MAX_AGE)
+    # do not work under ASGI: every HTTP request runs in its own thread, whose kept
+    # connection outlives it until garbage collection (Django #33497). The pool
+    # makes each open/close a cheap check-out/return instead; chat and ingest
+    # write on every message, so connecting each time cost more than the write.
+    DATABASES["default"]["CONN_MAX_AGE"] = 0
+    DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {
+        "min_size": env.int("DATABASE_POOL_MIN", default=2),
+        "max_size": env.int("DATABASE_POOL_MAX", default=20),
+        "timeout": env.float("DATABASE_POOL_TIMEOUT", default=10.0),
+    }
 else:
     DATABASES["default"].setdefault("CONN_MAX_AGE", env.int("CONN_MAX_AGE", default=0))
 
