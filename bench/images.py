@@ -39,6 +39,9 @@ import psutil
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+
+from bench.common import free_port  # noqa: E402
+
 DB_NAME = "mc_bench_images"
 DB_URL = f"postgres://postgres@127.0.0.1:5432/{DB_NAME}"
 WORK = Path(os.environ.get("BENCH_IMAGES_DIR", "/tmp/mc-bench-images"))
@@ -129,12 +132,6 @@ def setup() -> tuple[str, dict[str, int]]:
         )
         ids[label] = image.pk
     return token_create(user=user, name="bench")[1], ids
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @contextmanager

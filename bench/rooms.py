@@ -35,6 +35,10 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from bench.common import free_port, production_env  # noqa: E402
+
 PYTHON = sys.executable
 DB_NAME = "mc_bench_rooms"
 PG = ["-h", "127.0.0.1", "-U", "postgres"]
@@ -42,27 +46,15 @@ LOG_DIR = Path("/tmp/mc-bench-rooms")
 ORIGIN = "http://127.0.0.1"
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def server_env(args) -> dict[str, str]:
-    env = dict(os.environ)
-    env.update(
-        DJANGO_SETTINGS_MODULE="mission_control.settings.production",
-        SECRET_KEY="bench-only-secret-key-not-for-production-use-0123456789",  # noqa: S106
-        ALLOWED_HOSTS="127.0.0.1,localhost",
-        DATABASE_URL=f"postgres://postgres@127.0.0.1:5432/{DB_NAME}",
-        CONN_MAX_AGE="0",  # persistent connections leak under ASGI (Django #33497)
+    return production_env(
+        settings_module="mission_control.settings.production",
+        database=DB_NAME,
         REDIS_URL=args.redis_url,
         CHANNEL_LAYER_PREFIX="mcbenchrooms",
         CHAT_RATE_MESSAGES="0",
         LOG_LEVEL="INFO",
-        PYTHONUNBUFFERED="1",
     )
-    return env
 
 
 # Setup -------------------------------------------------------------------------------

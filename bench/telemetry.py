@@ -45,6 +45,10 @@ import httpx
 import psutil
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from bench.common import free_port, production_env  # noqa: E402
+
 PYTHON = sys.executable
 DB_NAME = "mc_bench_telemetry"
 PG = ["-h", "127.0.0.1", "-U", "postgres"]
@@ -56,27 +60,14 @@ NAIVE_PATH = "/bench/naive/rovers/curiosity/telemetry/stream"
 NAIVE_INGEST = "/bench/naive/rovers/curiosity/telemetry"
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def server_env(args) -> dict[str, str]:
-    env = dict(os.environ)
-    env.update(
-        DJANGO_SETTINGS_MODULE="bench.telemetry_settings",
-        SECRET_KEY="bench-only-secret-key-not-for-production-use-0123456789",  # noqa: S106
-        ALLOWED_HOSTS="127.0.0.1,localhost",
-        DATABASE_URL=f"postgres://postgres@127.0.0.1:5432/{DB_NAME}",
-        CONN_MAX_AGE="0",  # persistent connections leak under ASGI (Django #33497)
+    return production_env(
+        settings_module="bench.telemetry_settings",
+        database=DB_NAME,
         REDIS_URL=args.redis_url,
         CHANNEL_LAYER_PREFIX=f"mcbenchtele{os.getpid()}",
-        SECURE_COOKIES="false",
         LOG_LEVEL="WARNING",
-        PYTHONUNBUFFERED="1",
     )
-    return env
 
 
 def prepare_database(args) -> tuple[str, str]:
