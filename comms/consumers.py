@@ -28,6 +28,7 @@ import collections
 import contextlib
 import functools
 import json
+import logging
 import time
 import uuid
 from typing import Any
@@ -46,9 +47,11 @@ from .services import (
     OrderedPublisher,
     message_clean,
     message_json,
-    message_post_async,
+    messages_post_async,
     room_stream,
 )
+
+logger = logging.getLogger(__name__)
 
 MAX_FRAME_BYTES = 64 * 1024
 RESUME_CHUNK = 500
@@ -62,6 +65,7 @@ CLOSE_FORBIDDEN = 4403
 CLOSE_UNKNOWN_TEAM = 4404
 CLOSE_TOO_BIG = 1009
 CLOSE_TOO_SLOW = 1013
+CLOSE_INTERNAL_ERROR = 1011
 
 _dumps = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
 
@@ -100,6 +104,8 @@ class TeamRoomConsumer(AsyncJsonWebsocketConsumer):
         self._replay_lock = asyncio.Lock()
         self._last_typing = 0.0
         self._publisher = OrderedPublisher()
+        self._outbox: list[tuple[str, str | None]] = []
+        self._writer: asyncio.Task | None = None
 
     # Connection -------------------------------------------------------------------
 
@@ -165,6 +171,9 @@ class TeamRoomConsumer(AsyncJsonWebsocketConsumer):
     async def disconnect(self, code: int) -> None:
         self.closing = True
         with contextlib.suppress(Exception):
+            # Messages accepted before the close are stored and published all the same.
+            if self._writer is not None:
+                await asyncio.shield(self._writer)
             await asyncio.shield(self._publisher.drain())
         if self._reader is not None:
             self._reader.cancel()
@@ -294,24 +303,38 @@ class TeamRoomConsumer(AsyncJsonWebsocketConsumer):
 
     async def _post(self, body: Any, client_id: Any) -> None:
         try:
-            message_clean(body=body, client_id=client_id)
-            if not await chat_rate_allow(user_id=self.user.pk):
-                return await self._error("rate_limited", "Too many messages; slow down.")
-            message, created = await message_post_async(
-                team=self.team,
-                author=self.user,
-                body=body,
-                client_id=client_id,
-                publisher=self._publisher,
-            )
+            body, client_id = message_clean(body=body, client_id=client_id)
         except MessageInvalid as exc:
             return await self._error(exc.code, exc.detail)
-        except NotAllowed:
-            return await self._close(CLOSE_FORBIDDEN)
-        if not created and message.id not in self.delivered:
-            # A resend: answer with the stored message (it was not broadcast again).
-            self._remember((message.id,))
-            await self.send(text_data=_dumps(message_json(message, team_slug=self.team.slug)))
+        if not await chat_rate_allow(user_id=self.user.pk):
+            return await self._error("rate_limited", "Too many messages; slow down.")
+        # Queued for the writer task, so frames sent back to back are stored in one
+        # transaction while the previous batch is being written (order is kept).
+        self._outbox.append((body, client_id))
+        if self._writer is None or self._writer.done():
+            self._writer = asyncio.get_running_loop().create_task(self._write_outbox())
+
+    async def _write_outbox(self) -> None:
+        while self._outbox:
+            batch, self._outbox = self._outbox, []
+            try:
+                results = await messages_post_async(
+                    team=self.team, author=self.user, items=batch, publisher=self._publisher
+                )
+            except NotAllowed:
+                self._outbox.clear()
+                return await self._close(CLOSE_FORBIDDEN)
+            except Exception:
+                logger.exception("storing %d message(s) in %s failed", len(batch), self.team)
+                self._outbox.clear()
+                return await self._close(CLOSE_INTERNAL_ERROR)
+            for message, created in results:
+                if not created and message.id not in self.delivered:
+                    # A resend: answer with the stored message (it was not broadcast again).
+                    self._remember((message.id,))
+                    await self.send(
+                        text_data=_dumps(message_json(message, team_slug=self.team.slug))
+                    )
 
     async def _history(self, before: int | None) -> None:
         messages, has_more = await database_sync_to_async(message_history)(

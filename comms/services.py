@@ -238,14 +238,42 @@ def message_clean(*, body: Any, client_id: Any = None) -> tuple[str, str | None]
     return _clean_body(body), _clean_client_id(client_id)
 
 
-def _store_as_member(
-    *, team: Team, author: AbstractBaseUser, body: str, client_id: str | None
-) -> tuple[Message, bool]:
+def _store_many_as_member(
+    *, team: Team, author: AbstractBaseUser, items: list[tuple[str, str | None]]
+) -> list[tuple[Message, bool]]:
     from .selectors import team_user_can_join
 
     if not team_user_can_join(team=team, user=author):
         raise NotAllowed(f"{author} may not post in {team.slug}")
-    return message_store(team=team, author=author, body=body, client_id=client_id)
+    with transaction.atomic():
+        return [
+            message_store(team=team, author=author, body=body, client_id=client_id)
+            for body, client_id in items
+        ]
+
+
+async def messages_post_async(
+    *,
+    team: Team,
+    author: AbstractBaseUser,
+    items: list[tuple[str, str | None]],
+    publisher: OrderedPublisher,
+) -> list[tuple[Message, bool]]:
+    """Store a sender's queued (already cleaned) messages in one transaction, then publish.
+
+    A socket sending back to back queues its messages while the previous batch is
+    written; one membership check and one commit per batch instead of per message.
+    Order is kept; resends (same client_id) come back with created=False.
+    """
+    from channels.db import database_sync_to_async
+
+    results = await database_sync_to_async(_store_many_as_member)(
+        team=team, author=author, items=items
+    )
+    for message, created in results:
+        if created:
+            publisher.publish(room_stream(team.slug), message_event(message, team_slug=team.slug))
+    return results
 
 
 class OrderedPublisher:
@@ -277,34 +305,3 @@ class OrderedPublisher:
         """Wait until everything handed over so far is published."""
         if self._tail is not None:
             await asyncio.wait([self._tail])
-
-
-async def message_post_async(
-    *,
-    team: Team,
-    author: AbstractBaseUser,
-    body: Any,
-    client_id: Any = None,
-    publisher: OrderedPublisher | None = None,
-) -> tuple[Message, bool]:
-    """Check membership and store in the database thread, then publish from the event loop.
-
-    The async twin of `message_post` for consumers: publishing from the loop keeps the
-    database thread free during the Redis round trip; with a `publisher` the caller does
-    not wait for it either. Raise NotAllowed or MessageInvalid.
-    """
-    from channels.db import database_sync_to_async
-
-    from streams.hub import publish
-
-    body, client_id = message_clean(body=body, client_id=client_id)
-    message, created = await database_sync_to_async(_store_as_member)(
-        team=team, author=author, body=body, client_id=client_id
-    )
-    if created:
-        event = message_event(message, team_slug=team.slug)
-        if publisher is None:
-            await publish(room_stream(team.slug), event)
-        else:
-            publisher.publish(room_stream(team.slug), event)
-    return message, created

@@ -368,3 +368,24 @@ async def test_a_client_without_origin_may_connect_but_another_site_may_not(room
     connected, _ = await foreign.connect()
     assert not connected
     await foreign.disconnect()
+
+
+async def test_messages_sent_back_to_back_are_stored_and_delivered_in_order_once(
+    room, join, settings
+):
+    """The consumer stores queued frames in batches; order and exactly-once still hold."""
+    settings.CHAT_RATE_MESSAGES = 0
+    alice, _, _ = await join(room.alice)
+    bob, _, _ = await join(room.bob)
+    await alice.receive_json_from()  # bob's presence
+    bodies = [f"burst {i}" for i in range(30)]
+    for i, body in enumerate(bodies):
+        await alice.send_json_to({"type": "message", "body": body, "client_id": f"b{i}"})
+    await alice.send_json_to({"type": "message", "body": "burst 0", "client_id": "b0"})  # resend
+    received = [await bob.receive_json_from(5) for _ in bodies]
+    assert [f["body"] for f in received] == bodies
+    ids = [f["id"] for f in received]
+    assert ids == sorted(ids)
+    assert await Message.objects.filter(team=room.team).acount() == len(bodies)
+    await alice.disconnect()
+    await bob.disconnect()
