@@ -9,19 +9,10 @@ from typing import Any
 from django.db.models import QuerySet
 
 from ..models import Rover, TelemetryFrame
-from ..services.telemetry import FRAME_FIELDS, iso
+from ..services.telemetry import FRAME_FIELDS, NUMBER_FIELDS, iso
 
-AVERAGED_FIELDS = (
-    "x_m",
-    "y_m",
-    "heading_deg",
-    "battery_pct",
-    "battery_v",
-    "signal_dbm",
-    "temp_internal_c",
-    "temp_ambient_c",
-    "speed_mps",
-)
+# Every measured value, in the frame's field order.
+AVERAGED_FIELDS = tuple(name for name in FRAME_FIELDS if name in NUMBER_FIELDS)
 
 
 def telemetry_frames(
