@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import socket
+import subprocess
 
 BENCH_SECRET_KEY = "bench-only-secret-key-not-for-production-use-0123456789"
 
@@ -33,3 +34,12 @@ def production_env(*, settings_module: str, database: str, **extra: str) -> dict
     )
     env.update(extra)
     return env
+
+
+PG = ["-h", "127.0.0.1", "-U", "postgres"]
+
+
+def recreate_database(name: str) -> None:
+    """Drop and create a bench database on the local PostgreSQL."""
+    subprocess.run(["dropdb", *PG, "--if-exists", name], check=True)
+    subprocess.run(["createdb", *PG, name], check=True)

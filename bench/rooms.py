@@ -37,11 +37,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.common import free_port, production_env  # noqa: E402
+from bench.common import free_port, production_env, recreate_database  # noqa: E402
 
 PYTHON = sys.executable
 DB_NAME = "mc_bench_rooms"
-PG = ["-h", "127.0.0.1", "-U", "postgres"]
 LOG_DIR = Path("/tmp/mc-bench-rooms")
 ORIGIN = "http://127.0.0.1"
 
@@ -62,8 +61,7 @@ def server_env(args) -> dict[str, str]:
 
 def prepare_database(args) -> dict[str, list[tuple[str, str]]]:
     """Create and migrate the bench database; return {room slug: [(username, token)]}."""
-    subprocess.run(["dropdb", *PG, "--if-exists", DB_NAME], check=True)
-    subprocess.run(["createdb", *PG, DB_NAME], check=True)
+    recreate_database(DB_NAME)
     env = server_env(args)
     subprocess.run(
         [PYTHON, "manage.py", "migrate", "--noinput", "-v", "0"], cwd=ROOT, env=env, check=True

@@ -47,11 +47,10 @@ import psutil
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.common import free_port, production_env  # noqa: E402
+from bench.common import PG, free_port, production_env, recreate_database  # noqa: E402
 
 PYTHON = sys.executable
 DB_NAME = "mc_bench_telemetry"
-PG = ["-h", "127.0.0.1", "-U", "postgres"]
 LOG_DIR = Path("/tmp/mc-bench-telemetry")
 ID_LINE = re.compile(rb"(?m)^id: (\d+)\r?$")
 PRODUCT_PATH = "/rovers/curiosity/telemetry/stream"
@@ -72,8 +71,7 @@ def server_env(args) -> dict[str, str]:
 
 def prepare_database(args) -> tuple[str, str]:
     """Create and migrate the bench database; return (ingest token, viewer token)."""
-    subprocess.run(["dropdb", *PG, "--if-exists", DB_NAME], check=True)
-    subprocess.run(["createdb", *PG, DB_NAME], check=True)
+    recreate_database(DB_NAME)
     env = server_env(args)
     for command in (["migrate", "--noinput", "-v", "0"], ["seed_demo"]):
         subprocess.run(
