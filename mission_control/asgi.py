@@ -16,7 +16,7 @@ from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 
 import comms.routing  # noqa: E402
 from accounts.websocket import QueryTokenAuthMiddleware  # noqa: E402
-from comms.security import allowed_hosts_or_no_origin  # noqa: E402
+from mission_control.websocket_origin import allowed_hosts_or_no_origin  # noqa: E402
 
 application = ProtocolTypeRouter(
     {

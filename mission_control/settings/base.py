@@ -46,7 +46,7 @@ MIDDLEWARE = [
     "accounts.middleware.BearerTokenMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
-    "rover.security.ContentSecurityPolicyMiddleware",
+    "mission_control.csp.ContentSecurityPolicyMiddleware",
 ]
 
 ROOT_URLCONF = "mission_control.urls"

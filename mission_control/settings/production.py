@@ -18,7 +18,7 @@ ALLOWED_HOSTS = env.list("ALLOWED_HOSTS")
 STORAGES = {
     **STORAGES,
     # WhiteNoise's CompressedManifestStaticFilesStorage, rewriting ES module imports too.
-    "staticfiles": {"BACKEND": "rover.static_storage.ModuleManifestStaticFilesStorage"},
+    "staticfiles": {"BACKEND": "mission_control.static_storage.ModuleManifestStaticFilesStorage"},
 }
 SESSION_COOKIE_SECURE = env.bool("SECURE_COOKIES", default=True)
 CSRF_COOKIE_SECURE = env.bool("SECURE_COOKIES", default=True)

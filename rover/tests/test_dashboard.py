@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
+from mission_control.csp import CONTENT_SECURITY_POLICY
 from rover.models import Rover
-from rover.security import CONTENT_SECURITY_POLICY
 
 ROOT = Path(__file__).resolve().parents[2]
 EXPECTED_CSP = (
