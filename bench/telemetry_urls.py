@@ -7,7 +7,7 @@ PER BROWSER. `/bench/naive/rovers/<slug>/telemetry` ingests exactly as the
 product does (same validation and `telemetry_store`), then `group_send`s each new
 frame to that group instead of publishing through the hub;
 `/bench/naive/rovers/<slug>/telemetry/stream` is a group member per request and
-writes the same bytes (`rover.sse.sse_encode`). Both go through the same
+writes the same bytes (`streams.sse.sse_encode`). Both go through the same
 middleware and token checks; only the fan-out differs. The naive side does less
 than the product (no alarms, no replay, no heartbeat, no bounded queue). Never
 mounted in the product.
@@ -27,7 +27,7 @@ from accounts.decorators import api_login_required, api_permission_required
 from mission_control.urls import urlpatterns as product_urlpatterns
 from rover.models import Rover
 from rover.services.telemetry import frame_event, telemetry_store, telemetry_validate
-from rover.sse import release_request_thread, sse_encode, sse_response
+from streams.sse import release_request_thread, sse_encode, sse_response
 
 
 def naive_group(slug: str) -> str:

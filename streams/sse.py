@@ -1,5 +1,9 @@
 """Server-Sent Events over the hub: wire format, resume by id, heartbeat, cut-off.
 
+The only module that writes `text/event-stream` text. It knows nothing of
+rovers or telemetry: a hub event is `{"event": name, "id": int | None,
+"data": str}` and the caller names the one event whose ids are resumable.
+
 `event_stream` is the one generator behind every live feed. It subscribes to
 the hub stream FIRST, then replays what the store holds after the client's
 last id, then goes live, skipping live events whose id it already sent; that
@@ -15,11 +19,11 @@ from __future__ import annotations
 import asyncio
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import Any
+from typing import Any, TypeVar
 
 from asgiref.sync import SyncToAsync, sync_to_async
 from django.conf import settings
-from django.db import connections
+from django.db import close_old_connections, connections
 from django.http import HttpRequest, StreamingHttpResponse
 
 from streams.hub import SubscriberOverflow, subscribe
@@ -27,6 +31,7 @@ from streams.hub import SubscriberOverflow, subscribe
 Event = dict[str, Any]
 # replay(after_id) -> the next page of stored events with id > after_id, in id order.
 Replay = Callable[[int], Awaitable[list[Event]]]
+R = TypeVar("R")
 
 HEARTBEAT = b": heartbeat\n\n"
 OVERFLOW_DATA = (
@@ -92,35 +97,39 @@ def last_event_id(request: HttpRequest) -> int | None:
 async def event_stream(
     *,
     stream: str,
+    resumable_event: str,
     after: int | None,
     replay: Replay,
     initial: Callable[[], Awaitable[list[Event]]] | None = None,
 ) -> AsyncIterator[bytes]:
     """Yield the SSE bytes of a hub stream, replaying stored events after `after` first.
 
-    `after=None` (a first connect) sends what `initial()` returns (e.g. the
-    newest frame, so a dashboard shows a state at once) and then live events.
-    Live events that carry an id are sent only when their id is above the
-    highest id already sent, so the feed stays monotonic and Last-Event-ID
-    resume is exact. Events without an id (alarms, images) always pass.
+    `resumable_event` names the event whose ids are the stored, monotonic ids
+    that `replay` pages through and Last-Event-ID refers to (e.g. "telemetry",
+    whose id is the frame's seq). `after=None` (a first connect) sends what
+    `initial()` returns (e.g. the newest frame, so a dashboard shows a state
+    at once) and then live events. Live resumable events are sent only when
+    their id is above the last id already sent, so the feed stays monotonic
+    and Last-Event-ID resume is exact. Every other event (alarms, images) and
+    any event without an id always passes.
     """
     heartbeat = settings.SSE_HEARTBEAT_SECONDS
     async with subscribe(stream) as sub:
         # Sent once subscribed: a client that has read it misses nothing published later.
         yield f"retry: {settings.SSE_RETRY_MS}\n\n".encode()
-        high = -1
+        last_sent_id = -1
         if after is None:
             for event in await initial() if initial is not None else ():
-                high = max(high, event["id"])
+                last_sent_id = max(last_sent_id, event["id"])
                 yield sse_encode(event)
         else:
-            high = after
+            last_sent_id = after
             while True:
-                page = await replay(high)
+                page = await replay(last_sent_id)
                 if not page:
                     break
                 for event in page:
-                    high = event["id"]
+                    last_sent_id = event["id"]
                     yield sse_encode(event)
         while True:
             try:
@@ -144,9 +153,10 @@ async def event_stream(
             overflowed = False
             while event is not None:
                 event_id = event.get("id")
-                if event.get("event") != "telemetry" or event_id is None or event_id > high:
-                    if event.get("event") == "telemetry" and event_id is not None:
-                        high = event_id
+                if event.get("event") != resumable_event or event_id is None:
+                    chunk.append(_encode_shared(event))
+                elif event_id > last_sent_id:
+                    last_sent_id = event_id
                     chunk.append(_encode_shared(event))
                 try:
                     event = sub.get_nowait()
@@ -181,6 +191,26 @@ async def release_request_thread() -> None:
     executor = SyncToAsync.context_to_thread_executor.pop(context, None)
     if executor is not None:
         executor.shutdown(wait=False)
+
+
+def _pooled_call(function: Callable[..., R], kwargs: dict[str, Any]) -> R:
+    close_old_connections()
+    try:
+        return function(**kwargs)
+    finally:
+        close_old_connections()
+
+
+async def stream_query(function: Callable[..., R], **kwargs: Any) -> R:
+    """Run a read for a live stream on the shared thread pool, not the request's thread.
+
+    Django gives each ASGI request its own thread (and so its own database
+    connection) until the response ends; for a stream that lasts hours that
+    would pin one connection per open dashboard (see release_request_thread).
+    Reads from the stream use the loop's bounded pool instead, with Django's
+    usual connection-age handling before and after each read.
+    """
+    return await sync_to_async(_pooled_call, thread_sensitive=False)(function, kwargs)
 
 
 def sse_response(events: AsyncIterator[bytes]) -> StreamingHttpResponse:

@@ -11,13 +11,21 @@ from datetime import UTC, datetime, timedelta
 from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.core.exceptions import RequestDataTooBig
-from django.db import close_old_connections
 from django.http import HttpRequest, HttpResponse, JsonResponse, StreamingHttpResponse
 
 from accounts.decorators import api_login_required, api_permission_required
 from accounts.http import json_error
+from streams.sse import (
+    LastEventIdInvalid,
+    event_stream,
+    last_event_id,
+    release_request_thread,
+    sse_response,
+    stream_query,
+)
 
 from ..models import Rover
+from ..selectors.rovers import rover_get
 from ..selectors.telemetry import (
     telemetry_after,
     telemetry_csv_page,
@@ -32,15 +40,9 @@ from ..services.telemetry import (
     TelemetryInvalid,
     frame_event,
     frame_json,
+    iso,
     rover_stream,
     telemetry_ingest,
-)
-from ..sse import (
-    LastEventIdInvalid,
-    event_stream,
-    last_event_id,
-    release_request_thread,
-    sse_response,
 )
 
 REPLAY_PAGE = 500
@@ -59,7 +61,7 @@ class BadParameter(ValueError):
 
 
 async def _rover(slug: str) -> Rover | None:
-    return await Rover.objects.filter(slug=slug).afirst()
+    return await sync_to_async(rover_get)(slug=slug)
 
 
 def _no_rover(slug: str) -> JsonResponse:
@@ -128,12 +130,12 @@ def _parse_time(request: HttpRequest, name: str) -> datetime | None:
     return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
 
 
-def _parse_int(request: HttpRequest, name: str, default: int | None, high: int) -> int | None:
+def _parse_int(request: HttpRequest, name: str, default: int | None, maximum: int) -> int | None:
     raw = request.GET.get(name)
     if raw is None or raw == "":
         return default
-    if not raw.isdigit() or not 1 <= int(raw) <= high:
-        raise BadParameter(name, f"'{name}' must be an integer from 1 to {high}.")
+    if not raw.isdigit() or not 1 <= int(raw) <= maximum:
+        raise BadParameter(name, f"'{name}' must be an integer from 1 to {maximum}.")
     return int(raw)
 
 
@@ -170,7 +172,7 @@ async def telemetry_history_view(request: HttpRequest, slug: str) -> HttpRespons
         frames = await sync_to_async(telemetry_downsample)(
             rover=rover, since=since, until=until, points=points
         )
-        body.update(points=points, since=_iso(since), until=_iso(until), frames=frames)
+        body.update(points=points, since=iso(since), until=iso(until), frames=frames)
     else:
         frames, truncated = await sync_to_async(telemetry_history)(
             rover=rover, since=since, until=until, limit=limit
@@ -180,13 +182,9 @@ async def telemetry_history_view(request: HttpRequest, slug: str) -> HttpRespons
     return JsonResponse(body)
 
 
-def _iso(value: datetime) -> str:
-    return value.isoformat().replace("+00:00", "Z")
-
-
 def _csv_cell(value) -> object:
     if isinstance(value, datetime):
-        return _iso(value)
+        return iso(value)
     return "" if value is None else value
 
 
@@ -216,25 +214,6 @@ async def _csv_stream(
 # --- live feeds ----------------------------------------------------------------------
 
 
-def _pooled_query(function, **kwargs):
-    close_old_connections()
-    try:
-        return function(**kwargs)
-    finally:
-        close_old_connections()
-
-
-async def _stream_query(function, **kwargs):
-    """Run a read for a live stream on the shared thread pool, not the request's thread.
-
-    Django gives each ASGI request its own thread (and so its own database
-    connection) until the response ends; for a stream that lasts hours that
-    would pin one connection per open dashboard. Reads from the stream use the
-    loop's bounded pool instead, with Django's usual connection-age handling.
-    """
-    return await sync_to_async(_pooled_query, thread_sensitive=False)(function, **kwargs)
-
-
 async def _rover_feed(request: HttpRequest, rover: Rover) -> HttpResponse:
     """Return the SSE response of a rover's live stream, resuming after Last-Event-ID.
 
@@ -250,19 +229,25 @@ async def _rover_feed(request: HttpRequest, rover: Rover) -> HttpResponse:
         )
 
     async def replay(after_seq: int) -> list[dict]:
-        frames = await _stream_query(
+        frames = await stream_query(
             telemetry_after, rover=rover, after_seq=after_seq, limit=REPLAY_PAGE
         )
         return [frame_event(frame) for frame in frames]
 
     async def initial() -> list[dict]:
-        latest = await _stream_query(telemetry_latest, rover=rover)
+        latest = await stream_query(telemetry_latest, rover=rover)
         return [] if latest is None else [frame_event(latest)]
 
     await release_request_thread()
     link_watchdog_ensure()
     return sse_response(
-        event_stream(stream=rover_stream(rover.slug), after=after, replay=replay, initial=initial)
+        event_stream(
+            stream=rover_stream(rover.slug),
+            resumable_event="telemetry",
+            after=after,
+            replay=replay,
+            initial=initial,
+        )
     )
 
 
