@@ -38,13 +38,13 @@ async def read_ahead(request, image_id: int):
 
     from django.conf import settings
 
-    from rover.views.images import _pool
+    from streams.files import io_pool
 
     image = await RoverImage.objects.aget(pk=image_id)
     size = settings.IMAGE_STREAM_CHUNK_BYTES
 
     async def chunks():
-        pool = _pool()
+        pool = io_pool()
         fd = os.open(image.file.path, os.O_RDONLY)
         end = image.size
         reading = pool.submit(os.pread, fd, min(size, end), 0)

@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
+import uuid
+
 from django.db.models import QuerySet
 
 from rover.models import ImageUpload, Rover, RoverImage
 
 MAX_PAGE_SIZE = 100
-
-
-def rover_get(*, slug: str) -> Rover | None:
-    """Return the rover with this slug, or None."""
-    return Rover.objects.filter(slug=slug).first()
 
 
 def image_get(*, image_id: int) -> RoverImage | None:
@@ -47,8 +44,6 @@ def image_page(*, rover: Rover, page: int, limit: int) -> tuple[list[RoverImage]
 
 def upload_get(*, upload_id: str, rover: Rover, user) -> ImageUpload | None:
     """Return the user's unfinished upload to this rover, or None (also for a bad id)."""
-    import uuid
-
     try:
         key = uuid.UUID(str(upload_id))
     except ValueError:

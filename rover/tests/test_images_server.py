@@ -18,7 +18,7 @@ from PIL import Image
 
 from rover.models import ImageUpload, RoverImage
 from rover.tests.image_fixtures import media_files, own_media_root, rover, store_image
-from rover.views.images import IO_THREADS
+from streams.files import IO_THREADS
 
 __all__ = ["own_media_root", "rover", "store_image"]
 

@@ -27,7 +27,8 @@ from django.urls import reverse
 
 from accounts.decorators import api_permission_required
 from accounts.http import json_error
-from rover.selectors.images import rover_get, upload_get
+from rover.selectors.images import upload_get
+from rover.selectors.rovers import rover_get
 from rover.services.images import (
     ImageRejected,
     UploadBusy,
