@@ -8,7 +8,8 @@ from django.views.decorators.http import require_GET, require_POST
 from accounts.decorators import api_login_required, api_permission_required
 from accounts.http import json_error
 
-from ..models import Alarm, Rover
+from ..selectors.alarms import alarm_get, alarm_list
+from ..selectors.rovers import rover_get
 from ..services.alarms import alarm_acknowledge, alarm_json
 
 ALARMS_LIMIT = 200
@@ -18,16 +19,14 @@ ALARMS_LIMIT = 200
 @api_login_required
 def rover_alarms(request: HttpRequest, slug: str) -> HttpResponse:
     """Return the rover's newest alarms (`?active=1`: only the active ones)."""
-    rover = Rover.objects.filter(slug=slug).first()
+    rover = rover_get(slug=slug)
     if rover is None:
         return json_error(404, "not_found", f"No rover '{slug}'.")
     active = request.GET.get("active", "")
     if active not in ("", "0", "1", "true", "false"):
         return json_error(400, "bad_parameter", "'active' must be 1 or 0.", parameter="active")
-    alarms = Alarm.objects.filter(rover=rover).select_related("acknowledged_by")
-    if active in ("1", "true"):
-        alarms = alarms.filter(cleared_at__isnull=True)
-    items = [alarm_json(alarm, rover_slug=rover.slug) for alarm in alarms[:ALARMS_LIMIT]]
+    alarms = alarm_list(rover=rover, active_only=active in ("1", "true"), limit=ALARMS_LIMIT)
+    items = [alarm_json(alarm, rover_slug=rover.slug) for alarm in alarms]
     return JsonResponse({"rover": rover.slug, "count": len(items), "alarms": items})
 
 
@@ -35,7 +34,7 @@ def rover_alarms(request: HttpRequest, slug: str) -> HttpResponse:
 @api_permission_required("rover.change_alarm")
 def alarm_acknowledge_view(request: HttpRequest, alarm_id: int) -> HttpResponse:
     """Acknowledge an alarm (idempotent); announce it on the live stream and in the room."""
-    alarm = Alarm.objects.filter(pk=alarm_id).first()
+    alarm = alarm_get(alarm_id=alarm_id)
     if alarm is None:
         return json_error(404, "not_found", f"No alarm {alarm_id}.")
     alarm, _changed = alarm_acknowledge(alarm=alarm, user=request.user)

@@ -10,16 +10,10 @@ from django.views.decorators.http import require_GET
 
 from accounts.decorators import api_login_required
 
-from ..models import Rover
+from ..selectors.rovers import rover_choices
 
 # A rover silent for this long is shown as "link lost", its values greyed.
 STALE_AFTER_SECONDS = 5
-
-
-def _rovers() -> list[dict[str, str]]:
-    return [
-        {"slug": slug, "name": name} for slug, name in Rover.objects.values_list("slug", "name")
-    ]
 
 
 @login_required
@@ -29,7 +23,7 @@ def dashboard(request: HttpRequest) -> HttpResponse:
     The page's configuration travels as JSON (`json_script`, not executable), so
     the Content-Security-Policy needs no inline script.
     """
-    rovers = _rovers()
+    rovers = rover_choices()
     slugs = [rover["slug"] for rover in rovers]
     wanted = request.GET.get("rover") or settings.DEFAULT_ROVER_SLUG
     current = wanted if wanted in slugs else (slugs[0] if slugs else None)
@@ -47,4 +41,4 @@ def dashboard(request: HttpRequest) -> HttpResponse:
 @api_login_required
 def rover_list(request: HttpRequest) -> JsonResponse:
     """Return every rover (the dashboard's rover selector)."""
-    return JsonResponse({"rovers": _rovers()})
+    return JsonResponse({"rovers": rover_choices()})
