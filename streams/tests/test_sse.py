@@ -1,0 +1,74 @@
+"""streams.sse on its own: generic over event names, resume by the caller's resumable event."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+
+from streams.hub import publish
+from streams.sse import event_stream, sse_encode
+
+
+def reading(event_id: int) -> dict:
+    return {"event": "reading", "id": event_id, "data": f"r{event_id}"}
+
+
+async def test_only_the_named_resumable_event_is_deduplicated_by_id():
+    """Replay, then live: stale `reading` ids are skipped; every other event passes."""
+    stream = f"test.sse.{uuid.uuid4().hex}"
+    stored = [reading(2), reading(3)]
+
+    async def replay(after_id: int) -> list[dict]:
+        return [event for event in stored if event["id"] > after_id]
+
+    events = event_stream(stream=stream, resumable_event="reading", after=1, replay=replay)
+    received = [await events.__anext__()]  # retry: sent once subscribed
+    live = [
+        reading(3),  # already replayed: skipped
+        {"event": "note", "id": None, "data": "no id"},
+        {"event": "telemetry", "id": 1, "data": "not the resumable event"},
+        reading(4),
+    ]
+    for event in live:
+        await publish(stream, event)
+    try:
+        async with asyncio.timeout(5):
+            while not b"".join(received).endswith(sse_encode(reading(4))):
+                received.append(await events.__anext__())
+    finally:
+        await events.aclose()
+    assert b"".join(received) == b"".join(
+        [b"retry: 2000\n\n", *(sse_encode(event) for event in stored + live[1:])]
+    )
+
+
+async def test_first_connect_sends_initial_then_live_above_its_id():
+    stream = f"test.sse.{uuid.uuid4().hex}"
+
+    async def replay(after_id: int) -> list[dict]:
+        raise AssertionError("a first connect does not replay")
+
+    async def initial() -> list[dict]:
+        return [reading(7)]
+
+    events = event_stream(
+        stream=stream, resumable_event="reading", after=None, replay=replay, initial=initial
+    )
+    received = [await events.__anext__()]
+    for event_id in (6, 7, 8):
+        await publish(stream, reading(event_id))
+    try:
+        async with asyncio.timeout(5):
+            while not b"".join(received).endswith(sse_encode(reading(8))):
+                received.append(await events.__anext__())
+    finally:
+        await events.aclose()
+    assert b"".join(received) == b"retry: 2000\n\n" + sse_encode(reading(7)) + sse_encode(
+        reading(8)
+    )
+
+
+def test_sse_encode_splits_multiline_data_and_omits_a_missing_id():
+    assert sse_encode({"event": "note", "id": None, "data": "a\nb"}) == (
+        b"event: note\ndata: a\ndata: b\n\n"
+    )
