@@ -114,7 +114,7 @@ async def event_stream(
     any event without an id always passes.
     """
     heartbeat = settings.SSE_HEARTBEAT_SECONDS
-    async with subscribe(stream) as sub:
+    async with subscribe(stream) as subscription:
         # Sent once subscribed: a client that has read it misses nothing published later.
         yield f"retry: {settings.SSE_RETRY_MS}\n\n".encode()
         last_sent_id = -1
@@ -133,11 +133,11 @@ async def event_stream(
                     yield sse_encode(event)
         while True:
             try:
-                event = sub.get_nowait()
+                event = subscription.get_nowait()
                 if event is None:
                     # asyncio.timeout, not wait_for: no extra Task per event per subscriber.
                     async with asyncio.timeout(heartbeat):
-                        event = await sub.get()
+                        event = await subscription.get()
                     # One turn of the loop lets events already arriving behind this one
                     # queue up, so a burst leaves in a few chunks instead of one each.
                     await asyncio.sleep(0)
@@ -159,7 +159,7 @@ async def event_stream(
                     last_sent_id = event_id
                     chunk.append(_encode_shared(event))
                 try:
-                    event = sub.get_nowait()
+                    event = subscription.get_nowait()
                 except SubscriberOverflow:
                     overflowed = True
                     break
