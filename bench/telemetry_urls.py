@@ -27,7 +27,7 @@ from accounts.decorators import api_login_required, api_permission_required
 from mission_control.urls import urlpatterns as product_urlpatterns
 from rover.models import Rover
 from rover.services.telemetry import frame_event, telemetry_store, telemetry_validate
-from streams.sse import release_request_thread, sse_encode, sse_response
+from streams.sse import release_request_thread, sse_encode, sse_response, sse_retry
 
 
 def naive_group(slug: str) -> str:
@@ -61,7 +61,7 @@ async def naive_telemetry_stream(request, slug: str):
         channel = await layer.new_channel()
         await layer.group_add(group, channel)
         try:
-            yield b"retry: 2000\n\n"
+            yield sse_retry(2000)
             while True:
                 message = await layer.receive(channel)
                 yield sse_encode(message["event"])

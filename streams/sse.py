@@ -57,6 +57,11 @@ def sse_encode(event: Event) -> bytes:
     return ("\n".join(lines) + "\n\n").encode()
 
 
+def sse_retry(milliseconds: int) -> bytes:
+    """Return the `retry:` field that sets how long EventSource waits before reconnecting."""
+    return f"retry: {milliseconds}\n\n".encode()
+
+
 OVERFLOW = sse_encode({"event": "overflow", "id": None, "data": OVERFLOW_DATA})
 
 _shared: OrderedDict[int, tuple[Event, bytes]] = OrderedDict()
@@ -116,7 +121,7 @@ async def event_stream(
     heartbeat = settings.SSE_HEARTBEAT_SECONDS
     async with subscribe(stream) as subscription:
         # Sent once subscribed: a client that has read it misses nothing published later.
-        yield f"retry: {settings.SSE_RETRY_MS}\n\n".encode()
+        yield sse_retry(settings.SSE_RETRY_MS)
         last_sent_id = -1
         if after is None:
             for event in await initial() if initial is not None else ():
