@@ -25,8 +25,9 @@ from django.urls import path
 
 from accounts.decorators import api_login_required, api_permission_required
 from mission_control.urls import urlpatterns as product_urlpatterns
+from rover.events import frame_event
 from rover.models import Rover
-from rover.services.telemetry import frame_event, telemetry_store, telemetry_validate
+from rover.services.telemetry import telemetry_store, telemetry_validate
 from streams.sse import release_request_thread, sse_encode, sse_response, sse_retry
 
 

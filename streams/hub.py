@@ -1,14 +1,20 @@
 """The one publish/subscribe module: a per-process fan-out over the channel layer.
 
-Publishers call `publish(stream, event)`; it goes to the channel-layer group of
-that stream, whose members are worker processes, not browsers. Each process
+Only services publish, through one of three doors that all end in
+`Hub.publish_many`: `publish_on_commit(stream, event)` from synchronous code once
+the transaction that stored the data commits, `publish_stored(stream, events)`
+from async code after the write, and an `OrderedPublisher` for a sender's
+events in order. The event goes to the channel-layer group of that stream,
+whose members are worker processes, not browsers. Each process
 holds one channel-layer channel, joins a stream's group while at least one local
 subscriber wants it, and copies every event into its local subscribers' bounded
 queues. A subscriber that falls behind is cut off (`SubscriberOverflow`) rather
 than silently skipped; it resumes from the store by id.
 
-Events are plain dicts that msgpack can carry. Encode expensive payloads (JSON
-text) once before publishing so every subscriber reuses the same string.
+Those doors log a failed publish and never raise it: the data is stored already
+and clients replay it by id, so a Redis outage must not fail the write that was
+announced. Events are plain dicts that msgpack can carry, built in each app's
+`events.py` with their JSON text encoded once for every subscriber.
 """
 
 from __future__ import annotations
@@ -21,12 +27,13 @@ import weakref
 from collections.abc import AsyncIterator
 from typing import Any
 
-from channels import DEFAULT_CHANNEL_LAYER
-from channels.layers import InMemoryChannelLayer, get_channel_layer
-from channels_redis.pubsub import RedisPubSubChannelLayer
+from asgiref.sync import async_to_sync
 from django.conf import settings
+from django.db import transaction
 
 from . import metrics
+from .gaps import GapTracker
+from .layers import hub_layer, redis_counter
 
 logger = logging.getLogger(__name__)
 
@@ -35,53 +42,6 @@ HUB_MESSAGE_TYPE = "hub.event"
 # a long-lived subscription re-joins well before that.
 GROUP_REFRESH_SECONDS = 3600.0
 _GROUP_UNSAFE = re.compile(r"[^a-zA-Z0-9_.-]")
-
-
-def _hub_layer():
-    """Return the channel layer the hub publishes and subscribes through.
-
-    With Redis the hub uses channels-redis' pub/sub layer: one PUBLISH per event
-    and one SUBSCRIBE per stream per process is exactly the fan-out wanted, its
-    receive is cancellable at once, and it keeps one connection per event loop.
-    It is at-most-once across a Redis reconnect, which the store-then-publish
-    design covers: clients replay from the database by id. Without Redis the
-    shared in-memory layer serves the single process.
-    """
-    layer = get_channel_layer()
-    if isinstance(layer, InMemoryChannelLayer):
-        return layer
-    config = settings.CHANNEL_LAYERS[DEFAULT_CHANNEL_LAYER].get("CONFIG", {})
-    key = (tuple(map(str, config.get("hosts", ()))), config.get("prefix", "asgi"))
-    if key not in _pubsub_layers:
-        _pubsub_layers[key] = RedisPubSubChannelLayer(
-            hosts=config.get("hosts"), prefix=config.get("prefix", "asgi")
-        )
-    return _pubsub_layers[key]
-
-
-_pubsub_layers: dict[tuple, RedisPubSubChannelLayer] = {}
-
-
-class _RedisCounter:
-    """Numbers each stream's events with one INCR, so subscribers can see a gap."""
-
-    def __init__(self, url: str, prefix: str) -> None:
-        import redis.asyncio
-
-        self.redis = redis.asyncio.Redis.from_url(url)
-        self.prefix = prefix
-
-    async def next(self, stream: str) -> int:
-        return await self.redis.incr(f"{self.prefix}hub.n.{stream}")
-
-
-def _redis_counter(layer) -> _RedisCounter | None:
-    if not isinstance(layer, RedisPubSubChannelLayer):
-        return None
-    config = settings.CHANNEL_LAYERS[DEFAULT_CHANNEL_LAYER].get("CONFIG", {})
-    host = config.get("hosts", ["redis://127.0.0.1:6379"])[0]
-    url = host if isinstance(host, str) else host.get("address")
-    return _RedisCounter(url, config.get("prefix", "asgi"))
 
 
 class SubscriberOverflow(Exception):
@@ -146,45 +106,11 @@ class Subscription:
         return self._queue.qsize()
 
 
-class GapTracker:
-    """Notice events of one stream that never arrived, tolerating reordering.
-
-    Over Redis every event carries a number from one INCR per stream. Events from
-    several publishers may arrive slightly out of order, so a missing number is
-    only a loss once it is still missing after a grace period.
-    """
-
-    MAX_MISSING = 10000
-
-    def __init__(self, grace: float) -> None:
-        self.grace = grace
-        self.last: int | None = None
-        self.missing: dict[int, float] = {}
-
-    def seen(self, number: int, now: float) -> bool:
-        """Record an event's number; return False for a duplicate to drop."""
-        if self.last is None:
-            self.last = number
-            return True
-        if number <= self.last:
-            return self.missing.pop(number, None) is not None
-        for missing in range(self.last + 1, min(number, self.last + 1 + self.MAX_MISSING)):
-            self.missing[missing] = now + self.grace
-        self.last = number
-        return True
-
-    def lost(self, now: float) -> bool:
-        """Return whether an event is missing past its grace period (or far too many are)."""
-        if len(self.missing) >= self.MAX_MISSING:
-            return True
-        return any(deadline <= now for deadline in self.missing.values())
-
-
 class Hub:
     """One process's (one event loop's) member of the channel layer."""
 
     def __init__(self) -> None:
-        self.layer = _hub_layer()
+        self.layer = hub_layer()
         self._subscribers: dict[str, set[Subscription]] = {}
         self._joined: dict[str, float] = {}
         self._channel: str | None = None
@@ -193,7 +119,7 @@ class Hub:
         self._lock = asyncio.Lock()
         self._gaps: dict[str, GapTracker] = {}
         # Over Redis, events are numbered per stream so lost ones are noticed.
-        self._counter = _redis_counter(self.layer)
+        self._counter = redis_counter(self.layer)
 
     @property
     def local_subscriber_count(self) -> int:
@@ -380,7 +306,78 @@ def subscribe(stream: str, *, maxsize: int | None = None):
 
 
 def publish_from_sync(stream: str, event: dict[str, Any]) -> None:
-    """Publish from synchronous code (admin actions, management commands)."""
-    from asgiref.sync import async_to_sync
-
+    """Publish from synchronous code in a thread without an event loop (raises on failure)."""
     async_to_sync(publish)(stream, event)
+
+
+def publish_on_commit(stream: str, event: dict[str, Any]) -> None:
+    """Publish an event once the current transaction commits (at once outside one).
+
+    The one way synchronous services publish. A failed publish is logged, not
+    raised: the write it announces is committed, and clients get it from the
+    store (history, `Last-Event-ID`, `resume`).
+    """
+    transaction.on_commit(lambda: _publish_now(stream, event))
+
+
+def _publish_now(stream: str, event: dict[str, Any]) -> None:
+    """Publish from synchronous code; never let a failed publish undo a stored write.
+
+    Sync code normally runs in a thread without an event loop (a sync view, the admin,
+    a command, sync_to_async). If a loop does run in this thread (sync code called from
+    async code directly), async_to_sync is impossible: the publish is scheduled on it.
+    """
+    try:
+        loop = asyncio.get_running_loop()
+    except RuntimeError:
+        loop = None
+    try:
+        if loop is None:
+            publish_from_sync(stream, event)
+        else:
+            task = loop.create_task(publish_stored(stream, [event]))
+            _pending.add(task)
+            task.add_done_callback(_pending.discard)
+    except Exception:
+        # Stored already: clients get it from history, `Last-Event-ID` or `resume`.
+        logger.exception("publishing on %s failed", stream)
+
+
+# Scheduled publishes, referenced until done so the event loop cannot drop them.
+_pending: set[asyncio.Task] = set()
+
+
+async def publish_stored(stream: str, events: list[dict[str, Any]]) -> None:
+    """Publish events whose data is stored already; log a failure instead of raising it."""
+    try:
+        await publish_many(stream, events)
+    except Exception:
+        # Stored already: clients get it from history, `Last-Event-ID` or `resume`.
+        logger.exception("publishing %d event(s) on %s failed", len(events), stream)
+
+
+class OrderedPublisher:
+    """Publish a sender's events in order without waiting for each Redis round trip.
+
+    A socket sending back to back stores message n+1 while message n is still on its
+    way; each publish starts only after the previous one finished, so order holds.
+    A failed publish is logged: the event's data is stored, clients replay it by id.
+    """
+
+    def __init__(self) -> None:
+        self._tail: asyncio.Task | None = None
+
+    def publish(self, stream: str, event: dict[str, Any]) -> None:
+        """Publish an event on `stream` after everything handed over before it."""
+        previous = self._tail
+        self._tail = asyncio.get_running_loop().create_task(self._after(previous, stream, event))
+
+    async def _after(self, previous: asyncio.Task | None, stream: str, event: dict) -> None:
+        if previous is not None:
+            await asyncio.wait([previous])
+        await publish_stored(stream, [event])
+
+    async def drain(self) -> None:
+        """Wait until everything handed over so far is published."""
+        if self._tail is not None:
+            await asyncio.wait([self._tail])

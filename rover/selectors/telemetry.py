@@ -8,8 +8,11 @@ from typing import Any
 
 from django.db.models import QuerySet
 
+from streams.encoding import utc_iso
+
+from ..events import FRAME_FIELDS
 from ..models import Rover, TelemetryFrame
-from ..services.telemetry import FRAME_FIELDS, NUMBER_FIELDS, iso
+from ..services.telemetry import NUMBER_FIELDS
 
 # Every measured value, in the frame's field order.
 AVERAGED_FIELDS = tuple(name for name in FRAME_FIELDS if name in NUMBER_FIELDS)
@@ -105,10 +108,10 @@ def telemetry_downsample(
         bucket = buckets[index]
         item: dict[str, Any] = {
             "seq": bucket.last["seq"],
-            "recorded_at": iso(
+            "recorded_at": utc_iso(
                 datetime.fromtimestamp(bucket.time_sum / bucket.count, since.tzinfo)
             ),
-            "received_at": iso(bucket.last["received_at"]),
+            "received_at": utc_iso(bucket.last["received_at"]),
         }
         for name in AVERAGED_FIELDS:
             n = bucket.counts.get(name)

@@ -1,8 +1,8 @@
 """Alarms: raised and cleared from telemetry, announced on the live stream and in the team room.
 
 Each alarm is stored first (at most one active alarm per rover and kind, a
-database constraint), then published on `rover.<slug>` as
-`{"event": "alarm", "id": None, "data": "<alarm JSON>"}` and posted as a
+database constraint), then published on `rover.<slug>` as an `alarm` event
+(`rover/events.py`) and posted as a
 `kind="alarm"` message into the rover's alarm team room. Whoever wins the
 constraint (raise) or the conditional update (clear, acknowledge) announces
 it, so several workers never announce one change twice.
@@ -23,12 +23,10 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
-import json
 import logging
 import weakref
 from collections.abc import Iterable
 from datetime import datetime
-from typing import Any
 
 from asgiref.sync import sync_to_async
 from django.conf import settings
@@ -36,10 +34,11 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.db import IntegrityError, close_old_connections, transaction
 from django.utils import timezone
 
-from streams.hub import publish_from_sync
+from comms.services import message_post_system
+from streams.hub import publish_on_commit
 
+from ..events import alarm_event, rover_stream
 from ..models import Alarm, AlarmKind, AlarmLimits, Rover, RoverMode, TelemetryFrame
-from .telemetry import iso, rover_stream
 
 logger = logging.getLogger(__name__)
 
@@ -47,39 +46,11 @@ BATTERY_HYSTERESIS_PCT = 5.0
 TEMP_HYSTERESIS_C = 2.0
 
 
-def alarm_json(alarm: Alarm, *, rover_slug: str | None = None) -> dict[str, Any]:
-    """Return the JSON shape of an alarm, as the dashboard and the live stream see it."""
-    user = alarm.acknowledged_by
-    return {
-        "id": alarm.id,
-        "rover": rover_slug or alarm.rover.slug,
-        "kind": alarm.kind,
-        "message": alarm.message,
-        "value": alarm.value,
-        "seq": alarm.seq,
-        "raised_at": iso(alarm.raised_at),
-        "cleared_at": iso(alarm.cleared_at) if alarm.cleared_at else None,
-        "acknowledged_by": user.get_username() if user is not None else None,
-        "acknowledged_at": iso(alarm.acknowledged_at) if alarm.acknowledged_at else None,
-        "active": alarm.cleared_at is None,
-    }
-
-
-def alarm_event(alarm: Alarm, *, rover_slug: str | None = None) -> dict[str, Any]:
-    """Return the hub event of an alarm, its JSON encoded once."""
-    data = json.dumps(alarm_json(alarm, rover_slug=rover_slug), separators=(",", ":"))
-    return {"event": "alarm", "id": None, "data": data}
-
-
 def _announce(*, rover: Rover, alarm: Alarm, body: str, kind: str = "alarm") -> None:
     """Publish the alarm and post into the alarm team room once the transaction commits."""
-    event = alarm_event(alarm, rover_slug=rover.slug)
-    stream = rover_stream(rover.slug)
-    transaction.on_commit(lambda: publish_from_sync(stream, event))
+    publish_on_commit(rover_stream(rover.slug), alarm_event(alarm, rover_slug=rover.slug))
     team = rover.alarm_team
     if team is not None:
-        from comms.services import message_post_system
-
         message_post_system(team=team, body=body, kind=kind)
 
 

@@ -1,12 +1,12 @@
 """Store rover images: validate with Pillow, hash, thumbnail, announce.
 
 Every image enters through `image_store`, whether it came from the multipart
-uplink, a completed tus upload, the admin or `seed_demo`. The bytes are first
-copied (or moved) into a server-named file under MEDIA_ROOT while their SHA-256
-and size are taken; Pillow then checks that they really are an image and
-reports the format (hence the MIME type), the size and a thumbnail. The row and
-the files are written together: on any failure every file written is removed
-and no row exists.
+uplink, a completed tus upload (`rover/services/uploads.py`), the admin or
+`seed_demo`. The bytes are first copied (or moved) into a server-named file
+under MEDIA_ROOT while their SHA-256 and size are taken; Pillow then checks that
+they really are an image and reports the format (hence the MIME type), the size
+and a thumbnail. The row and the files are written together: on any failure
+every file written is removed and no row exists.
 """
 
 from __future__ import annotations
@@ -14,23 +14,25 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import io
-import json
 import logging
 import os
 import uuid
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any
 
 from django.conf import settings
 from django.core.files.storage import default_storage
 from django.db import transaction
-from django.urls import reverse
 from django.utils import timezone
+from django.utils.dateparse import parse_datetime
 from PIL import Image, UnidentifiedImageError
 
-from rover.models import Camera, ImageUpload, Rover, RoverImage
+from streams.hub import publish_on_commit
+
+from ..events import image_event, rover_stream
+from ..models import Camera, Rover, RoverImage
 
 logger = logging.getLogger(__name__)
 
@@ -80,7 +82,7 @@ def _copy_hashing(source: IO[bytes], target: Path, *, limit: int) -> tuple[int, 
         while chunk := source.read(COPY_CHUNK_BYTES):
             size += len(chunk)
             if size > limit:
-                raise _too_large(limit)
+                raise too_large_error(limit)
             digest.update(chunk)
             out.write(chunk)
     return size, digest.hexdigest()
@@ -96,7 +98,8 @@ def _hash_file(path: Path) -> tuple[int, str]:
     return size, digest.hexdigest()
 
 
-def _too_large(limit: int) -> ImageRejected:
+def too_large_error(limit: int) -> ImageRejected:
+    """Return the refusal of an image (or upload) over `limit` bytes (413)."""
     return ImageRejected("too_large", f"The image is larger than {limit} bytes.", status=413)
 
 
@@ -158,7 +161,8 @@ def _storage_name(prefix: str, rover: Rover, extension: str, when: datetime) -> 
     return f"{prefix}/{when:%Y/%m/%d}/{rover.slug}-{uuid.uuid4().hex}.{extension}"
 
 
-def _remove_quietly(*paths: Path | None) -> None:
+def remove_quietly(*paths: Path | None) -> None:
+    """Delete the files that exist among `paths`; a missing one is no error."""
     for path in paths:
         if path is not None:
             with contextlib.suppress(FileNotFoundError):
@@ -200,7 +204,7 @@ def image_store(
             source = Path(path)
             size, sha256 = _hash_file(source)
             if size > limit:
-                raise _too_large(limit)
+                raise too_large_error(limit)
         if size == 0:
             raise ImageRejected("empty", "The upload is empty.")
         inspected = _inspect(source)
@@ -230,44 +234,24 @@ def image_store(
                 height=inspected.height,
                 thumbnail=thumb_name,
             )
-            transaction.on_commit(lambda: image_announce(image=image))
+            image_announce(image=image)
     except BaseException:
         if path is not None and final is not None and final.exists() and not source.exists():
             # Give a finished upload its bytes back, so the client can retry completion.
             os.replace(final, source)
-        _remove_quietly(staged, final, thumb)
+        remove_quietly(staged, final, thumb)
         raise
     logger.info("stored image %s of %s (%d bytes) for %s", image.pk, rover.slug, size, user)
     return image
 
 
-def image_json(image: RoverImage) -> dict[str, Any]:
-    """Return the API representation of an image (list items and `image` events)."""
-    return {
-        "id": image.pk,
-        "rover": image.rover.slug,
-        "camera": image.camera,
-        "captured_at": image.captured_at.isoformat(),
-        "size": image.size,
-        "sha256": image.sha256,
-        "content_type": image.content_type,
-        "width": image.width,
-        "height": image.height,
-        "url": reverse("image-download", args=[image.pk]),
-        "thumbnail_url": reverse("image-thumbnail", args=[image.pk]),
-    }
-
-
 def image_announce(*, image: RoverImage) -> None:
-    """Publish the `image` event on the rover's live stream (never fails the caller)."""
-    from streams.hub import publish_from_sync
+    """Publish the `image` event on the rover's live stream once the row is committed.
 
-    event = {"event": "image", "id": None, "data": json.dumps(image_json(image))}
-    try:
-        publish_from_sync(f"rover.{image.rover.slug}", event)
-    except Exception:
-        # The image is stored; dashboards still find it in the list on reload.
-        logger.exception("could not announce image %s", image.pk)
+    A failed publish is logged, not raised: dashboards still find the image in the
+    list on reload.
+    """
+    publish_on_commit(rover_stream(image.rover.slug), image_event(image))
 
 
 def image_delete(*, image: RoverImage) -> None:
@@ -282,8 +266,6 @@ def image_delete(*, image: RoverImage) -> None:
 
 def metadata_parse(*, camera: str | None, captured_at: str | None) -> tuple[str, datetime | None]:
     """Validate the client's camera and capture time (ISO 8601); raise ImageRejected."""
-    from django.utils.dateparse import parse_datetime
-
     camera = (camera or "").strip() or Camera.NAVCAM
     if camera not in Camera.values:
         raise ImageRejected(
@@ -302,143 +284,3 @@ def metadata_parse(*, camera: str | None, captured_at: str | None) -> tuple[str,
         if timezone.is_naive(when):
             when = timezone.make_aware(when, UTC)
     return camera, when
-
-
-# --- resumable (tus) uploads -------------------------------------------------------------
-
-UPLOAD_LIFETIME = timedelta(hours=24)
-
-
-class UploadConflict(Exception):
-    """The client's Upload-Offset is not the server's (tus answers 409)."""
-
-    def __init__(self, offset: int) -> None:
-        super().__init__(f"The upload is at offset {offset}.")
-        self.offset = offset
-
-
-class UploadBusy(Exception):
-    """Another request is writing to this upload right now."""
-
-
-def upload_path(upload: ImageUpload) -> Path:
-    """Return the temporary file of an upload: MEDIA_ROOT/uploads/<uuid> (server id only)."""
-    return uploads_dir() / str(uuid.UUID(str(upload.pk)))
-
-
-def upload_create(*, rover: Rover, user: Any, length: int, metadata: dict[str, str]) -> ImageUpload:
-    """Start a resumable upload of `length` bytes; validate its metadata first."""
-    if length <= 0:
-        raise ImageRejected("invalid_length", "Upload-Length must be a positive integer.")
-    if length > settings.IMAGE_MAX_BYTES:
-        raise _too_large(settings.IMAGE_MAX_BYTES)
-    metadata_parse(camera=metadata.get("camera"), captured_at=metadata.get("captured_at"))
-    upload_prune_expired()
-    upload = ImageUpload(
-        rover=rover,
-        user=user,
-        length=length,
-        metadata=metadata,
-        expires_at=timezone.now() + UPLOAD_LIFETIME,
-    )
-    path = upload_path(upload)
-    with transaction.atomic():
-        upload.save()
-        path.touch(exist_ok=False)
-    return upload
-
-
-def upload_append(*, upload: ImageUpload, offset: int, stream: IO[bytes]) -> ImageUpload:
-    """Append the request body at `offset`; store the image once the upload is complete.
-
-    Raise UploadConflict when `offset` is not the upload's, UploadBusy when another
-    request holds the upload, ImageRejected when the bytes overrun Upload-Length or
-    the completed file is not an acceptable image (the upload is then discarded).
-    """
-    import fcntl
-
-    path = upload_path(upload)
-    if upload.image_id is None and not path.exists():
-        upload_discard(upload=upload)
-        raise ImageRejected(
-            "upload_gone", "The upload's data is gone; start a new upload.", status=410
-        )
-    if upload.image_id is not None:
-        upload.refresh_from_db()
-        if upload.offset != offset:
-            raise UploadConflict(upload.offset)
-        if stream.read(1):
-            raise ImageRejected(
-                "upload_complete", "The upload is complete; no more bytes.", status=400
-            )
-        return upload
-    with open(path, "r+b") as target:
-        try:
-            # An advisory lock across processes: one writer per upload at a time.
-            fcntl.flock(target.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError as exc:
-            raise UploadBusy(str(upload.pk)) from exc
-        upload.refresh_from_db()
-        if upload.offset != offset:
-            raise UploadConflict(upload.offset)
-        room = upload.length - offset
-        target.seek(offset)
-        # Bytes past the recorded offset are from a request that died midway.
-        target.truncate()
-        written = 0
-        while chunk := stream.read(COPY_CHUNK_BYTES):
-            written += len(chunk)
-            if written > room:
-                target.truncate(offset)
-                raise ImageRejected(
-                    "too_many_bytes",
-                    f"The upload has room for {room} more bytes (Upload-Length).",
-                    status=413,
-                )
-            target.write(chunk)
-        target.flush()
-        ImageUpload.objects.filter(pk=upload.pk).update(offset=offset + written)
-        upload.offset = offset + written
-    if upload.offset == upload.length:
-        upload_complete(upload=upload)
-    return upload
-
-
-def upload_complete(*, upload: ImageUpload) -> RoverImage:
-    """Store a finished upload as an image; discard it if it is not acceptable."""
-    path = upload_path(upload)
-    camera, captured_at = metadata_parse(
-        camera=upload.metadata.get("camera"), captured_at=upload.metadata.get("captured_at")
-    )
-    try:
-        image = image_store(
-            rover=upload.rover,
-            path=path,
-            camera=camera,
-            captured_at=captured_at,
-            user=upload.user,
-            original_name=os.path.basename(upload.metadata.get("filename", "")),
-        )
-    except ImageRejected:
-        upload_discard(upload=upload)
-        raise
-    _remove_quietly(path)
-    ImageUpload.objects.filter(pk=upload.pk).update(image=image)
-    upload.image = image
-    return image
-
-
-def upload_discard(*, upload: ImageUpload) -> None:
-    """Delete an upload and its temporary file."""
-    path = upload_path(upload)
-    ImageUpload.objects.filter(pk=upload.pk).delete()
-    _remove_quietly(path)
-
-
-def upload_prune_expired() -> int:
-    """Discard unfinished uploads past their expiry; return how many."""
-    expired = list(ImageUpload.objects.filter(expires_at__lt=timezone.now(), image__isnull=True))
-    for upload in expired:
-        upload_discard(upload=upload)
-    ImageUpload.objects.filter(expires_at__lt=timezone.now()).delete()
-    return len(expired)

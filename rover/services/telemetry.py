@@ -5,14 +5,13 @@ nothing: one bad frame answers 400 and stores nothing. A frame whose `seq` is
 already stored (or repeated in the batch) is reported as a duplicate and not
 stored again, so the rover may retry freely and send frames out of order.
 
-Each new frame is published on the hub stream `rover.<slug>` as
-`{"event": "telemetry", "id": seq, "data": "<frame JSON>"}`, the JSON encoded
-once; the SSE view and the history API use the same field names.
+Each new frame is published on the hub stream `rover.<slug>` as a `telemetry`
+event (`rover/events.py`); the SSE view and the history API use the same field
+names. Evaluating alarms on the new frames is `rover/services/alarms.py`.
 """
 
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -22,9 +21,11 @@ from asgiref.sync import sync_to_async
 from django.db import transaction
 from django.db.models import Max
 
-from streams.hub import publish_many
+from streams.hub import publish_stored
 
+from ..events import frame_event, rover_stream
 from ..models import Rover, RoverMode, TelemetryFrame
+from .alarms import alarms_evaluate, link_watchdog_ensure
 
 MAX_BATCH_FRAMES = 1000
 MAX_BODY_BYTES = 1024 * 1024
@@ -44,22 +45,6 @@ NUMBER_FIELDS: dict[str, tuple[bool, float | None, float | None, bool]] = {
     "speed_mps": (False, 0.0, 100.0, False),
 }
 FIELDS = ("seq", "recorded_at", *NUMBER_FIELDS, "mode")
-# The order of the JSON, CSV and SSE representations of a frame.
-FRAME_FIELDS = (
-    "seq",
-    "recorded_at",
-    "received_at",
-    "x_m",
-    "y_m",
-    "heading_deg",
-    "battery_pct",
-    "battery_v",
-    "signal_dbm",
-    "temp_internal_c",
-    "temp_ambient_c",
-    "speed_mps",
-    "mode",
-)
 
 
 class TelemetryInvalid(ValueError):
@@ -77,33 +62,6 @@ class IngestResult:
 
     stored: list[TelemetryFrame] = field(default_factory=list)
     duplicates: list[int] = field(default_factory=list)
-
-
-def rover_stream(slug: str) -> str:
-    """Return the hub stream name of a rover's live feed."""
-    return f"rover.{slug}"
-
-
-def iso(value: datetime) -> str:
-    """Return a timestamp as ISO 8601 with a 'Z' for UTC."""
-    return value.isoformat().replace("+00:00", "Z")
-
-
-def frame_json(frame: TelemetryFrame) -> dict[str, Any]:
-    """Return a frame's JSON shape: exactly the ingest field names plus received_at."""
-    data = {name: getattr(frame, name) for name in FRAME_FIELDS}
-    data["recorded_at"] = iso(frame.recorded_at)
-    data["received_at"] = iso(frame.received_at)
-    return data
-
-
-def frame_event(frame: TelemetryFrame) -> dict[str, Any]:
-    """Return the hub event of a frame, its JSON encoded once."""
-    return {
-        "event": "telemetry",
-        "id": frame.seq,
-        "data": json.dumps(frame_json(frame), separators=(",", ":")),
-    }
 
 
 def _is_number(value: Any) -> bool:
@@ -250,16 +208,14 @@ async def telemetry_ingest(*, rover: Rover, payload: Any) -> IngestResult:
     """Validate, store and publish a frame or a batch, then evaluate the rover's alarms.
 
     Raises TelemetryInvalid (nothing stored) when any frame is bad. New frames
-    are published in seq order once they are committed; alarms are evaluated
+    are published in seq order once they are committed (a failed publish is
+    logged: subscribers replay the stored frames by id); alarms are evaluated
     only on frames newer than anything stored before, so a late, out-of-order
     frame cannot clear or raise an alarm that later frames decided.
     """
-    from .alarms import alarms_evaluate, link_watchdog_ensure
-
     frames = telemetry_validate(payload=payload)
     result, previous_max = await sync_to_async(telemetry_store)(rover=rover, frames=frames)
-    stream = rover_stream(rover.slug)
-    await publish_many(stream, [frame_event(frame) for frame in result.stored])
+    await publish_stored(rover_stream(rover.slug), [frame_event(frame) for frame in result.stored])
     fresh = [f for f in result.stored if previous_max is None or f.seq > previous_max]
     if fresh:
         await sync_to_async(alarms_evaluate)(rover=rover, frames=fresh)

@@ -309,7 +309,7 @@ async def test_multipart_upload_stores_and_answers_201(uploader, rover):
     assert response.status_code == 201, response.content
     body = response.json()
     assert body["camera"] == "hazcam_front"
-    assert body["captured_at"] == "2032-03-04T05:06:07+00:00"
+    assert body["captured_at"] == "2032-03-04T05:06:07Z"
     assert body["sha256"] == hashlib.sha256(data).hexdigest()
     assert (body["width"], body["height"]) == (120, 90)
     assert response["Location"] == body["url"]

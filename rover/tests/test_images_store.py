@@ -9,8 +9,9 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
+from rover.events import image_json
 from rover.models import RoverImage
-from rover.services.images import ImageRejected, image_json, image_store
+from rover.services.images import ImageRejected, image_store
 from rover.tests.image_fixtures import (
     jpeg_bytes,
     media_files,

@@ -9,7 +9,8 @@ import pytest
 from asgiref.sync import sync_to_async
 from channels.layers import channel_layers
 
-from rover.services.telemetry import frame_event, telemetry_store, telemetry_validate
+from rover.events import frame_event
+from rover.services.telemetry import telemetry_store, telemetry_validate
 from streams.hub import get_hub, publish
 
 from .telemetry_fixtures import (

@@ -8,9 +8,10 @@ from django.views.decorators.http import require_GET, require_POST
 from accounts.decorators import api_login_required, api_permission_required
 from accounts.http import json_error
 
+from ..events import alarm_json
 from ..selectors.alarms import alarm_get, alarm_list
 from ..selectors.rovers import rover_get
-from ..services.alarms import alarm_acknowledge, alarm_json
+from ..services.alarms import alarm_acknowledge
 
 ALARMS_LIMIT = 200
 

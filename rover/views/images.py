@@ -18,10 +18,11 @@ from django.views.decorators.http import require_http_methods
 
 from accounts.decorators import api_login_required, api_permission_required
 from accounts.http import json_error
+from rover.events import image_json
 from rover.models import RoverImage
 from rover.selectors.images import MAX_PAGE_SIZE, image_get, image_latest, image_page
 from rover.selectors.rovers import rover_get
-from rover.services.images import ImageRejected, image_json, image_store, metadata_parse
+from rover.services.images import ImageRejected, image_store, metadata_parse
 from streams.files import serve_file
 
 DEFAULT_PAGE_SIZE = 20

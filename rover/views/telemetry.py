@@ -15,6 +15,7 @@ from django.http import HttpRequest, HttpResponse, JsonResponse, StreamingHttpRe
 
 from accounts.decorators import api_login_required, api_permission_required
 from accounts.http import json_error
+from streams.encoding import utc_iso
 from streams.sse import (
     LastEventIdInvalid,
     event_stream,
@@ -24,6 +25,7 @@ from streams.sse import (
     stream_query,
 )
 
+from ..events import FRAME_FIELDS, frame_event, frame_json, rover_stream
 from ..models import Rover
 from ..selectors.rovers import rover_get
 from ..selectors.telemetry import (
@@ -34,16 +36,7 @@ from ..selectors.telemetry import (
     telemetry_latest,
 )
 from ..services.alarms import link_watchdog_ensure
-from ..services.telemetry import (
-    FRAME_FIELDS,
-    MAX_BODY_BYTES,
-    TelemetryInvalid,
-    frame_event,
-    frame_json,
-    iso,
-    rover_stream,
-    telemetry_ingest,
-)
+from ..services.telemetry import MAX_BODY_BYTES, TelemetryInvalid, telemetry_ingest
 
 REPLAY_PAGE = 500
 CSV_PAGE = 2000
@@ -172,7 +165,7 @@ async def telemetry_history_view(request: HttpRequest, slug: str) -> HttpRespons
         frames = await sync_to_async(telemetry_downsample)(
             rover=rover, since=since, until=until, points=points
         )
-        body.update(points=points, since=iso(since), until=iso(until), frames=frames)
+        body.update(points=points, since=utc_iso(since), until=utc_iso(until), frames=frames)
     else:
         frames, truncated = await sync_to_async(telemetry_history)(
             rover=rover, since=since, until=until, limit=limit
@@ -184,7 +177,7 @@ async def telemetry_history_view(request: HttpRequest, slug: str) -> HttpRespons
 
 def _csv_cell(value) -> object:
     if isinstance(value, datetime):
-        return iso(value)
+        return utc_iso(value)
     return "" if value is None else value
 
 

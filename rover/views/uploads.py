@@ -29,8 +29,8 @@ from accounts.decorators import api_permission_required
 from accounts.http import json_error
 from rover.selectors.images import upload_get
 from rover.selectors.rovers import rover_get
-from rover.services.images import (
-    ImageRejected,
+from rover.services.images import ImageRejected
+from rover.services.uploads import (
     UploadBusy,
     UploadConflict,
     upload_append,

@@ -65,7 +65,7 @@ def test_metrics_need_permission_and_count_events(client, user_factory):
 
 
 def test_gap_tracker_tolerates_reordering_and_drops_duplicates():
-    from streams.hub import GapTracker
+    from streams.gaps import GapTracker
 
     tracker = GapTracker(grace=1.0)
     assert tracker.seen(10, now=0.0)

@@ -1,0 +1,168 @@
+"""Resumable (tus 1.0) image uploads: create, append at an offset, complete, discard.
+
+An upload is a row (`ImageUpload`: length, offset, metadata, expiry) and a
+temporary file under MEDIA_ROOT/uploads named by the upload's server id. Each
+PATCH appends at the recorded offset under an advisory file lock, so two
+requests never write one upload at once; the last byte hands the file to
+`image_store` (`rover/services/images.py`), and an upload that is not an
+acceptable image is discarded. Unfinished uploads expire after UPLOAD_LIFETIME.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import uuid
+from datetime import timedelta
+from pathlib import Path
+from typing import IO, Any
+
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from ..models import ImageUpload, Rover, RoverImage
+from .images import (
+    COPY_CHUNK_BYTES,
+    ImageRejected,
+    image_store,
+    metadata_parse,
+    remove_quietly,
+    too_large_error,
+    uploads_dir,
+)
+
+UPLOAD_LIFETIME = timedelta(hours=24)
+
+
+class UploadConflict(Exception):
+    """The client's Upload-Offset is not the server's (tus answers 409)."""
+
+    def __init__(self, offset: int) -> None:
+        super().__init__(f"The upload is at offset {offset}.")
+        self.offset = offset
+
+
+class UploadBusy(Exception):
+    """Another request is writing to this upload right now."""
+
+
+def upload_path(upload: ImageUpload) -> Path:
+    """Return the temporary file of an upload: MEDIA_ROOT/uploads/<uuid> (server id only)."""
+    return uploads_dir() / str(uuid.UUID(str(upload.pk)))
+
+
+def upload_create(*, rover: Rover, user: Any, length: int, metadata: dict[str, str]) -> ImageUpload:
+    """Start a resumable upload of `length` bytes; validate its metadata first."""
+    if length <= 0:
+        raise ImageRejected("invalid_length", "Upload-Length must be a positive integer.")
+    if length > settings.IMAGE_MAX_BYTES:
+        raise too_large_error(settings.IMAGE_MAX_BYTES)
+    metadata_parse(camera=metadata.get("camera"), captured_at=metadata.get("captured_at"))
+    upload_prune_expired()
+    upload = ImageUpload(
+        rover=rover,
+        user=user,
+        length=length,
+        metadata=metadata,
+        expires_at=timezone.now() + UPLOAD_LIFETIME,
+    )
+    path = upload_path(upload)
+    with transaction.atomic():
+        upload.save()
+        path.touch(exist_ok=False)
+    return upload
+
+
+def upload_append(*, upload: ImageUpload, offset: int, stream: IO[bytes]) -> ImageUpload:
+    """Append the request body at `offset`; store the image once the upload is complete.
+
+    Raise UploadConflict when `offset` is not the upload's, UploadBusy when another
+    request holds the upload, ImageRejected when the bytes overrun Upload-Length or
+    the completed file is not an acceptable image (the upload is then discarded).
+    """
+    path = upload_path(upload)
+    if upload.image_id is None and not path.exists():
+        upload_discard(upload=upload)
+        raise ImageRejected(
+            "upload_gone", "The upload's data is gone; start a new upload.", status=410
+        )
+    if upload.image_id is not None:
+        upload.refresh_from_db()
+        if upload.offset != offset:
+            raise UploadConflict(upload.offset)
+        if stream.read(1):
+            raise ImageRejected(
+                "upload_complete", "The upload is complete; no more bytes.", status=400
+            )
+        return upload
+    with open(path, "r+b") as target:
+        try:
+            # An advisory lock across processes: one writer per upload at a time.
+            fcntl.flock(target.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError as exc:
+            raise UploadBusy(str(upload.pk)) from exc
+        upload.refresh_from_db()
+        if upload.offset != offset:
+            raise UploadConflict(upload.offset)
+        room = upload.length - offset
+        target.seek(offset)
+        # Bytes past the recorded offset are from a request that died midway.
+        target.truncate()
+        written = 0
+        while chunk := stream.read(COPY_CHUNK_BYTES):
+            written += len(chunk)
+            if written > room:
+                target.truncate(offset)
+                raise ImageRejected(
+                    "too_many_bytes",
+                    f"The upload has room for {room} more bytes (Upload-Length).",
+                    status=413,
+                )
+            target.write(chunk)
+        target.flush()
+        ImageUpload.objects.filter(pk=upload.pk).update(offset=offset + written)
+        upload.offset = offset + written
+    if upload.offset == upload.length:
+        upload_complete(upload=upload)
+    return upload
+
+
+def upload_complete(*, upload: ImageUpload) -> RoverImage:
+    """Store a finished upload as an image; discard it if it is not acceptable."""
+    path = upload_path(upload)
+    camera, captured_at = metadata_parse(
+        camera=upload.metadata.get("camera"), captured_at=upload.metadata.get("captured_at")
+    )
+    try:
+        image = image_store(
+            rover=upload.rover,
+            path=path,
+            camera=camera,
+            captured_at=captured_at,
+            user=upload.user,
+            original_name=os.path.basename(upload.metadata.get("filename", "")),
+        )
+    except ImageRejected:
+        upload_discard(upload=upload)
+        raise
+    remove_quietly(path)
+    ImageUpload.objects.filter(pk=upload.pk).update(image=image)
+    upload.image = image
+    return image
+
+
+def upload_discard(*, upload: ImageUpload) -> None:
+    """Delete an upload and its temporary file."""
+    path = upload_path(upload)
+    ImageUpload.objects.filter(pk=upload.pk).delete()
+    remove_quietly(path)
+
+
+def upload_prune_expired() -> int:
+    """Discard unfinished uploads past their expiry; return how many."""
+    expired = list(ImageUpload.objects.filter(expires_at__lt=timezone.now(), image__isnull=True))
+    for upload in expired:
+        upload_discard(upload=upload)
+    ImageUpload.objects.filter(expires_at__lt=timezone.now()).delete()
+    return len(expired)
