@@ -27,7 +27,8 @@ from django.urls import re_path
 import comms.routing
 from accounts.websocket import QueryTokenAuthMiddleware
 from comms.selectors import team_get
-from comms.services import message_json, message_store
+from comms.events import message_json
+from comms.services import message_store
 
 
 class NaiveRoomConsumer(AsyncWebsocketConsumer):

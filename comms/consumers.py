@@ -36,19 +36,19 @@ from typing import Any
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 
-from streams.hub import SubscriberOverflow, publish, subscribe
+from streams.hub import OrderedPublisher, SubscriberOverflow, subscribe
 
-from .presence import get_tracker, presence_event
+from .events import message_json, room_stream
+from .presence import get_tracker
 from .ratelimit import chat_rate_allow
 from .selectors import message_after, message_history, team_get, team_user_can_join
 from .services import (
     MessageInvalid,
     NotAllowed,
-    OrderedPublisher,
     message_clean,
-    message_json,
     messages_post_async,
-    room_stream,
+    presence_announce,
+    typing_announce,
 )
 
 logger = logging.getLogger(__name__)
@@ -96,7 +96,8 @@ class TeamRoomConsumer(AsyncJsonWebsocketConsumer):
         super().__init__(*args, **kwargs)
         self.joined = False
         self.closing = False
-        self.conn = uuid.uuid4().hex
+        # This socket's own id in presence entries and in the `origin` of its events.
+        self.presence_id = uuid.uuid4().hex
         self.delivered: set[int] = set()
         self._delivered_order: collections.deque[int] = collections.deque()
         self._stack = contextlib.AsyncExitStack()
@@ -120,7 +121,8 @@ class TeamRoomConsumer(AsyncJsonWebsocketConsumer):
         if not await database_sync_to_async(team_user_can_join)(team=team, user=user):
             return await self._refuse(CLOSE_FORBIDDEN)
         self.user = user
-        self.me = {"id": user.pk, "username": user.get_username()}
+        # The user as every room frame names them (presence, typing).
+        self.user_json = {"id": user.pk, "username": user.get_username()}
         self.team = team
         self.stream = room_stream(team.slug)
         # Subscribe before reading history so nothing published meanwhile is missed.
@@ -149,9 +151,9 @@ class TeamRoomConsumer(AsyncJsonWebsocketConsumer):
             )
         )
         tracker = get_tracker()
-        online = await tracker.join(team.slug, self.conn, user.pk, self.me["username"])
+        online = await tracker.join(team.slug, self.presence_id, user.pk, user.get_username())
         await self.send(text_data=_dumps({"type": "presence", "online": online}))
-        await publish(self.stream, presence_event(origin=self.conn, joined=self.me))
+        await presence_announce(team_slug=team.slug, origin=self.presence_id, joined=self.user_json)
         self._reader = asyncio.get_running_loop().create_task(self._forward())
 
     async def _refuse(self, code: int) -> None:
@@ -183,10 +185,12 @@ class TeamRoomConsumer(AsyncJsonWebsocketConsumer):
         if self.joined:
             self.joined = False
             with contextlib.suppress(Exception):
-                online = await asyncio.shield(get_tracker().leave(self.team.slug, self.conn))
+                online = await asyncio.shield(get_tracker().leave(self.team.slug, self.presence_id))
                 # Another tab (on any worker) keeps the user online: nothing changed.
-                if all(user["id"] != self.me["id"] for user in online):
-                    await publish(self.stream, presence_event(origin=self.conn, left=self.me))
+                if all(user["id"] != self.user_json["id"] for user in online):
+                    await presence_announce(
+                        team_slug=self.team.slug, origin=self.presence_id, left=self.user_json
+                    )
 
     async def _close(self, code: int) -> None:
         if not self.closing:
@@ -238,7 +242,7 @@ class TeamRoomConsumer(AsyncJsonWebsocketConsumer):
             # The hot path (every delivery): straight to the server, pre-encoded text.
             await self.base_send({"type": "websocket.send", "text": event["data"]})
         elif kind in ("presence", "typing"):
-            if event.get("origin") != self.conn:
+            if event.get("origin") != self.presence_id:
                 await self.send(text_data=event["data"])
         elif kind == "member_removed" and event.get("user_id") == self.user.pk:
             # Staff allowed into any room stay; everyone else is cut off at once.
@@ -381,7 +385,6 @@ class TeamRoomConsumer(AsyncJsonWebsocketConsumer):
         if now - self._last_typing < TYPING_MIN_INTERVAL:
             return
         self._last_typing = now
-        data = _dumps({"type": "typing", "user": self.me})
-        await publish(
-            self.stream, {"event": "typing", "id": None, "origin": self.conn, "data": data}
+        await typing_announce(
+            team_slug=self.team.slug, presence_id=self.presence_id, user_json=self.user_json
         )

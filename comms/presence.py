@@ -20,33 +20,16 @@ from typing import Any
 
 from django.conf import settings
 
-from streams.hub import publish
-
 from .redis_client import get_redis, key
-from .services import room_stream
+from .services import presence_announce
 
 logger = logging.getLogger(__name__)
-
-
-def presence_event(
-    online: list[dict[str, Any]] | None = None, *, origin: str | None = None, **change: Any
-) -> dict[str, Any]:
-    """Return the hub event for a presence change.
-
-    Either a delta (`joined` or `left`: one user) or a full snapshot (`online`).
-    Deltas keep a join O(room) instead of O(room^2) when a big room reconnects.
-    """
-    frame: dict[str, Any] = {"type": "presence", **change}
-    if online is not None:
-        frame["online"] = online
-    data = json.dumps(frame, separators=(",", ":"))
-    return {"event": "presence", "id": None, "origin": origin, "data": data}
 
 
 def _online(members: list[str]) -> list[dict[str, Any]]:
     users: dict[int, str] = {}
     for member in members:
-        user_id, username, _conn = json.loads(member)
+        user_id, username, _presence_id = json.loads(member)
         users[user_id] = username
     return [
         {"id": uid, "username": name} for uid, name in sorted(users.items(), key=lambda u: u[1])
@@ -115,19 +98,19 @@ class PresenceTracker:
     def _oldest(self) -> float:
         return time.time() - settings.PRESENCE_TTL_SECONDS
 
-    async def join(self, slug: str, conn: str, user_id: int, username: str) -> list[dict]:
+    async def join(self, slug: str, presence_id: str, user_id: int, username: str) -> list[dict]:
         """Mark a socket online in a room; return who is online now."""
-        member = json.dumps([user_id, username, conn])
-        self.local.setdefault(slug, {})[conn] = member
+        member = json.dumps([user_id, username, presence_id])
+        self.local.setdefault(slug, {})[presence_id] = member
         await self.store.add(slug, [member], time.time())
         if self._heartbeat is None or self._heartbeat.done():
             self._heartbeat = asyncio.get_running_loop().create_task(self._beat())
         return await self.online(slug)
 
-    async def leave(self, slug: str, conn: str) -> list[dict]:
+    async def leave(self, slug: str, presence_id: str) -> list[dict]:
         """Mark a socket gone; return who is online now."""
         room = self.local.get(slug, {})
-        member = room.pop(conn, None)
+        member = room.pop(presence_id, None)
         if not room:
             self.local.pop(slug, None)
         if not self.local and self._heartbeat is not None:
@@ -148,7 +131,7 @@ class PresenceTracker:
             if room:
                 await self.store.add(slug, list(room.values()), now)
             if await self.store.prune(slug, now - settings.PRESENCE_TTL_SECONDS):
-                await publish(room_stream(slug), presence_event(await self.online(slug)))
+                await presence_announce(team_slug=slug, online=await self.online(slug))
 
     async def _beat(self) -> None:
         while True:

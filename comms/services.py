@@ -1,32 +1,30 @@
 """Writes of the team rooms: messages and memberships, stored first, then published.
 
-Room events on the hub stream `room.<team slug>` (see `room_stream`) are dicts:
-
-- `{"event": "message", "id": <message id>, "data": "<message JSON text>"}`
-- `{"event": "typing", "id": None, "data": "<typing JSON text>"}`
-- `{"event": "presence", "id": None, "data": "<presence JSON text>"}`
-- `{"event": "member_removed", "id": None, "user_id": <user id>, "data": "<members JSON>"}`
-  (control: sockets of that user in that room close themselves; the others get `data`)
-- `{"event": "member_added", "id": None, "user_id": <user id>, "data": "<members JSON>"}`
-
-`data` is the exact text each socket sends, encoded once by the publisher.
+Also the announcements that are not stored (presence, typing): every event on a
+room's stream leaves through this module, built by `comms/events.py`, whose
+docstring lists them.
 """
 
 from __future__ import annotations
 
-import asyncio
-import json
-import logging
 from typing import Any
 
+from channels.db import database_sync_to_async
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import IntegrityError, transaction
 
-from streams.hub import publish_from_sync
+from streams.hub import OrderedPublisher, publish, publish_on_commit
 
+from .events import (
+    member_added_event,
+    member_removed_event,
+    message_event,
+    presence_event,
+    room_stream,
+    typing_event,
+)
 from .models import Membership, Message, Team
-
-logger = logging.getLogger(__name__)
+from .selectors import team_user_can_join
 
 BODY_MAX_CHARS = 4000
 CLIENT_ID_MAX_CHARS = 64
@@ -39,32 +37,6 @@ class MessageInvalid(ValueError):
         super().__init__(detail)
         self.code = code
         self.detail = detail
-
-
-def room_stream(team_slug: str) -> str:
-    """Return the hub stream name of a team's room."""
-    return f"room.{team_slug}"
-
-
-def message_json(message: Message, *, team_slug: str | None = None) -> dict[str, Any]:
-    """Return the JSON shape of a message, as every client sees it."""
-    author = message.author
-    return {
-        "type": "message",
-        "id": message.id,
-        "team": team_slug or message.team.slug,
-        "author": None if author is None else {"id": author.pk, "username": author.get_username()},
-        "body": message.body,
-        "kind": message.kind,
-        "created_at": message.created_at.isoformat().replace("+00:00", "Z"),
-        "client_id": message.client_id,
-    }
-
-
-def message_event(message: Message, *, team_slug: str | None = None) -> dict[str, Any]:
-    """Return the hub event carrying a message, its JSON encoded once."""
-    data = json.dumps(message_json(message, team_slug=team_slug), separators=(",", ":"))
-    return {"event": "message", "id": message.id, "data": data}
 
 
 def _clean_body(body: Any) -> str:
@@ -86,39 +58,6 @@ def _clean_client_id(client_id: Any) -> str | None:
             "bad_field", f"'client_id' must be a string of at most {CLIENT_ID_MAX_CHARS} chars."
         )
     return client_id
-
-
-def _publish_now(stream: str, event: dict[str, Any]) -> None:
-    """Publish from synchronous code; never let a failed publish undo a stored write.
-
-    Sync code normally runs in a thread without an event loop (a sync view, the admin,
-    a command, sync_to_async). If a loop does run in this thread (sync code called from
-    async code directly), async_to_sync is impossible: the publish is scheduled on it.
-    """
-    try:
-        loop = asyncio.get_running_loop()
-    except RuntimeError:
-        loop = None
-    try:
-        if loop is None:
-            publish_from_sync(stream, event)
-        else:
-            from streams.hub import publish
-
-            task = loop.create_task(publish(stream, event))
-            _pending.add(task)
-            task.add_done_callback(_pending.discard)
-    except Exception:
-        # Stored already: clients get it from history or resume.
-        logger.exception("publishing on %s failed", stream)
-
-
-_pending: set[asyncio.Task] = set()
-
-
-def _publish_on_commit(team: Team, event: dict[str, Any]) -> None:
-    stream = room_stream(team.slug)
-    transaction.on_commit(lambda: _publish_now(stream, event))
 
 
 def message_store(
@@ -162,7 +101,7 @@ def message_post(
     """
     message, created = message_store(team=team, author=author, body=body, client_id=client_id)
     if created:
-        _publish_on_commit(team, message_event(message, team_slug=team.slug))
+        publish_on_commit(room_stream(team.slug), message_event(message, team_slug=team.slug))
     return message, created
 
 
@@ -173,19 +112,8 @@ def message_post_system(*, team: Team, body: str, kind: str = "system") -> Messa
     body = _clean_body(body)
     with transaction.atomic():
         message = Message.objects.create(team=team, author=None, body=body, kind=kind)
-        _publish_on_commit(team, message_event(message, team_slug=team.slug))
+        publish_on_commit(room_stream(team.slug), message_event(message, team_slug=team.slug))
     return message
-
-
-def _members_event(kind: str, user_id: int, username: str) -> dict[str, Any]:
-    change = "added" if kind == "member_added" else "removed"
-    data = json.dumps({"type": "members", change: {"id": user_id, "username": username}})
-    return {"event": kind, "id": None, "user_id": user_id, "data": data}
-
-
-def member_removed_event(user_id: int, username: str = "") -> dict[str, Any]:
-    """Return the control event that closes a removed member's sockets and tells the rest."""
-    return _members_event("member_removed", user_id, username)
 
 
 def team_member_add(
@@ -221,12 +149,16 @@ def team_member_remove(*, team: Team, user: AbstractBaseUser) -> bool:
 
 def membership_removed_notify(*, team: Team, user_id: int, username: str = "") -> None:
     """Publish, once the transaction commits, that a member left the team."""
-    _publish_on_commit(team, member_removed_event(user_id, username))
+    publish_on_commit(
+        room_stream(team.slug), member_removed_event(user_id=user_id, username=username)
+    )
 
 
 def membership_added_notify(*, team: Team, user_id: int, username: str) -> None:
     """Publish, once the transaction commits, that someone joined the team."""
-    _publish_on_commit(team, _members_event("member_added", user_id, username))
+    publish_on_commit(
+        room_stream(team.slug), member_added_event(user_id=user_id, username=username)
+    )
 
 
 class NotAllowed(PermissionError):
@@ -241,8 +173,6 @@ def message_clean(*, body: Any, client_id: Any = None) -> tuple[str, str | None]
 def _store_many_as_member(
     *, team: Team, author: AbstractBaseUser, items: list[tuple[str, str | None]]
 ) -> list[tuple[Message, bool]]:
-    from .selectors import team_user_can_join
-
     if not team_user_can_join(team=team, user=author):
         raise NotAllowed(f"{author} may not post in {team.slug}")
     with transaction.atomic():
@@ -265,8 +195,6 @@ async def messages_post_async(
     written; one membership check and one commit per batch instead of per message.
     Order is kept; resends (same client_id) come back with created=False.
     """
-    from channels.db import database_sync_to_async
-
     results = await database_sync_to_async(_store_many_as_member)(
         team=team, author=author, items=items
     )
@@ -276,32 +204,22 @@ async def messages_post_async(
     return results
 
 
-class OrderedPublisher:
-    """Publish a sender's events in order without waiting for each Redis round trip.
+async def presence_announce(
+    *,
+    team_slug: str,
+    origin: str | None = None,
+    joined: dict[str, Any] | None = None,
+    left: dict[str, Any] | None = None,
+    online: list[dict[str, Any]] | None = None,
+) -> None:
+    """Tell a room who joined or left (from socket `origin`), or who is online now.
 
-    A socket sending back to back stores message n+1 while message n is still on its
-    way; each publish starts only after the previous one finished, so order holds.
+    Not stored: a failure raises, and the socket that was joining closes.
     """
+    event = presence_event(origin=origin, joined=joined, left=left, online=online)
+    await publish(room_stream(team_slug), event)
 
-    def __init__(self) -> None:
-        self._tail: asyncio.Task | None = None
 
-    def publish(self, stream: str, event: dict[str, Any]) -> None:
-        previous = self._tail
-        self._tail = asyncio.get_running_loop().create_task(self._after(previous, stream, event))
-
-    async def _after(self, previous: asyncio.Task | None, stream: str, event: dict) -> None:
-        from streams.hub import publish
-
-        if previous is not None:
-            await asyncio.wait([previous])
-        try:
-            await publish(stream, event)
-        except Exception:
-            # Stored already: members get it on their next resume or history page.
-            logger.exception("publishing %s on %s failed", event.get("id"), stream)
-
-    async def drain(self) -> None:
-        """Wait until everything handed over so far is published."""
-        if self._tail is not None:
-            await asyncio.wait([self._tail])
+async def typing_announce(*, team_slug: str, presence_id: str, user_json: dict[str, Any]) -> None:
+    """Tell a room's other sockets that a user is typing (not stored)."""
+    await publish(room_stream(team_slug), typing_event(user_json=user_json, origin=presence_id))

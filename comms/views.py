@@ -8,6 +8,7 @@ from django.views.decorators.http import require_GET
 from accounts.decorators import api_login_required
 from accounts.http import json_error
 
+from .events import message_json
 from .selectors import (
     HISTORY_LIMIT,
     HISTORY_MAX_LIMIT,
@@ -16,7 +17,6 @@ from .selectors import (
     team_user_can_join,
     user_teams,
 )
-from .services import message_json
 
 
 def _positive_int(raw: str | None, name: str, *, maximum: int | None = None) -> int | None:
