@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 from datetime import timedelta
 
 import pytest
@@ -214,3 +215,43 @@ def test_admin_lists_frames_read_only_and_alarms_with_filters(client, tele_rover
     assert alarms.status_code == 200 and b"Battery at 4.0%" in alarms.content
     limits = client.get(f"/admin/rover/rover/{tele_rover.pk}/change/")
     assert b"battery_low_pct" in limits.content
+
+
+@pytest.fixture
+def redis_unreachable(settings):
+    """Point the channel layer at a port where no Redis listens: every publish fails for real."""
+    from conftest import free_port
+
+    settings.CHANNEL_LAYERS = {
+        "default": {
+            "BACKEND": "streams.layers.RedisChannelLayer",
+            "CONFIG": {"hosts": [f"redis://127.0.0.1:{free_port()}"], "prefix": "mc-down"},
+        }
+    }
+
+
+def publish_failures(caplog, stream: str) -> list[logging.LogRecord]:
+    return [r for r in caplog.records if f"on {stream} failed" in r.getMessage() and r.exc_info]
+
+
+def test_a_failed_alarm_publish_is_logged_not_raised(
+    tele_rover, redis_unreachable, caplog, django_capture_on_commit_callbacks
+):
+    with django_capture_on_commit_callbacks(execute=True):
+        alarm = alarm_raise(rover=tele_rover, kind=AlarmKind.SAFE_MODE, message="fault")
+    assert alarm is not None and Alarm.objects.filter(pk=alarm.pk).exists()
+    assert publish_failures(caplog, "rover.curiosity")
+    # The room's message is stored although its publish failed too.
+    assert publish_failures(caplog, "room.engineering")
+    assert room_bodies(tele_rover) == ["ALARM Curiosity: Safe mode. fault"]
+
+
+def test_an_ingest_whose_publishes_fail_still_answers_with_what_it_stored(
+    tele_rover, redis_unreachable, caplog, ingest
+):
+    body = ingest(frame(1, battery_pct=2.0), frame(2, battery_pct=2.5))
+    assert body["stored"] == 2
+    assert TelemetryFrame.objects.filter(rover=tele_rover).count() == 2
+    assert active_kinds(tele_rover) == {AlarmKind.BATTERY_LOW}
+    # The frames' publish and the alarm's, each logged with its exception.
+    assert len(publish_failures(caplog, "rover.curiosity")) == 2
