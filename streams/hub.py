@@ -1,20 +1,21 @@
 """The one publish/subscribe module: a per-process fan-out over the channel layer.
 
-Only services publish, through one of three doors that all end in
-`Hub.publish_many`: `publish_on_commit(stream, event)` from synchronous code once
-the transaction that stored the data commits, `publish_stored(stream, events)`
-from async code after the write, and an `OrderedPublisher` for a sender's
-events in order. The event goes to the channel-layer group of that stream,
-whose members are worker processes, not browsers. Each process
-holds one channel-layer channel, joins a stream's group while at least one local
-subscriber wants it, and copies every event into its local subscribers' bounded
-queues. A subscriber that falls behind is cut off (`SubscriberOverflow`) rather
-than silently skipped; it resumes from the store by id.
+Only services publish. A stored write is announced through one of three doors
+that log a failed publish instead of raising it (the data is stored, clients
+replay it by id, so a Redis outage must not fail the write): `publish_on_commit`
+from synchronous code once the transaction commits, `publish_stored` from async
+code after the write, and an `OrderedPublisher` for one sender's events in order.
+What is never stored (presence, typing) goes through `publish`, and a failure
+raises. All of them end in `Hub.publish_many`, which sends to the channel-layer
+group of the stream, whose members are worker processes, not browsers. Each
+process holds one channel-layer channel, joins a stream's group while at least
+one local subscriber wants it, and copies every event into its local
+subscribers' bounded queues. A subscriber that falls behind is cut off
+(`SubscriberOverflow`) rather than silently skipped; it resumes from the store
+by id.
 
-Those doors log a failed publish and never raise it: the data is stored already
-and clients replay it by id, so a Redis outage must not fail the write that was
-announced. Events are plain dicts that msgpack can carry, built in each app's
-`events.py` with their JSON text encoded once for every subscriber.
+Events are plain dicts that msgpack can carry, built in each app's `events.py`
+with their JSON text encoded once for every subscriber.
 """
 
 from __future__ import annotations
