@@ -6,22 +6,18 @@ they skip with its name, except under CI=true, where they fail.
 
 from __future__ import annotations
 
-import contextlib
 import os
 import shutil
 import socket
-import subprocess
-import sys
 import tempfile
-import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from urllib.parse import urlparse
 
 import pytest
 from django.conf import settings
 
-ROOT = Path(__file__).resolve().parent
+from testing.servers import ServerName, ServerProcess, free_port
 
 
 def _reachable(url: str) -> bool:
@@ -89,6 +85,21 @@ def _fresh_channel_layers():
     channel_layers.backends.clear()
 
 
+@pytest.fixture(autouse=True)
+def _close_thread_connections():
+    """Close the database connections opened on asgiref's shared thread during the test.
+
+    Async views, consumers and `sync_to_async` run their ORM calls on that one
+    thread; its connection outlives the test and would keep PostgreSQL from
+    dropping the test database.
+    """
+    from asgiref.sync import SyncToAsync
+    from django.db import connections
+
+    yield
+    SyncToAsync.single_thread_executor.submit(connections.close_all).result(timeout=30)
+
+
 @pytest.fixture
 def redis_url() -> str:
     """Return the Redis URL for tests, skipping (or failing on CI) when it is down."""
@@ -127,23 +138,13 @@ def redis_channel_layer(settings, redis_url):
 
 @pytest.fixture
 def user_factory(db):
-    from django.contrib.auth import get_user_model
-
-    User = get_user_model()
-    counter = iter(range(1, 10**6))
+    """Return `UserFactory` as a function: `user_factory("lead", perms=("rover.change_alarm",))`."""
+    from accounts.tests.factories import UserFactory
 
     def make(username: str | None = None, *, perms: tuple[str, ...] = (), **fields):
-        from django.contrib.auth.models import Permission
-
-        user = User.objects.create_user(
-            username=username or f"user{next(counter)}", password="pw-123456", **fields
-        )
-        for perm in perms:
-            app_label, codename = perm.split(".")
-            user.user_permissions.add(
-                Permission.objects.get(content_type__app_label=app_label, codename=codename)
-            )
-        return User.objects.get(pk=user.pk)
+        if username is not None:
+            fields["username"] = username
+        return UserFactory(perms=perms, **fields)
 
     return make
 
@@ -159,12 +160,6 @@ def token_for(db):
     return make
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def _database_url() -> str:
     db = settings.DATABASES["default"]
     if db["ENGINE"] == "django.db.backends.sqlite3":
@@ -175,102 +170,49 @@ def _database_url() -> str:
     return f"postgres://{user}@{host}:{port}/{db['NAME']}"
 
 
-class ServerProcess:
-    """A real ASGI server process serving the test database, restartable on its port."""
-
-    def __init__(self, *, server: str = "daphne", redis_url: str = "", env: dict | None = None):
-        self.server = server
-        self.port = free_port()
-        self.redis_url = redis_url
-        self.extra_env = env or {}
-        self.proc: subprocess.Popen | None = None
-        run_id = os.environ["MC_TEST_RUN_ID"]
-        self.log_path = Path(tempfile.gettempdir()) / f"mc-server-{run_id}-{self.port}.log"
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def command(self) -> list[str]:
-        app = "mission_control.asgi:application"
-        if self.server == "uvicorn":
-            return [
-                sys.executable,
-                "-m",
-                "uvicorn",
-                app,
-                "--port",
-                str(self.port),
-                "--no-access-log",
-            ]
-        return [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(self.port), app]
-
-    def env(self) -> dict[str, str]:
-        env = dict(os.environ)
-        env.update(
-            DJANGO_SETTINGS_MODULE="mission_control.settings.test",
-            MC_SERVER_PROCESS="1",
-            DATABASE_URL=_database_url(),
-            MEDIA_ROOT=str(settings.MEDIA_ROOT),
-            MC_TEST_RUN_ID=os.environ["MC_TEST_RUN_ID"],
-            ALLOWED_HOSTS="127.0.0.1,localhost",
-            PYTHONUNBUFFERED="1",
-        )
-        env.pop("REDIS_URL", None)
-        if self.redis_url:
-            env["REDIS_URL"] = self.redis_url
-        env.update(self.extra_env)
-        return env
-
-    def start(self, timeout: float = 20.0) -> ServerProcess:
-        log = open(self.log_path, "ab")  # noqa: SIM115 - closed with the process
-        self.proc = subprocess.Popen(
-            self.command(), cwd=ROOT, env=self.env(), stdout=log, stderr=subprocess.STDOUT
-        )
-        log.close()
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"server exited early:\n{self.log()}")
-            with (
-                contextlib.suppress(OSError),
-                socket.create_connection(("127.0.0.1", self.port), timeout=0.2),
-            ):
-                return self
-            time.sleep(0.05)
-        raise RuntimeError(f"server did not listen within {timeout}s:\n{self.log()}")
-
-    def stop(self) -> None:
-        if self.proc is None or self.proc.poll() is not None:
-            return
-        self.proc.terminate()
-        try:
-            self.proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
-
-    def restart(self) -> None:
-        self.stop()
-        self.start()
-
-    def log(self) -> str:
-        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+def _server_env(*, redis_url: str, extra: Mapping[str, str]) -> dict[str, str]:
+    """Return the environment of a server process serving this run's test database and media."""
+    env = dict(os.environ)
+    env.update(
+        DJANGO_SETTINGS_MODULE="mission_control.settings.test",
+        MC_SERVER_PROCESS="1",
+        DATABASE_URL=_database_url(),
+        MEDIA_ROOT=str(settings.MEDIA_ROOT),
+        MC_TEST_RUN_ID=os.environ["MC_TEST_RUN_ID"],
+        ALLOWED_HOSTS="127.0.0.1,localhost",
+        PYTHONUNBUFFERED="1",
+    )
+    env.pop("REDIS_URL", None)
+    if redis_url:
+        env["REDIS_URL"] = redis_url
+    env.update(extra)
+    return env
 
 
 @pytest.fixture
-def server_process(transactional_db) -> Iterator:
+def server_process(transactional_db) -> Iterator[Callable[..., ServerProcess]]:
     """Start real server processes on the test database: `server_process(redis_url=...)`.
 
-    Tests using it see committed data only, hence `transactional_db`.
+    Keywords: `server` ("daphne" or "uvicorn"), `redis_url` (empty: the in-memory
+    layer), `env` (more environment). Tests using it see committed data only, hence
+    `transactional_db`.
     """
     started: list[ServerProcess] = []
 
-    def start(**kwargs) -> ServerProcess:
-        server = ServerProcess(**kwargs).start()
-        started.append(server)
-        return server
+    def start(
+        *, server: ServerName = "daphne", redis_url: str = "", env: Mapping[str, str] = {}
+    ) -> ServerProcess:
+        port = free_port()
+        process = ServerProcess(
+            server=server,
+            port=port,
+            env=_server_env(redis_url=redis_url, extra=env),
+            log_path=Path(tempfile.gettempdir())
+            / f"mc-server-{os.environ['MC_TEST_RUN_ID']}-{port}.log",
+        )
+        started.append(process)
+        return process.start()
 
     yield start
-    for server in started:
-        server.stop()
+    for process in started:
+        process.stop()

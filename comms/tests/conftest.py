@@ -8,8 +8,9 @@ import pytest
 from channels.routing import URLRouter
 from channels.testing import WebsocketCommunicator
 
+from accounts.tests.factories import UserFactory
 from comms.models import Membership
-from comms.tests.factories import MembershipFactory, TeamFactory, UserFactory
+from comms.tests.factories import MembershipFactory, TeamFactory
 from streams.hub import subscribe
 
 
@@ -64,26 +65,6 @@ async def join(ws_app):
             return communicator, history, presence
 
         yield connect
-
-
-@pytest.fixture(autouse=True)
-def _fresh_channel_layer():
-    """Give each test (each event loop) its own channel layer: channels-redis binds to a loop."""
-    from channels.layers import channel_layers
-
-    channel_layers.backends.clear()
-    yield
-    channel_layers.backends.clear()
-
-
-@pytest.fixture(autouse=True)
-async def _close_database_thread_connections():
-    """Close the connection the consumers' database thread opened, so the test DB can go."""
-    yield
-    from asgiref.sync import sync_to_async
-    from django.db import connections
-
-    await sync_to_async(connections.close_all)()
 
 
 @pytest.fixture(autouse=True)

@@ -1,20 +1,11 @@
-"""factory_boy factories for teams, memberships and messages."""
+"""factory_boy factories for teams, memberships and messages (users: accounts.tests)."""
 
 from __future__ import annotations
 
 import factory
-from django.contrib.auth import get_user_model
 
+from accounts.tests.factories import UserFactory
 from comms.models import Membership, Message, Team
-
-
-class UserFactory(factory.django.DjangoModelFactory):
-    class Meta:
-        model = get_user_model()
-        django_get_or_create = ("username",)
-
-    username = factory.Sequence(lambda n: f"member{n}")
-    password = factory.django.Password("pw-123456")
 
 
 class TeamFactory(factory.django.DjangoModelFactory):

@@ -4,8 +4,9 @@ import pytest
 from asgiref.sync import sync_to_async
 from django.test import Client
 
+from accounts.tests.factories import UserFactory
 from comms.models import Membership, Message
-from comms.tests.factories import TeamFactory, UserFactory
+from comms.tests.factories import TeamFactory
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

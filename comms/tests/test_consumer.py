@@ -9,6 +9,7 @@ from asgiref.sync import sync_to_async
 from channels.testing import WebsocketCommunicator
 from django.contrib.auth.models import AnonymousUser
 
+from accounts.tests.factories import UserFactory
 from comms.models import Message
 from comms.services import (
     message_post,
@@ -16,7 +17,6 @@ from comms.services import (
     team_member_add,
     team_member_remove,
 )
-from comms.tests.factories import UserFactory
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

@@ -8,6 +8,7 @@ import pytest
 from asgiref.sync import sync_to_async
 from django.db import connection
 
+from accounts.tests.factories import UserFactory
 from comms.models import Membership, Message
 from comms.services import (
     MessageInvalid,
@@ -16,7 +17,7 @@ from comms.services import (
     team_member_add,
     team_member_remove,
 )
-from comms.tests.factories import MembershipFactory, TeamFactory, UserFactory
+from comms.tests.factories import MembershipFactory, TeamFactory
 from streams.hub import subscribe
 
 pytestmark = pytest.mark.django_db(transaction=True)

@@ -14,17 +14,9 @@ from django.utils import timezone
 from comms.models import Message
 from rover.models import Alarm, AlarmKind, AlarmLimits, TelemetryFrame
 from rover.services.alarms import alarm_raise, alarms_check_link_lost
-
-from .telemetry_fixtures import (
-    frame,
-    ingest_token,
-    post_frames,
-    tele_rover,
-    telemetry_test_env,
-    viewer_token,
-)
-
-__all__ = ["ingest_token", "tele_rover", "telemetry_test_env", "viewer_token"]
+from rover.tests.clients import post_frames
+from rover.tests.factories import frame
+from testing.servers import free_port
 
 URL = "/api/rovers/curiosity/telemetry"
 
@@ -57,62 +49,62 @@ def room_bodies(rover) -> list[str]:
     return list(Message.objects.filter(team=rover.alarm_team).values_list("body", flat=True))
 
 
-def test_battery_low_is_raised_once_and_cleared_with_hysteresis(tele_rover, ingest):
+def test_battery_low_is_raised_once_and_cleared_with_hysteresis(rover, ingest):
     ingest(frame(1, battery_pct=25.0))
-    assert active_kinds(tele_rover) == set()
+    assert active_kinds(rover) == set()
     ingest(frame(2, battery_pct=18.5), frame(3, battery_pct=17.0))
-    alarm = Alarm.objects.get(rover=tele_rover, kind=AlarmKind.BATTERY_LOW)
+    alarm = Alarm.objects.get(rover=rover, kind=AlarmKind.BATTERY_LOW)
     assert (alarm.seq, alarm.value, alarm.cleared_at) == (2, 18.5, None)
     # Back above the limit but inside the 5-point margin: still active.
     ingest(frame(4, battery_pct=22.0))
-    assert active_kinds(tele_rover) == {AlarmKind.BATTERY_LOW}
+    assert active_kinds(rover) == {AlarmKind.BATTERY_LOW}
     ingest(frame(5, battery_pct=26.0))
     alarm.refresh_from_db()
     assert alarm.cleared_at is not None
-    bodies = room_bodies(tele_rover)
+    bodies = room_bodies(rover)
     assert len(bodies) == 2
     assert bodies[0].startswith("ALARM Curiosity: Battery low.")
     assert bodies[1].startswith("CLEARED Curiosity: Battery low.")
     assert set(Message.objects.values_list("kind", flat=True)) == {"alarm"}
 
 
-def test_temperature_and_safe_mode_alarms(tele_rover, ingest):
+def test_temperature_and_safe_mode_alarms(rover, ingest):
     ingest(frame(1, temp_internal_c=55.0, mode="safe_mode"))
-    assert active_kinds(tele_rover) == {AlarmKind.TEMP_HIGH, AlarmKind.SAFE_MODE}
+    assert active_kinds(rover) == {AlarmKind.TEMP_HIGH, AlarmKind.SAFE_MODE}
     ingest(frame(2, temp_internal_c=49.0, mode="idle"))
-    assert active_kinds(tele_rover) == {AlarmKind.TEMP_HIGH}
+    assert active_kinds(rover) == {AlarmKind.TEMP_HIGH}
     ingest(frame(3, temp_internal_c=-45.0))
-    assert active_kinds(tele_rover) == {AlarmKind.TEMP_LOW}
+    assert active_kinds(rover) == {AlarmKind.TEMP_LOW}
     ingest(frame(4, temp_internal_c=-37.0))
-    assert active_kinds(tele_rover) == set()
-    assert Alarm.objects.filter(rover=tele_rover).count() == 3
+    assert active_kinds(rover) == set()
+    assert Alarm.objects.filter(rover=rover).count() == 3
 
 
-def test_limits_come_from_the_rovers_alarm_limits(tele_rover, ingest):
-    AlarmLimits.objects.filter(rover=tele_rover).update(battery_low_pct=50)
+def test_limits_come_from_the_rovers_alarm_limits(rover, ingest):
+    AlarmLimits.objects.filter(rover=rover).update(battery_low_pct=50)
     ingest(frame(1, battery_pct=45.0))
-    assert active_kinds(tele_rover) == {AlarmKind.BATTERY_LOW}
+    assert active_kinds(rover) == {AlarmKind.BATTERY_LOW}
 
 
-def test_a_late_frame_does_not_change_alarms(tele_rover, ingest):
+def test_a_late_frame_does_not_change_alarms(rover, ingest):
     ingest(frame(10, battery_pct=80.0))
     ingest(frame(9, battery_pct=3.0))
-    assert active_kinds(tele_rover) == set()
+    assert active_kinds(rover) == set()
 
 
-def test_one_active_alarm_per_kind_even_when_raised_twice(tele_rover):
-    first = alarm_raise(rover=tele_rover, kind=AlarmKind.SAFE_MODE, message="one")
-    second = alarm_raise(rover=tele_rover, kind=AlarmKind.SAFE_MODE, message="two")
+def test_one_active_alarm_per_kind_even_when_raised_twice(rover):
+    first = alarm_raise(rover=rover, kind=AlarmKind.SAFE_MODE, message="one")
+    second = alarm_raise(rover=rover, kind=AlarmKind.SAFE_MODE, message="two")
     assert first is not None and second is None
-    assert Alarm.objects.filter(rover=tele_rover).count() == 1
-    assert len(room_bodies(tele_rover)) == 1
+    assert Alarm.objects.filter(rover=rover).count() == 1
+    assert len(room_bodies(rover)) == 1
 
 
 def test_link_lost_after_silence_and_cleared_by_the_next_frame(
-    tele_rover, ingest, django_capture_on_commit_callbacks
+    rover, ingest, django_capture_on_commit_callbacks
 ):
     ingest(frame(1))
-    last = TelemetryFrame.objects.get(rover=tele_rover, seq=1).received_at
+    last = TelemetryFrame.objects.get(rover=rover, seq=1).received_at
     assert alarms_check_link_lost(now=last + timedelta(seconds=5)) == []
     with django_capture_on_commit_callbacks(execute=True):
         raised = alarms_check_link_lost(now=last + timedelta(seconds=11))
@@ -121,17 +113,17 @@ def test_link_lost_after_silence_and_cleared_by_the_next_frame(
     # Another check (or another worker's watchdog) does not raise it twice.
     assert alarms_check_link_lost(now=last + timedelta(seconds=30)) == []
     ingest(frame(2))
-    assert active_kinds(tele_rover) == set()
-    bodies = room_bodies(tele_rover)
+    assert active_kinds(rover) == set()
+    bodies = room_bodies(rover)
     assert bodies[0].startswith("ALARM Curiosity: Link lost.")
     assert bodies[1].startswith("CLEARED Curiosity: Link lost.")
 
 
 @pytest.mark.django_db(transaction=True)
-async def test_the_watchdog_raises_link_lost_on_its_own(settings, tele_rover, ingest_token):
+async def test_the_watchdog_raises_link_lost_on_its_own(settings, rover, ingest_token):
     from rover.services import alarms
 
-    await sync_to_async(AlarmLimits.objects.filter(rover=tele_rover).update)(signal_lost_after_s=1)
+    await sync_to_async(AlarmLimits.objects.filter(rover=rover).update)(signal_lost_after_s=1)
     settings.ALARM_WATCHDOG_SECONDS = 0.2
     assert (await post_frames("curiosity", [frame(1)], ingest_token))[0] == 201
     task = alarms._watchdogs[asyncio.get_running_loop()]
@@ -148,7 +140,7 @@ async def test_the_watchdog_raises_link_lost_on_its_own(settings, tele_rover, in
 
 def test_alarm_list_and_acknowledge_api(
     client,
-    tele_rover,
+    rover,
     ingest,
     user_factory,
     token_for,
@@ -193,13 +185,13 @@ def test_alarm_list_and_acknowledge_api(
     assert client.get("/api/rovers/curiosity/alarms").status_code == 401
 
 
-def test_raised_at_is_recent(tele_rover, ingest):
+def test_raised_at_is_recent(rover, ingest):
     ingest(frame(1, battery_pct=1.0))
-    alarm = Alarm.objects.get(rover=tele_rover)
+    alarm = Alarm.objects.get(rover=rover)
     assert timezone.now() - alarm.raised_at < timedelta(minutes=1)
 
 
-def test_admin_lists_frames_read_only_and_alarms_with_filters(client, tele_rover, ingest):
+def test_admin_lists_frames_read_only_and_alarms_with_filters(client, rover, ingest):
     from django.contrib.auth import get_user_model
 
     ingest(frame(1, battery_pct=4.0))
@@ -213,15 +205,13 @@ def test_admin_lists_frames_read_only_and_alarms_with_filters(client, tele_rover
     assert change.status_code == 200 and b'name="_save"' not in change.content
     alarms = client.get("/admin/rover/alarm/?kind__exact=battery_low&cleared_at__isnull=True")
     assert alarms.status_code == 200 and b"Battery at 4.0%" in alarms.content
-    limits = client.get(f"/admin/rover/rover/{tele_rover.pk}/change/")
+    limits = client.get(f"/admin/rover/rover/{rover.pk}/change/")
     assert b"battery_low_pct" in limits.content
 
 
 @pytest.fixture
 def redis_unreachable(settings):
     """Point the channel layer at a port where no Redis listens: every publish fails for real."""
-    from conftest import free_port
-
     settings.CHANNEL_LAYERS = {
         "default": {
             "BACKEND": "streams.layers.RedisChannelLayer",
@@ -235,23 +225,23 @@ def publish_failures(caplog, stream: str) -> list[logging.LogRecord]:
 
 
 def test_a_failed_alarm_publish_is_logged_not_raised(
-    tele_rover, redis_unreachable, caplog, django_capture_on_commit_callbacks
+    rover, redis_unreachable, caplog, django_capture_on_commit_callbacks
 ):
     with django_capture_on_commit_callbacks(execute=True):
-        alarm = alarm_raise(rover=tele_rover, kind=AlarmKind.SAFE_MODE, message="fault")
+        alarm = alarm_raise(rover=rover, kind=AlarmKind.SAFE_MODE, message="fault")
     assert alarm is not None and Alarm.objects.filter(pk=alarm.pk).exists()
     assert publish_failures(caplog, "rover.curiosity")
     # The room's message is stored although its publish failed too.
     assert publish_failures(caplog, "room.engineering")
-    assert room_bodies(tele_rover) == ["ALARM Curiosity: Safe mode. fault"]
+    assert room_bodies(rover) == ["ALARM Curiosity: Safe mode. fault"]
 
 
 def test_an_ingest_whose_publishes_fail_still_answers_with_what_it_stored(
-    tele_rover, redis_unreachable, caplog, ingest
+    rover, redis_unreachable, caplog, ingest
 ):
     body = ingest(frame(1, battery_pct=2.0), frame(2, battery_pct=2.5))
     assert body["stored"] == 2
-    assert TelemetryFrame.objects.filter(rover=tele_rover).count() == 2
-    assert active_kinds(tele_rover) == {AlarmKind.BATTERY_LOW}
+    assert TelemetryFrame.objects.filter(rover=rover).count() == 2
+    assert active_kinds(rover) == {AlarmKind.BATTERY_LOW}
     # The frames' publish and the alarm's, each logged with its exception.
     assert len(publish_failures(caplog, "rover.curiosity")) == 2

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from mission_control.csp import CONTENT_SECURITY_POLICY
-from rover.models import Rover
+from rover.tests.factories import RoverFactory
 
 ROOT = Path(__file__).resolve().parents[2]
 EXPECTED_CSP = (
@@ -61,7 +61,7 @@ def test_csp_is_the_documented_policy():
 
 @pytest.mark.django_db
 def test_dashboard_has_no_inline_script_and_sends_the_csp(client, operator):
-    Rover.objects.create(slug="curiosity", name="Curiosity")
+    RoverFactory(slug="curiosity", name="Curiosity")
     response = client.get("/")
     assert response.status_code == 200
     assert response["Content-Security-Policy"] == EXPECTED_CSP
@@ -84,7 +84,7 @@ def test_dashboard_has_no_inline_script_and_sends_the_csp(client, operator):
 
 @pytest.mark.django_db
 def test_dashboard_json_config_escapes_hostile_rover_names(client, operator):
-    Rover.objects.create(slug="evil", name="</script><script>alert(1)</script>")
+    RoverFactory(slug="evil", name="</script><script>alert(1)</script>")
     body = client.get("/").content.decode()
     assert "<script>alert(1)" not in body
     assert "\\u003C/script\\u003E" in body
@@ -93,8 +93,8 @@ def test_dashboard_json_config_escapes_hostile_rover_names(client, operator):
 @pytest.mark.django_db
 def test_dashboard_picks_the_rover_from_the_query_or_falls_back(client, user_factory):
     client.force_login(user_factory("lead", perms=("rover.change_alarm",)))
-    Rover.objects.create(slug="curiosity", name="Curiosity")
-    Rover.objects.create(slug="perseverance", name="Perseverance")
+    RoverFactory(slug="curiosity", name="Curiosity")
+    RoverFactory(slug="perseverance", name="Perseverance")
 
     def config(url):
         body = client.get(url).content.decode()
@@ -115,7 +115,7 @@ def test_login_page_gets_the_csp_but_json_answers_do_not(client, operator):
 
 @pytest.mark.django_db
 def test_rover_list_needs_a_login_and_lists_every_rover(client, user_factory):
-    Rover.objects.create(slug="curiosity", name="Curiosity")
+    RoverFactory(slug="curiosity", name="Curiosity")
     anonymous = client.get("/api/rovers")
     assert anonymous.status_code == 401
     assert anonymous.json()["error"]

@@ -8,9 +8,8 @@ from pathlib import Path
 import pytest
 
 from rover.models import RoverImage
-from rover.tests.image_fixtures import jpeg_bytes, media_files, own_media_root, rover, store_image
-
-__all__ = ["own_media_root", "rover", "store_image"]
+from rover.tests.factories import jpeg_bytes
+from rover.tests.media import media_files
 
 pytestmark = pytest.mark.usefixtures("own_media_root")
 

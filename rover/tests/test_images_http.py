@@ -11,22 +11,13 @@ from django.test import AsyncClient
 from django.utils.http import http_date
 
 from rover.models import RoverImage
-from rover.tests.image_fixtures import (
-    TokenClient,
-    close_thread_connections,
-    jpeg_bytes,
-    media_files,
-    own_media_root,
-    png_bytes,
-    rover,
-    store_image,
-)
-
-__all__ = ["close_thread_connections", "own_media_root", "rover", "store_image"]
+from rover.tests.clients import TokenClient
+from rover.tests.factories import jpeg_bytes, png_bytes
+from rover.tests.media import media_files
 
 pytestmark = [
     pytest.mark.django_db(transaction=True),
-    pytest.mark.usefixtures("own_media_root", "close_thread_connections"),
+    pytest.mark.usefixtures("own_media_root"),
 ]
 
 

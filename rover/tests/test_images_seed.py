@@ -8,9 +8,6 @@ import pytest
 from django.core.management import call_command
 
 from rover.models import RoverImage
-from rover.tests.image_fixtures import own_media_root
-
-__all__ = ["own_media_root"]
 
 
 @pytest.mark.usefixtures("own_media_root")

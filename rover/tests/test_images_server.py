@@ -17,10 +17,8 @@ import pytest
 from PIL import Image
 
 from rover.models import ImageUpload, RoverImage
-from rover.tests.image_fixtures import media_files, own_media_root, rover, store_image
+from rover.tests.media import media_files
 from streams.files import IO_THREADS
-
-__all__ = ["own_media_root", "rover", "store_image"]
 
 pytestmark = pytest.mark.usefixtures("own_media_root")
 

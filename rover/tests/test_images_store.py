@@ -12,16 +12,8 @@ from PIL import Image
 from rover.events import image_json
 from rover.models import RoverImage
 from rover.services.images import ImageRejected, image_store
-from rover.tests.image_fixtures import (
-    jpeg_bytes,
-    media_files,
-    own_media_root,
-    png_bytes,
-    rover,
-    store_image,
-)
-
-__all__ = ["own_media_root", "rover", "store_image"]
+from rover.tests.factories import jpeg_bytes, png_bytes
+from rover.tests.media import media_files
 
 pytestmark = pytest.mark.usefixtures("own_media_root")
 

@@ -11,20 +11,10 @@ from channels.layers import channel_layers
 
 from rover.events import frame_event
 from rover.services.telemetry import telemetry_store, telemetry_validate
+from rover.tests.clients import SSEClient, post_frames, telemetry_seqs
+from rover.tests.factories import frame
 from streams.hub import get_hub, publish
 
-from .telemetry_fixtures import (
-    SSEClient,
-    frame,
-    ingest_token,
-    post_frames,
-    tele_rover,
-    telemetry_seqs,
-    telemetry_test_env,
-    viewer_token,
-)
-
-__all__ = ["ingest_token", "tele_rover", "telemetry_test_env", "viewer_token"]
 pytestmark = pytest.mark.django_db(transaction=True)
 STREAM = "/rovers/curiosity/telemetry/stream"
 
@@ -33,7 +23,7 @@ def has_seqs(*wanted: int):
     return lambda events: set(wanted) <= set(telemetry_seqs(events))
 
 
-async def test_wire_format_headers_retry_and_events(tele_rover, ingest_token, viewer_token):
+async def test_wire_format_headers_retry_and_events(rover, ingest_token, viewer_token):
     # Resuming from 0: every frame after it, none skipped by a first connect's "newest frame".
     client = await SSEClient(f"{STREAM}?last_event_id=0", token=viewer_token).connect()
     try:
@@ -71,7 +61,7 @@ async def test_wire_format_headers_retry_and_events(tele_rover, ingest_token, vi
         await client.close()
 
 
-async def test_heartbeat_comment_when_idle(settings, tele_rover, viewer_token):
+async def test_heartbeat_comment_when_idle(settings, rover, viewer_token):
     settings.SSE_HEARTBEAT_SECONDS = 0.1
     client = await SSEClient(STREAM, token=viewer_token).connect()
     try:
@@ -85,7 +75,7 @@ async def test_heartbeat_comment_when_idle(settings, tele_rover, viewer_token):
 
 
 async def test_first_connect_starts_with_the_newest_frame_then_live(
-    tele_rover, ingest_token, viewer_token
+    rover, ingest_token, viewer_token
 ):
     await post_frames("curiosity", [frame(1), frame(2), frame(3)], ingest_token)
     client = await SSEClient(STREAM, token=viewer_token).connect()
@@ -99,7 +89,7 @@ async def test_first_connect_starts_with_the_newest_frame_then_live(
 
 
 async def test_resume_replays_what_was_missed_then_live_exactly_once(
-    tele_rover, ingest_token, viewer_token
+    rover, ingest_token, viewer_token
 ):
     """Frames ingested while the client is away, and during its reconnect, arrive once."""
     await post_frames("curiosity", [frame(i) for i in range(1, 6)], ingest_token)
@@ -127,7 +117,7 @@ async def test_resume_replays_what_was_missed_then_live_exactly_once(
         await second.close()
 
 
-async def test_resume_by_query_parameter_and_bad_ids(tele_rover, ingest_token, viewer_token):
+async def test_resume_by_query_parameter_and_bad_ids(rover, ingest_token, viewer_token):
     await post_frames("curiosity", [frame(i) for i in range(1, 4)], ingest_token)
     client = await SSEClient(f"{STREAM}?last_event_id=1", token=viewer_token).connect()
     try:
@@ -141,7 +131,7 @@ async def test_resume_by_query_parameter_and_bad_ids(tele_rover, ingest_token, v
 
 
 async def test_slow_subscriber_is_cut_off_with_a_final_overflow_event(
-    settings, tele_rover, ingest_token, viewer_token
+    settings, rover, ingest_token, viewer_token
 ):
     settings.STREAM_SUBSCRIBER_QUEUE = 3
     # In-process layer: a burst is dispatched in one go, so the overflow is deterministic
@@ -155,7 +145,7 @@ async def test_slow_subscriber_is_cut_off_with_a_final_overflow_event(
     # Ten stored frames published at once: the hub queues them all before this
     # subscriber's generator runs again, more than its queue of 3 holds.
     result, _ = await sync_to_async(telemetry_store)(
-        rover=tele_rover, frames=telemetry_validate(payload=[frame(i) for i in range(1, 11)])
+        rover=rover, frames=telemetry_validate(payload=[frame(i) for i in range(1, 11)])
     )
     await asyncio.gather(*(publish("rover.curiosity", frame_event(f)) for f in result.stored))
     events = await client.read_until(lambda events: False)
@@ -176,7 +166,7 @@ async def test_slow_subscriber_is_cut_off_with_a_final_overflow_event(
         channel_layers.backends.clear()
 
 
-async def test_disconnect_releases_the_subscription(tele_rover, viewer_token):
+async def test_disconnect_releases_the_subscription(rover, viewer_token):
     hub = get_hub()
     client = await SSEClient(STREAM, token=viewer_token).connect()
     await client.read_until(lambda events: any("retry" in e for e in events))
@@ -186,7 +176,7 @@ async def test_disconnect_releases_the_subscription(tele_rover, viewer_token):
     assert hub._reader is None
 
 
-async def test_alarm_events_are_sent_without_an_id(tele_rover, ingest_token, viewer_token):
+async def test_alarm_events_are_sent_without_an_id(rover, ingest_token, viewer_token):
     client = await SSEClient(STREAM, token=viewer_token).connect()
     try:
         await client.read_until(lambda events: any("retry" in e for e in events))
@@ -200,7 +190,7 @@ async def test_alarm_events_are_sent_without_an_id(tele_rover, ingest_token, vie
 
 
 async def test_stream_needs_a_login_and_the_seed_url_opens_with_public_feeds(
-    settings, tele_rover, viewer_token
+    settings, rover, viewer_token
 ):
     denied = await SSEClient(STREAM).connect()
     assert denied.status == 401

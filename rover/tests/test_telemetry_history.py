@@ -12,17 +12,9 @@ from django.utils import timezone
 
 from rover.models import TelemetryFrame
 from rover.services.telemetry import telemetry_store, telemetry_validate
+from rover.tests.clients import asgi_request
+from rover.tests.factories import BASE_TIME, frame
 
-from .telemetry_fixtures import (
-    BASE_TIME,
-    asgi_request,
-    frame,
-    tele_rover,
-    telemetry_test_env,
-    viewer_token,
-)
-
-__all__ = ["tele_rover", "telemetry_test_env", "viewer_token"]
 URL = "/api/rovers/curiosity/telemetry"
 
 
@@ -34,8 +26,8 @@ def get(client, token, query=""):
     return client.get(f"{URL}{query}", HTTP_AUTHORIZATION=f"Bearer {token}")
 
 
-def test_history_returns_frames_in_seq_order_within_the_range(client, tele_rover, viewer_token):
-    store(tele_rover, [frame(i) for i in (5, 1, 3, 2, 4)])
+def test_history_returns_frames_in_seq_order_within_the_range(client, rover, viewer_token):
+    store(rover, [frame(i) for i in (5, 1, 3, 2, 4)])
     body = get(client, viewer_token).json()
     assert [f["seq"] for f in body["frames"]] == [1, 2, 3, 4, 5]
     assert body["count"] == 5 and body["truncated"] is False
@@ -51,8 +43,8 @@ def test_history_returns_frames_in_seq_order_within_the_range(client, tele_rover
     assert [f["seq"] for f in body["frames"]] == [2, 3] and body["truncated"] is True
 
 
-def test_downsampling_averages_each_time_bucket(client, tele_rover, viewer_token):
-    store(tele_rover, [frame(i, battery_pct=float(i), mode="idle") for i in range(0, 100)])
+def test_downsampling_averages_each_time_bucket(client, rover, viewer_token):
+    store(rover, [frame(i, battery_pct=float(i), mode="idle") for i in range(0, 100)])
     since = BASE_TIME.isoformat().replace("+00:00", "Z")
     until = (BASE_TIME + timedelta(seconds=100)).isoformat().replace("+00:00", "Z")
     body = get(client, viewer_token, f"?since={since}&until={until}&points=4").json()
@@ -77,13 +69,13 @@ def test_downsampling_averages_each_time_bucket(client, tele_rover, viewer_token
         "?since=2026-11-24T12:00:00Z&until=2026-11-24T11:00:00Z",
     ],
 )
-def test_bad_parameters_answer_400_json(client, tele_rover, viewer_token, query):
+def test_bad_parameters_answer_400_json(client, rover, viewer_token, query):
     response = get(client, viewer_token, query)
     assert response.status_code == 400
     assert response.json()["error"] == "bad_parameter"
 
 
-def test_history_needs_a_login_and_a_known_rover(client, tele_rover, viewer_token):
+def test_history_needs_a_login_and_a_known_rover(client, rover, viewer_token):
     assert client.get(URL).status_code == 401
     response = client.get(
         "/api/rovers/spirit/telemetry", HTTP_AUTHORIZATION=f"Bearer {viewer_token}"
@@ -93,16 +85,14 @@ def test_history_needs_a_login_and_a_known_rover(client, tele_rover, viewer_toke
 
 @pytest.mark.django_db(transaction=True)
 async def test_csv_export_streams_every_frame_page_by_page(
-    settings, tele_rover, viewer_token, monkeypatch
+    settings, rover, viewer_token, monkeypatch
 ):
     from asgiref.sync import sync_to_async
 
     from rover.views import telemetry as views
 
     monkeypatch.setattr(views, "CSV_PAGE", 7)
-    await sync_to_async(store)(
-        tele_rover, [frame(i, x_m=i / 2, mode="science") for i in range(1, 31)]
-    )
+    await sync_to_async(store)(rover, [frame(i, x_m=i / 2, mode="science") for i in range(1, 31)])
     status, headers, body = await asgi_request(URL, token=viewer_token, query="format=csv")
     assert status == 200
     assert headers["content-type"].startswith("text/csv")
@@ -119,13 +109,13 @@ async def test_csv_export_streams_every_frame_page_by_page(
     )
 
 
-def test_prune_deletes_old_frames_in_batches(tele_rover):
+def test_prune_deletes_old_frames_in_batches(rover):
     now = timezone.now()
     old = [
         frame(i, recorded_at=(now - timedelta(days=40, seconds=i)).isoformat()) for i in range(7)
     ]
     new = [frame(100 + i, recorded_at=(now - timedelta(days=1)).isoformat()) for i in range(3)]
-    store(tele_rover, old + new)
+    store(rover, old + new)
     out = io.StringIO()
     call_command("prune_telemetry", "--older-than", "30d", "--dry-run", stdout=out)
     assert "Would delete 7 " in out.getvalue()

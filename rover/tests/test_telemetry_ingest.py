@@ -7,10 +7,7 @@ import json
 import pytest
 
 from rover.models import TelemetryFrame
-
-from .telemetry_fixtures import frame, ingest_token, tele_rover, telemetry_test_env, viewer_token
-
-__all__ = ["ingest_token", "tele_rover", "telemetry_test_env", "viewer_token"]
+from rover.tests.factories import frame
 
 URL = "/api/rovers/curiosity/telemetry"
 
@@ -26,7 +23,7 @@ def stored_seqs(rover) -> list[int]:
     return list(TelemetryFrame.objects.filter(rover=rover).values_list("seq", flat=True))
 
 
-def test_single_frame_is_stored_with_every_field(client, tele_rover, ingest_token):
+def test_single_frame_is_stored_with_every_field(client, rover, ingest_token):
     payload = frame(
         7,
         x_m=12.5,
@@ -40,7 +37,7 @@ def test_single_frame_is_stored_with_every_field(client, tele_rover, ingest_toke
     response = post(client, payload, ingest_token)
     assert response.status_code == 201
     assert response.json() == {"stored": 1, "duplicates": []}
-    stored = TelemetryFrame.objects.get(rover=tele_rover, seq=7)
+    stored = TelemetryFrame.objects.get(rover=rover, seq=7)
     assert (stored.x_m, stored.y_m, stored.heading_deg) == (12.5, -3.25, 359.9)
     assert stored.mode == "driving"
     assert stored.recorded_at.isoformat() == "2026-11-24T12:00:07+00:00"
@@ -48,7 +45,7 @@ def test_single_frame_is_stored_with_every_field(client, tele_rover, ingest_toke
 
 
 def test_batch_with_one_bad_frame_stores_nothing_and_names_each_bad_field(
-    client, tele_rover, ingest_token
+    client, rover, ingest_token
 ):
     batch = [
         frame(1),
@@ -73,7 +70,7 @@ def test_batch_with_one_bad_frame_stores_nothing_and_names_each_bad_field(
     assert set(errors[5]) == {"battery_pct", "temp_internal_c"}
     assert errors[6] == {"frame": "must be a JSON object"}
     assert body["frames"][0]["seq"] == 2
-    assert stored_seqs(tele_rover) == []
+    assert stored_seqs(rover) == []
 
 
 @pytest.mark.parametrize(
@@ -87,11 +84,11 @@ def test_batch_with_one_bad_frame_stores_nothing_and_names_each_bad_field(
         b'{"seq": 1, "recorded_at": "2026-11-24T12:00:00Z", "battery_pct": 5, "signal_dbm": -201}',
     ],
 )
-def test_out_of_range_or_malformed_values_answer_400(client, tele_rover, ingest_token, raw):
+def test_out_of_range_or_malformed_values_answer_400(client, rover, ingest_token, raw):
     response = post(client, None, ingest_token, raw=raw)
     assert response.status_code == 400
     assert response.json()["frames"][0]["index"] == 0
-    assert stored_seqs(tele_rover) == []
+    assert stored_seqs(rover) == []
 
 
 @pytest.mark.parametrize(
@@ -103,20 +100,20 @@ def test_out_of_range_or_malformed_values_answer_400(client, tele_rover, ingest_
         (b"[" * 100000 + b"]" * 100000, "bad_json"),
     ],
 )
-def test_bad_bodies_answer_400_json(client, tele_rover, ingest_token, raw, code):
+def test_bad_bodies_answer_400_json(client, rover, ingest_token, raw, code):
     response = post(client, None, ingest_token, raw=raw)
     assert response.status_code == 400
     assert response.json()["error"] == code
 
 
-def test_body_over_the_limit_answers_413(client, tele_rover, ingest_token):
+def test_body_over_the_limit_answers_413(client, rover, ingest_token):
     big = [frame(i, mode="driving") for i in range(12000)]
     response = post(client, big, ingest_token)
     assert response.status_code == 413
-    assert stored_seqs(tele_rover) == []
+    assert stored_seqs(rover) == []
 
 
-def test_duplicates_are_reported_and_not_stored_twice(client, tele_rover, ingest_token):
+def test_duplicates_are_reported_and_not_stored_twice(client, rover, ingest_token):
     assert post(client, [frame(1), frame(2)], ingest_token).json() == {
         "stored": 2,
         "duplicates": [],
@@ -128,23 +125,23 @@ def test_duplicates_are_reported_and_not_stored_twice(client, tele_rover, ingest
     response = post(client, [frame(1), frame(5)], ingest_token)
     assert response.status_code == 200
     assert response.json() == {"stored": 0, "duplicates": [1, 5]}
-    assert sorted(stored_seqs(tele_rover)) == [1, 2, 3, 4, 5]
+    assert sorted(stored_seqs(rover)) == [1, 2, 3, 4, 5]
 
 
-def test_late_frame_is_stored(client, tele_rover, ingest_token):
+def test_late_frame_is_stored(client, rover, ingest_token):
     post(client, [frame(10)], ingest_token)
     assert post(client, frame(9), ingest_token).json() == {"stored": 1, "duplicates": []}
-    assert sorted(stored_seqs(tele_rover)) == [9, 10]
+    assert sorted(stored_seqs(rover)) == [9, 10]
 
 
-def test_ingest_needs_the_add_permission(client, tele_rover, viewer_token):
+def test_ingest_needs_the_add_permission(client, rover, viewer_token):
     assert post(client, frame(1), viewer_token).status_code == 403
     response = client.post(URL, data=json.dumps(frame(1)), content_type="application/json")
     assert response.status_code == 401
-    assert stored_seqs(tele_rover) == []
+    assert stored_seqs(rover) == []
 
 
-def test_unknown_rover_answers_404(client, tele_rover, ingest_token):
+def test_unknown_rover_answers_404(client, rover, ingest_token):
     response = client.post(
         "/api/rovers/opportunity/telemetry",
         data=json.dumps(frame(1)),

@@ -8,9 +8,7 @@ import json
 import httpx
 import pytest
 
-from .telemetry_fixtures import frame, ingest_token, tele_rover, telemetry_test_env, viewer_token
-
-__all__ = ["ingest_token", "tele_rover", "telemetry_test_env", "viewer_token"]
+from rover.tests.factories import frame
 
 
 class LiveReader:
@@ -49,7 +47,7 @@ async def ingest(client: httpx.AsyncClient, url: str, token: str, seqs) -> dict:
 @pytest.mark.slow
 @pytest.mark.redis
 async def test_frames_ingested_on_one_worker_reach_subscribers_on_another(
-    server_process, redis_url, tele_rover, ingest_token, viewer_token
+    server_process, redis_url, rover, ingest_token, viewer_token
 ):
     ingest_server = server_process(redis_url=redis_url)
     stream_server = server_process(redis_url=redis_url, server="uvicorn")

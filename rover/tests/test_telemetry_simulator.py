@@ -7,19 +7,15 @@ import sys
 
 import pytest
 
-from conftest import ROOT
 from rover.models import RoverImage, RoverMode, TelemetryFrame
-
-from .telemetry_fixtures import tele_rover, telemetry_test_env
-
-__all__ = ["tele_rover", "telemetry_test_env"]
+from testing.servers import ROOT
 
 
 def run_simulator(server, *args: str) -> subprocess.CompletedProcess:
     return subprocess.run(
         [sys.executable, "manage.py", "simulate_rover", "--url", server.url, "--wait", *args],
         cwd=ROOT,
-        env=server.env(),
+        env=server.env,
         capture_output=True,
         text=True,
         timeout=60,
@@ -27,24 +23,24 @@ def run_simulator(server, *args: str) -> subprocess.CompletedProcess:
 
 
 @pytest.mark.slow
-def test_simulator_posts_valid_frames_and_images_and_continues_its_seq(server_process, tele_rover):
+def test_simulator_posts_valid_frames_and_images_and_continues_its_seq(server_process, rover):
     server = server_process()
     first = run_simulator(
         server, "--rate", "20", "--duration", "2", "--image-every", "1", "--seed", "7"
     )
     assert first.returncode == 0, first.stderr
     assert "frames refused" not in first.stderr
-    seqs = list(TelemetryFrame.objects.filter(rover=tele_rover).values_list("seq", flat=True))
+    seqs = list(TelemetryFrame.objects.filter(rover=rover).values_list("seq", flat=True))
     assert len(seqs) >= 20
     assert seqs == list(range(len(seqs)))
-    for frame in TelemetryFrame.objects.filter(rover=tele_rover):
+    for frame in TelemetryFrame.objects.filter(rover=rover):
         assert 0 <= frame.battery_pct <= 100 and -200 <= frame.signal_dbm <= 0
         assert 0 <= frame.heading_deg < 360 and frame.speed_mps >= 0
         assert frame.mode in RoverMode.values
-    assert RoverImage.objects.filter(rover=tele_rover).exists()
+    assert RoverImage.objects.filter(rover=rover).exists()
 
     second = run_simulator(server, "--rate", "20", "--duration", "1", "--image-every", "0")
     assert second.returncode == 0, second.stderr
     assert f"from seq {len(seqs)}" in second.stdout
-    after = list(TelemetryFrame.objects.filter(rover=tele_rover).values_list("seq", flat=True))
+    after = list(TelemetryFrame.objects.filter(rover=rover).values_list("seq", flat=True))
     assert after == list(range(len(after))) and len(after) > len(seqs)

@@ -11,10 +11,8 @@ import zlib
 import pytest
 
 from rover.models import RoverImage
-from rover.tests.image_fixtures import media_files, own_media_root, rover
+from rover.tests.media import media_files
 from rover.tests.test_images_server import send_broken_patch
-
-__all__ = ["own_media_root", "rover"]
 
 
 def noise_png_16bit(side: int) -> bytes:

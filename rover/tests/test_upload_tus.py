@@ -10,20 +10,13 @@ import pytest
 from asgiref.sync import sync_to_async
 
 from rover.models import ImageUpload, RoverImage
-from rover.tests.image_fixtures import (
-    TokenClient,
-    close_thread_connections,
-    jpeg_bytes,
-    media_files,
-    own_media_root,
-    rover,
-)
-
-__all__ = ["close_thread_connections", "own_media_root", "rover"]
+from rover.tests.clients import TokenClient
+from rover.tests.factories import jpeg_bytes
+from rover.tests.media import media_files
 
 pytestmark = [
     pytest.mark.django_db(transaction=True),
-    pytest.mark.usefixtures("own_media_root", "close_thread_connections"),
+    pytest.mark.usefixtures("own_media_root"),
 ]
 
 COLLECTION = "/api/rovers/curiosity/uploads/"

@@ -12,21 +12,20 @@ import math
 import os
 import random
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from math import cos, sin
 from pathlib import Path
 
 import httpx
 import pytest
 
+from testing.servers import ServerProcess
+
 # Playwright's sync API runs an event loop in this thread; the ORM calls the tests
 # make between browser steps are plain synchronous ones.
 os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
 
 CHROMIUM = "/usr/bin/chromium"
-ROOT = Path(__file__).resolve().parents[2]
-ARTIFACTS = ROOT / "test-artifacts"
-PASSWORD = "pw-123456"
 
 
 @pytest.fixture(scope="session")
@@ -57,7 +56,7 @@ def browser_context_args(browser_context_args):
 class Mission:
     """A running server with a rover, two teams and two operators."""
 
-    server: object
+    server: ServerProcess
     token: str
     rover_slug: str = "curiosity"
     seq: int = 0
@@ -127,18 +126,18 @@ class Mission:
 @pytest.fixture
 def mission(request, server_process, user_factory, token_for) -> Mission:
     """Rover, teams, operators and a server (indirect parametrize: "daphne" or "uvicorn")."""
-    from comms.models import Membership, Team
-    from rover.models import Rover
+    from comms.tests.factories import MembershipFactory, TeamFactory
+    from rover.tests.factories import RoverFactory
 
-    engineering = Team.objects.create(name="Engineering", slug="engineering")
-    science = Team.objects.create(name="Science", slug="science")
-    Rover.objects.create(slug="curiosity", name="Curiosity", alarm_team=engineering)
+    engineering = TeamFactory(name="Engineering", slug="engineering")
+    science = TeamFactory(name="Science", slug="science")
+    RoverFactory(slug="curiosity", name="Curiosity", alarm_team=engineering)
     alice = user_factory("alice", perms=("rover.change_alarm",))
     bob = user_factory("bob")
     downlink = user_factory("downlink", perms=("rover.add_telemetryframe", "rover.add_roverimage"))
     for user in (alice, bob):
         for team in (engineering, science):
-            Membership.objects.create(user=user, team=team)
+            MembershipFactory(user=user, team=team)
     server = server_process(server=getattr(request, "param", "daphne"))
     return Mission(server=server, token=token_for(downlink))
 
@@ -158,33 +157,3 @@ def console_errors():
 
     watch.errors = collected
     return watch
-
-
-def log_in(page, base_url: str, username: str) -> None:
-    page.goto(f"{base_url}/")
-    page.fill("#id_username", username)
-    page.fill("#id_password", PASSWORD)
-    page.click("button[type=submit]")
-    page.wait_for_selector("#dashboard")
-
-
-def recent(seconds: float) -> str:
-    return (datetime.now(UTC) - timedelta(seconds=seconds)).isoformat()
-
-
-def wait_until(page, expression: str, *, timeout: float = 5.0):
-    """Poll a JavaScript expression from Python until it is truthy.
-
-    Playwright's `wait_for_function` evaluates string predicates with `eval`
-    inside the page, which the dashboard's CSP (rightly) refuses.
-    """
-    import time
-
-    deadline = time.monotonic() + timeout
-    while True:
-        value = page.evaluate(expression)
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"still false after {timeout}s: {expression}")
-        page.wait_for_timeout(50)

@@ -1,65 +1,13 @@
-"""Telemetry test helpers: frames, a rover with an ingest token, an SSE client over real ASGI."""
+"""Clients of the real ASGI application: one request, an SSE stream, AsyncClient with a token."""
 
 from __future__ import annotations
 
 import asyncio
 import json
-from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import pytest
-from asgiref.sync import SyncToAsync
 from asgiref.testing import ApplicationCommunicator
-from django.db import connections
-
-BASE_TIME = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
-
-
-def frame(seq: int, **fields: Any) -> dict[str, Any]:
-    """Return a valid frame; `fields` override or add fields."""
-    data: dict[str, Any] = {
-        "seq": seq,
-        "recorded_at": (BASE_TIME + timedelta(seconds=seq)).isoformat(),
-        "battery_pct": 80.0,
-        "signal_dbm": -90.0,
-        "temp_internal_c": 15.0,
-        "mode": "driving",
-    }
-    data.update(fields)
-    return data
-
-
-@pytest.fixture(autouse=True)
-def telemetry_test_env(settings):
-    """Keep the link-lost watchdog out of in-process tests (tested on its own), and close
-    the database connection async tests open on asgiref's shared thread, so the test
-    database can be dropped."""
-    settings.ALARM_WATCHDOG_SECONDS = 0
-    yield
-    SyncToAsync.single_thread_executor.submit(connections.close_all).result(timeout=30)
-
-
-@pytest.fixture
-def tele_rover(db):
-    from comms.models import Team
-    from rover.models import AlarmLimits, Rover
-
-    team = Team.objects.get_or_create(slug="engineering", defaults={"name": "Engineering"})[0]
-    rover = Rover.objects.get_or_create(
-        slug="curiosity", defaults={"name": "Curiosity", "alarm_team": team}
-    )[0]
-    AlarmLimits.objects.get_or_create(rover=rover)
-    return rover
-
-
-@pytest.fixture
-def ingest_token(db, user_factory, token_for):
-    return token_for(user_factory("rover-uplink", perms=("rover.add_telemetryframe",)))
-
-
-@pytest.fixture
-def viewer_token(db, user_factory, token_for):
-    return token_for(user_factory("viewer"))
+from django.test import AsyncClient
 
 
 def http_scope(
@@ -115,6 +63,7 @@ async def asgi_request(
 
 
 async def post_frames(slug: str, payload: Any, token: str) -> tuple[int, dict]:
+    """POST frames to the ingest API of rover `slug`; return the status and the JSON answer."""
     status, _headers, body = await asgi_request(
         f"/api/rovers/{slug}/telemetry",
         method="POST",
@@ -194,4 +143,20 @@ class SSEClient:
 
 
 def telemetry_seqs(events: list[dict[str, Any]]) -> list[int]:
+    """Return the seq of each telemetry event, in the order they arrived."""
     return [int(e["id"]) for e in events if e.get("event") == "telemetry"]
+
+
+class TokenClient(AsyncClient):
+    """An AsyncClient sending `Authorization: Bearer <token>` on every request.
+
+    (AsyncClient(headers=...) turns client-wide headers into `http-...` names.)
+    """
+
+    def __init__(self, token: str, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.auth_headers = {"Authorization": f"Bearer {token}"}
+
+    def generic(self, method, path, *args, headers=None, **kwargs):
+        headers = {**self.auth_headers, **(headers or {})}
+        return super().generic(method, path, *args, headers=headers, **kwargs)

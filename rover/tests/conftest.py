@@ -1,0 +1,54 @@
+"""Fixtures of the rover tests: the rover, its tokens, stored images, a private MEDIA_ROOT."""
+
+from __future__ import annotations
+
+import io
+
+import pytest
+
+from comms.tests.factories import TeamFactory
+from rover.services.images import image_store
+from rover.tests.factories import RoverFactory, jpeg_bytes
+
+
+@pytest.fixture(autouse=True)
+def _alarm_watchdog_off(settings):
+    """Keep the link-lost watchdog out of in-process tests; the test of it turns it on."""
+    settings.ALARM_WATCHDOG_SECONDS = 0
+
+
+@pytest.fixture
+def rover(db):
+    """Curiosity, whose alarms go to the engineering team's room, with default alarm limits."""
+    engineering = TeamFactory(slug="engineering", name="Engineering")
+    return RoverFactory(slug="curiosity", name="Curiosity", alarm_team=engineering)
+
+
+@pytest.fixture
+def ingest_token(user_factory, token_for):
+    """A token of the rover's uplink: it may post telemetry."""
+    return token_for(user_factory("rover-uplink", perms=("rover.add_telemetryframe",)))
+
+
+@pytest.fixture
+def viewer_token(user_factory, token_for):
+    """A token of a user without any permission: it may read."""
+    return token_for(user_factory("viewer"))
+
+
+@pytest.fixture
+def store_image(rover):
+    """Store an image of the rover through the service: `store_image(data=..., **fields)`."""
+
+    def make(data: bytes | None = None, **fields):
+        fields.setdefault("original_name", "frame.jpg")
+        return image_store(rover=rover, fileobj=io.BytesIO(data or jpeg_bytes()), **fields)
+
+    return make
+
+
+@pytest.fixture
+def own_media_root(settings, tmp_path):
+    """Give the test its own MEDIA_ROOT, so 'nothing left behind' is checked exactly."""
+    settings.MEDIA_ROOT = str(tmp_path / "media")
+    return settings.MEDIA_ROOT
