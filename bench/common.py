@@ -1,19 +1,14 @@
-"""What the benchmarks share: free ports and the environment of a production server."""
+"""What the benchmarks share: a production server's environment and a fresh database.
+
+Server processes themselves start through testing/servers.py, as the tests' do.
+"""
 
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 
 BENCH_SECRET_KEY = "bench-only-secret-key-not-for-production-use-0123456789"
-
-
-def free_port() -> int:
-    """Return a TCP port on 127.0.0.1 that is free right now."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def production_env(*, settings_module: str, database: str, **extra: str) -> dict[str, str]:

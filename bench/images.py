@@ -23,7 +23,6 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
-import socket
 import statistics
 import struct
 import subprocess
@@ -31,6 +30,7 @@ import sys
 import threading
 import time
 import zlib
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -40,7 +40,7 @@ import psutil
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.common import free_port  # noqa: E402
+from testing.servers import ServerName, ServerProcess  # noqa: E402
 
 DB_NAME = "mc_bench_images"
 DB_URL = f"postgres://postgres@127.0.0.1:5432/{DB_NAME}"
@@ -135,36 +135,13 @@ def setup() -> tuple[str, dict[str, int]]:
 
 
 @contextmanager
-def server(kind: str, chunk_bytes: int):
-    port = free_port()
-    app = "mission_control.asgi:application"
-    if kind == "uvicorn":
-        cmd = [sys.executable, "-m", "uvicorn", app, "--port", str(port), "--no-access-log"]
-        cmd += ["--log-level", "warning"]
-    else:
-        cmd = [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), app]
+def server(kind: ServerName, chunk_bytes: int) -> Iterator[tuple[int, psutil.Process]]:
+    """Run one server process as in production; yield its port and its process to measure."""
     env = {**os.environ, **ENV, "IMAGE_STREAM_CHUNK_BYTES": str(chunk_bytes)}
-    proc = subprocess.Popen(
-        cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-    )
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-                break
-            except OSError:
-                if time.monotonic() > deadline or proc.poll() is not None:
-                    raise RuntimeError(f"{kind} did not start") from None
-                time.sleep(0.1)
-        yield port, psutil.Process(proc.pid)
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+    options = ["--log-level", "warning"] if kind == "uvicorn" else []
+    log_path = WORK / f"server-{kind}.log"
+    with ServerProcess(server=kind, env=env, log_path=log_path, options=options) as running:
+        yield running.port, psutil.Process(running.pid)
 
 
 class PeakRss:

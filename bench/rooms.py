@@ -28,7 +28,6 @@ import base64
 import json
 import multiprocessing
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -37,7 +36,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.common import free_port, production_env, recreate_database  # noqa: E402
+from bench.common import production_env, recreate_database  # noqa: E402
+from testing.servers import ServerProcess  # noqa: E402
 
 PYTHON = sys.executable
 DB_NAME = "mc_bench_rooms"
@@ -97,39 +97,15 @@ def prepare_database(args) -> dict[str, list[tuple[str, str]]]:
     return rooms
 
 
-def start_server(args, name: str) -> tuple[subprocess.Popen, int, Path]:
-    port = free_port()
-    log = LOG_DIR / f"server-{name}.log"
-    with open(log, "wb") as out:
-        proc = subprocess.Popen(
-            [
-                PYTHON,
-                "-m",
-                "uvicorn",
-                "bench.rooms_asgi:application",
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(port),
-                "--no-access-log",
-                "--ws",
-                args.ws,
-            ],
-            cwd=ROOT,
-            env=server_env(args),
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
-                return proc, port, log
-        except OSError:
-            if proc.poll() is not None:
-                raise RuntimeError(log.read_text()) from None
-            time.sleep(0.1)
-    raise RuntimeError(f"server {name} did not start")
+def start_server(args, name: str) -> ServerProcess:
+    """Start one uvicorn worker with production settings; its log is LOG_DIR/server-<name>.log."""
+    return ServerProcess(
+        server="uvicorn",
+        application="bench.rooms_asgi:application",
+        env=server_env(args),
+        log_path=LOG_DIR / f"server-{name}.log",
+        options=["--ws", args.ws],
+    ).start()
 
 
 # Client process ----------------------------------------------------------------------
@@ -366,8 +342,11 @@ def check(reports, sent_by_room: dict[str, set[str]]) -> dict:
     }
 
 
-def measure(args, rooms, ports, logs, servers, path: str, tag: str) -> dict:
+def measure(args, rooms, servers: list[ServerProcess], path: str, tag: str) -> dict:
     import psutil
+
+    ports = [server.port for server in servers]
+    logs = [server.log_path for server in servers]
 
     # Sockets: member m of room r is socket r*members+m; even sockets on A, odd on B.
     sockets = []
@@ -455,17 +434,6 @@ def measure(args, rooms, ports, logs, servers, path: str, tag: str) -> dict:
     return {"sustained": sustained, "burst": burst, "over_capacity": over}
 
 
-def stop_servers(servers: list[subprocess.Popen]) -> None:
-    for proc in servers:
-        proc.terminate()
-    for proc in servers:
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--rooms", type=int, default=10)
@@ -493,17 +461,15 @@ def main() -> None:
         if args.only and not label.startswith(args.only):
             continue
         # Fresh workers per consumer, so neither inherits the other's state.
-        servers, ports, logs = [], [], []
+        servers: list[ServerProcess] = []
         try:
             for name in ("a", "b"):
-                proc, port, log = start_server(args, f"{tag}-{name}")
-                servers.append(proc)
-                ports.append(port)
-                logs.append(log)
+                servers.append(start_server(args, f"{tag}-{name}"))
             print(f"measuring {label} ...", flush=True)
-            results[label] = measure(args, rooms, ports, logs, servers, path, tag)
+            results[label] = measure(args, rooms, servers, path, tag)
         finally:
-            stop_servers(servers)
+            for server in servers:
+                server.stop()
     print_table(args, results)
 
 

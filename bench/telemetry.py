@@ -33,7 +33,6 @@ import json
 import os
 import re
 import resource
-import socket
 import statistics
 import subprocess
 import sys
@@ -47,7 +46,8 @@ import psutil
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.common import PG, free_port, production_env, recreate_database  # noqa: E402
+from bench.common import PG, production_env, recreate_database  # noqa: E402
+from testing.servers import ServerProcess  # noqa: E402
 
 PYTHON = sys.executable
 DB_NAME = "mc_bench_telemetry"
@@ -107,50 +107,14 @@ def reset_frames(args) -> None:
     )
 
 
-def start_server(args, name: str) -> tuple[subprocess.Popen, int]:
-    port = free_port()
-    LOG_DIR.mkdir(parents=True, exist_ok=True)
-    with open(LOG_DIR / f"server-{name}.log", "wb") as out:
-        proc = subprocess.Popen(
-            [
-                PYTHON,
-                "-m",
-                "uvicorn",
-                "mission_control.asgi:application",
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(port),
-                "--no-access-log",
-                "--log-level",
-                "warning",
-                "--backlog",
-                "8192",
-            ],
-            cwd=ROOT,
-            env=server_env(args),
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
-                return proc, port
-        except OSError:
-            if proc.poll() is not None:
-                raise RuntimeError((LOG_DIR / f"server-{name}.log").read_text()) from None
-            time.sleep(0.1)
-    raise RuntimeError(f"server {name} did not start")
-
-
-def stop_server(proc: subprocess.Popen) -> None:
-    proc.terminate()
-    try:
-        proc.wait(timeout=15)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
+def start_server(args, name: str) -> ServerProcess:
+    """Start one uvicorn worker with production settings; its log is LOG_DIR/server-<name>.log."""
+    return ServerProcess(
+        server="uvicorn",
+        env=server_env(args),
+        log_path=LOG_DIR / f"server-{name}.log",
+        options=["--log-level", "warning", "--backlog", "8192"],
+    ).start()
 
 
 class SSESubscriber(asyncio.Protocol):
@@ -272,8 +236,9 @@ async def settle(seconds: float) -> None:
 
 async def live_phase(args, tokens: tuple[str, str], name: str, path: str, ingest_path: str) -> dict:
     reset_frames(args)
-    proc, port = start_server(args, name)
-    server = psutil.Process(proc.pid)
+    server_process = start_server(args, name)
+    port = server_process.port
+    server = psutil.Process(server_process.pid)
     ingest_token, viewer_token = tokens
     try:
         warm = await connect_all(port, path, viewer_token, 20)
@@ -297,7 +262,7 @@ async def live_phase(args, tokens: tuple[str, str], name: str, path: str, ingest
         burst = await burst_phase(port, ingest_path, ingest_token, subscribers, last_seq, args)
         close_all(subscribers)
     finally:
-        stop_server(proc)
+        server_process.stop(timeout=15)
     latencies: list[float] = []
     lost = duplicates = 0
     last_receipt = 0.0
@@ -366,8 +331,9 @@ async def burst_phase(
 
 async def idle_phase(args, tokens: tuple[str, str]) -> dict:
     reset_frames(args)
-    proc, port = start_server(args, "idle")
-    server = psutil.Process(proc.pid)
+    server_process = start_server(args, "idle")
+    port = server_process.port
+    server = psutil.Process(server_process.pid)
     try:
         warm = await connect_all(port, PRODUCT_PATH, tokens[1], 20)
         close_all(warm)
@@ -382,7 +348,7 @@ async def idle_phase(args, tokens: tuple[str, str]) -> dict:
         alive = sum(not s.lost for s in subscribers)
         close_all(subscribers)
     finally:
-        stop_server(proc)
+        server_process.stop(timeout=15)
     return {
         "idle": args.idle,
         "alive": alive,
