@@ -153,6 +153,14 @@ STORAGES = {
 DEFAULT_ROVER_SLUG = env.str("DEFAULT_ROVER_SLUG", default="curiosity")
 PUBLIC_FEEDS = env.bool("PUBLIC_FEEDS", default=False)
 IMAGE_MAX_BYTES = env.int("IMAGE_MAX_BYTES", default=2 * 1024**3)
+# Pixels (width x height) an image may have; checked from the header before any
+# decoding. A decode costs up to 4 bytes a pixel: 40 MP stays within 160 MB.
+IMAGE_MAX_PIXELS = env.int("IMAGE_MAX_PIXELS", default=40_000_000)
+# Thumbnails made at once per worker process (each may hold a decoded image).
+THUMBNAIL_CONCURRENCY = env.int("THUMBNAIL_CONCURRENCY", default=1)
+# How far ahead of the server's clock a client timestamp may be (recorded_at,
+# captured_at, since/until); anything before 1970-01-01 is always refused.
+TIMESTAMP_MAX_FUTURE_SECONDS = env.float("TIMESTAMP_MAX_FUTURE_SECONDS", default=86400.0)
 # 1 MiB: the smallest chunk within 10% of the fastest in bench/images.py.
 IMAGE_STREAM_CHUNK_BYTES = env.int("IMAGE_STREAM_CHUNK_BYTES", default=1024 * 1024)
 SSE_HEARTBEAT_SECONDS = env.float("SSE_HEARTBEAT_SECONDS", default=15.0)
