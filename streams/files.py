@@ -34,7 +34,11 @@ from django.utils.http import content_disposition_header, http_date, parse_http_
 from accounts.http import json_error
 
 IO_THREADS = 8
-_RANGE = re.compile(r"^bytes=(\d*)-(\d*)$", re.IGNORECASE)
+# ASCII digits only: `\d` would take other scripts' digits ("٣") and int() would read them.
+_RANGE = re.compile(r"bytes=([0-9]*)-([0-9]*)", re.IGNORECASE | re.ASCII)
+# A position of more digits than any file size is "past the end" (int() refuses 4,300+).
+_POSITION_DIGITS = 19
+_PAST_ANY_END = 2**63
 UNSATISFIABLE = object()
 _io_pool: ThreadPoolExecutor | None = None
 
@@ -92,27 +96,33 @@ async def file_chunks(path: str, start: int, length: int, chunk_size: int) -> As
             os.close(fd)
 
 
+def _position(digits: str) -> int:
+    return int(digits) if len(digits) <= _POSITION_DIGITS else _PAST_ANY_END
+
+
 def parse_range(header: str, size: int):
     """Return (first, last) for a single byte range, UNSATISFIABLE, or None to ignore it.
 
     Multiple ranges and malformed values are ignored (RFC 9110 §14.2 allows it):
-    the client then gets the whole representation with 200.
+    the client then gets the whole representation with 200. Positions too long
+    to be a size count as past the end: a first position answers 416, a last
+    position or a suffix length means "to the end".
     """
-    match = _RANGE.match(header.replace(" ", ""))
+    match = _RANGE.fullmatch(header.replace(" ", ""))
     if match is None:
         return None
     first, last = match.groups()
     if not first and not last:
         return None
     if not first:
-        suffix = int(last)
+        suffix = _position(last)
         if suffix == 0 or size == 0:
             return UNSATISFIABLE
         return max(0, size - suffix), size - 1
-    start = int(first)
-    if last and int(last) < start:
+    start = _position(first)
+    if last and _position(last) < start:
         return None
-    stop = int(last) if last else size - 1
+    stop = _position(last) if last else size - 1
     if start >= size:
         return UNSATISFIABLE
     return start, min(stop, size - 1)
