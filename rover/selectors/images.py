@@ -8,31 +8,30 @@ from django.db.models import QuerySet
 
 from rover.models import ImageUpload, Rover, RoverImage
 
+from .readable import readable, unreadable_warn
+
 MAX_PAGE_SIZE = 100
+
+
+def _readable_images() -> QuerySet[RoverImage]:
+    """Return images whose captured_at Python can load (see `readable`)."""
+    return readable(RoverImage.objects.select_related("rover"), "captured_at")
 
 
 def image_get(*, image_id: int) -> RoverImage | None:
     """Return an image by id (with its rover), or None."""
-    return RoverImage.objects.select_related("rover").filter(pk=image_id).first()
+    return _readable_images().filter(pk=image_id).first()
 
 
 def image_latest(*, rover_slug: str) -> RoverImage | None:
     """Return the newest image (by capture time) of a rover, or None."""
-    return (
-        RoverImage.objects.select_related("rover")
-        .filter(rover__slug=rover_slug)
-        .order_by("-captured_at", "-id")
-        .first()
-    )
+    return _readable_images().filter(rover__slug=rover_slug).order_by("-captured_at", "-id").first()
 
 
 def image_list(*, rover: Rover) -> QuerySet[RoverImage]:
     """Return a rover's images, newest capture first."""
-    return (
-        RoverImage.objects.select_related("rover")
-        .filter(rover=rover)
-        .order_by("-captured_at", "-id")
-    )
+    unreadable_warn(RoverImage, "captured_at", rover_id=rover.pk)
+    return _readable_images().filter(rover=rover).order_by("-captured_at", "-id")
 
 
 def image_page(*, rover: Rover, page: int, limit: int) -> tuple[list[RoverImage], int]:

@@ -13,16 +13,26 @@ from streams.encoding import utc_iso
 from ..events import FRAME_FIELDS
 from ..models import Rover, TelemetryFrame
 from ..services.telemetry import NUMBER_FIELDS
+from .readable import aunreadable_warn, readable, unreadable_warn
 
 # Every measured value, in the frame's field order.
 AVERAGED_FIELDS = tuple(name for name in FRAME_FIELDS if name in NUMBER_FIELDS)
+
+
+def _readable_frames(rover: Rover) -> QuerySet[TelemetryFrame]:
+    """Return the rover's frames whose recorded_at Python can load (see `readable`)."""
+    return readable(TelemetryFrame.objects.filter(rover=rover), "recorded_at")
+
+
+def _warn_unreadable(rover: Rover) -> None:
+    unreadable_warn(TelemetryFrame, "recorded_at", rover_id=rover.pk)
 
 
 def telemetry_frames(
     *, rover: Rover, since: datetime | None = None, until: datetime | None = None
 ) -> QuerySet[TelemetryFrame]:
     """Return the rover's frames recorded in [since, until) (rover time), unordered."""
-    frames = TelemetryFrame.objects.filter(rover=rover)
+    frames = _readable_frames(rover)
     if since is not None:
         frames = frames.filter(recorded_at__gte=since)
     if until is not None:
@@ -32,13 +42,15 @@ def telemetry_frames(
 
 def telemetry_after(*, rover: Rover, after_seq: int, limit: int) -> list[TelemetryFrame]:
     """Return up to `limit` stored frames with seq > after_seq, in seq order."""
-    frames = TelemetryFrame.objects.filter(rover=rover, seq__gt=after_seq).order_by("seq")
+    _warn_unreadable(rover)
+    frames = _readable_frames(rover).filter(seq__gt=after_seq).order_by("seq")
     return list(frames[:limit])
 
 
 def telemetry_latest(*, rover: Rover) -> TelemetryFrame | None:
     """Return the frame with the highest seq, or None."""
-    return TelemetryFrame.objects.filter(rover=rover).order_by("-seq").first()
+    _warn_unreadable(rover)
+    return _readable_frames(rover).order_by("-seq").first()
 
 
 def telemetry_history(
@@ -49,6 +61,7 @@ def telemetry_history(
     With `since`, the first `limit` frames from there; without it, the newest
     `limit` frames (what a chart opening on "now" wants).
     """
+    _warn_unreadable(rover)
     frames = telemetry_frames(rover=rover, since=since, until=until)
     if since is None:
         page = list(frames.order_by("-seq")[: limit + 1])
@@ -78,6 +91,7 @@ def telemetry_downsample(
     the database in recorded_at order, so memory grows with `points`, not with
     the number of frames in the range.
     """
+    _warn_unreadable(rover)
     span = (until - since).total_seconds()
     if span <= 0 or points <= 0:
         return []
@@ -131,6 +145,7 @@ async def telemetry_csv_page(
     limit: int,
 ) -> list[tuple]:
     """Return the next page of CSV rows (FRAME_FIELDS order) with seq > after_seq."""
+    await aunreadable_warn(TelemetryFrame, "recorded_at", rover_id=rover.pk)
     rows = (
         telemetry_frames(rover=rover, since=since, until=until)
         .filter(seq__gt=after_seq)
