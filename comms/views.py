@@ -7,6 +7,7 @@ from django.views.decorators.http import require_GET
 
 from accounts.decorators import api_login_required
 from accounts.http import json_error
+from mission_control.parsing import INT64_MAX, BadParameter, bad_parameter_response, query_int
 
 from .events import message_json
 from .selectors import (
@@ -17,15 +18,6 @@ from .selectors import (
     team_user_can_join,
     user_teams,
 )
-
-
-def _positive_int(raw: str | None, name: str, *, maximum: int | None = None) -> int | None:
-    if raw is None or raw == "":
-        return None
-    if not raw.isdigit() or int(raw) < 1 or (maximum is not None and int(raw) > maximum):
-        bound = f" up to {maximum}" if maximum else ""
-        raise ValueError(f"'{name}' must be a positive integer{bound}.")
-    return int(raw)
 
 
 @require_GET
@@ -54,10 +46,10 @@ def team_messages(request: HttpRequest, slug: str) -> JsonResponse:
     if not team_user_can_join(team=team, user=request.user):
         return json_error(403, "not_a_member", f"You are not a member of '{slug}'.")
     try:
-        before = _positive_int(request.GET.get("before"), "before")
-        limit = _positive_int(request.GET.get("limit"), "limit", maximum=HISTORY_MAX_LIMIT)
-    except ValueError as exc:
-        return json_error(400, "bad_parameter", str(exc))
+        before = query_int(request.GET, "before", minimum=1, maximum=INT64_MAX)
+        limit = query_int(request.GET, "limit", minimum=1, maximum=HISTORY_MAX_LIMIT)
+    except BadParameter as exc:
+        return bad_parameter_response(exc)
     messages, has_more = message_history(team=team, before=before, limit=limit or HISTORY_LIMIT)
     return JsonResponse(
         {

@@ -26,6 +26,7 @@ from django.conf import settings
 from django.db import close_old_connections, connections
 from django.http import HttpRequest, StreamingHttpResponse
 
+from mission_control.parsing import INT64_MAX, BadParameter, parse_int
 from streams.hub import SubscriberOverflow, subscribe
 
 Event = dict[str, Any]
@@ -40,8 +41,8 @@ OVERFLOW_DATA = (
 )
 
 
-class LastEventIdInvalid(ValueError):
-    """The Last-Event-ID header or ?last_event_id= is not a non-negative integer."""
+class LastEventIdInvalid(BadParameter):
+    """The Last-Event-ID header or ?last_event_id= is not an integer from 0 to 2**63 - 1."""
 
 
 def sse_encode(event: Event) -> bytes:
@@ -87,16 +88,20 @@ def _encode_shared(event: Event) -> bytes:
 
 
 def last_event_id(request: HttpRequest) -> int | None:
-    """Return the client's last event id (header first, then ?last_event_id=), or None."""
-    raw = request.headers.get("Last-Event-ID")
-    if raw is None or raw.strip() == "":
-        raw = request.GET.get("last_event_id")
-    if raw is None or raw.strip() == "":
-        return None
-    raw = raw.strip()
-    if not raw.isdigit() or len(raw) > 19:
-        raise LastEventIdInvalid(raw)
-    return int(raw)
+    """Return the client's last event id (header first, then ?last_event_id=), or None.
+
+    Raise LastEventIdInvalid (naming the header or the parameter) for anything
+    but ASCII digits up to 2**63 - 1, the largest id a database column holds.
+    """
+    header = request.headers.get("Last-Event-ID")
+    if header is not None and header.strip(" \t"):
+        name, raw = "Last-Event-ID", header
+    else:
+        name, raw = "last_event_id", request.GET.get("last_event_id")
+    try:
+        return parse_int(raw, name=name, maximum=INT64_MAX, header=True)
+    except BadParameter as exc:
+        raise LastEventIdInvalid(exc.name, exc.detail) from None
 
 
 async def event_stream(

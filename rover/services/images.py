@@ -13,12 +13,11 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import io
 import logging
 import os
 import uuid
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import IO, Any
 
@@ -26,13 +25,14 @@ from django.conf import settings
 from django.core.files.storage import default_storage
 from django.db import transaction
 from django.utils import timezone
-from django.utils.dateparse import parse_datetime
 from PIL import Image, UnidentifiedImageError
 
+from mission_control.parsing import BadParameter, parse_timestamp
 from streams.hub import publish_on_commit
 
 from ..events import image_event, rover_stream
 from ..models import Camera, Rover, RoverImage
+from .thumbnails import ThumbnailBusy, TooManyPixels, image_probe, thumbnail_jpeg
 
 logger = logging.getLogger(__name__)
 
@@ -103,28 +103,31 @@ def too_large_error(limit: int) -> ImageRejected:
     return ImageRejected("too_large", f"The image is larger than {limit} bytes.", status=413)
 
 
+def _too_many_pixels(exc: Exception) -> ImageRejected:
+    return ImageRejected("too_many_pixels", str(exc), status=413)
+
+
 def _inspect(path: Path) -> _Inspected:
-    """Check with Pillow that the file is a complete image of an accepted format."""
+    """Check from the header that the file is an image of an accepted format and size.
+
+    Pixels are bounded (IMAGE_MAX_PIXELS) before anything is decoded.
+    """
     try:
-        with Image.open(path) as img:
-            fmt = img.format
-            img.verify()
-        # verify() leaves the image unusable; reopen to read its size.
-        with Image.open(path) as img:
-            width, height = img.size
-    except Image.DecompressionBombError as exc:
-        raise ImageRejected("too_many_pixels", str(exc), status=413) from exc
+        probe = image_probe(path)
+    except (TooManyPixels, Image.DecompressionBombError) as exc:
+        raise _too_many_pixels(exc) from exc
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
         raise ImageRejected(
             "not_an_image", f"The data is not a readable image ({exc.__class__.__name__})."
         ) from exc
-    if fmt not in ACCEPTED_FORMATS:
+    if probe.format not in ACCEPTED_FORMATS:
         accepted = ", ".join(sorted(ACCEPTED_FORMATS))
         raise ImageRejected(
-            "unsupported_format", f"Image format {fmt} is not accepted (accepted: {accepted})."
+            "unsupported_format",
+            f"Image format {probe.format} is not accepted (accepted: {accepted}).",
         )
-    mime, extension = ACCEPTED_FORMATS[fmt]
-    return _Inspected(mime=mime, extension=extension, width=width, height=height)
+    mime, extension = ACCEPTED_FORMATS[probe.format]
+    return _Inspected(mime=mime, extension=extension, width=probe.width, height=probe.height)
 
 
 def _thumbnail_bytes(path: Path) -> bytes:
@@ -134,26 +137,13 @@ def _thumbnail_bytes(path: Path) -> bytes:
     so a truncated or corrupt file is only caught here.
     """
     try:
-        return _thumbnail_of(path)
-    except Image.DecompressionBombError as exc:
-        raise ImageRejected("too_many_pixels", str(exc), status=413) from exc
+        return thumbnail_jpeg(path, size=THUMBNAIL_PX)
+    except (TooManyPixels, Image.DecompressionBombError) as exc:
+        raise _too_many_pixels(exc) from exc
+    except ThumbnailBusy as exc:
+        raise ImageRejected("busy", str(exc), status=503) from exc
     except (OSError, SyntaxError, ValueError) as exc:
         raise ImageRejected("not_an_image", f"The image data is corrupt ({exc}).") from exc
-
-
-def _thumbnail_of(path: Path) -> bytes:
-    with Image.open(path) as img:
-        # JPEG can decode straight at a reduced scale: big photos stay cheap.
-        img.draft("RGB", (THUMBNAIL_PX, THUMBNAIL_PX))
-        img.thumbnail((THUMBNAIL_PX, THUMBNAIL_PX))
-        if img.mode not in ("RGB", "L"):
-            img = img.convert("RGBA")
-            background = Image.new("RGB", img.size, (0, 0, 0))
-            background.paste(img, mask=img.getchannel("A"))
-            img = background
-        out = io.BytesIO()
-        img.save(out, format="JPEG", quality=80, optimize=True)
-        return out.getvalue()
 
 
 def _storage_name(prefix: str, rover: Rover, extension: str, when: datetime) -> str:
@@ -265,22 +255,18 @@ def image_delete(*, image: RoverImage) -> None:
 
 
 def metadata_parse(*, camera: str | None, captured_at: str | None) -> tuple[str, datetime | None]:
-    """Validate the client's camera and capture time (ISO 8601); raise ImageRejected."""
+    """Validate the client's camera and capture time (ISO 8601); raise ImageRejected.
+
+    The capture time follows mission_control.parsing: after 1970, at most
+    TIMESTAMP_MAX_FUTURE_SECONDS ahead, offset within ±14:00; naive means UTC.
+    """
     camera = (camera or "").strip() or Camera.NAVCAM
     if camera not in Camera.values:
         raise ImageRejected(
             "invalid_camera", f"Unknown camera {camera!r}; one of: {', '.join(Camera.values)}."
         )
-    when = None
-    if captured_at:
-        try:
-            when = parse_datetime(captured_at.strip())
-        except ValueError:
-            when = None
-        if when is None:
-            raise ImageRejected(
-                "invalid_captured_at", "captured_at must be an ISO 8601 date and time."
-            )
-        if timezone.is_naive(when):
-            when = timezone.make_aware(when, UTC)
+    try:
+        when = parse_timestamp(captured_at or None, name="captured_at")
+    except BadParameter as exc:
+        raise ImageRejected("invalid_captured_at", exc.detail) from None
     return camera, when

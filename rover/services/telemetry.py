@@ -21,6 +21,7 @@ from asgiref.sync import sync_to_async
 from django.db import transaction
 from django.db.models import Max
 
+from mission_control.parsing import BadParameter, parse_timestamp
 from streams.hub import publish_stored
 
 from ..events import frame_event, rover_stream
@@ -91,15 +92,13 @@ def _clean_seq(value: Any) -> tuple[int | None, str | None]:
 
 
 def _clean_recorded_at(value: Any) -> tuple[datetime | None, str | None]:
-    if not isinstance(value, str) or len(value) > 64:
+    """Return the frame time in UTC, or why it is refused (see mission_control.parsing)."""
+    if not isinstance(value, str) or not value.strip():
         return None, "must be an ISO 8601 timestamp string"
     try:
-        parsed = datetime.fromisoformat(value)
-    except ValueError:
-        return None, "must be an ISO 8601 timestamp"
-    if parsed.tzinfo is None or parsed.utcoffset() is None:
-        return None, "must include a time zone (e.g. 'Z' or '+00:00')"
-    return parsed, None
+        return parse_timestamp(value, name="recorded_at", naive_is_utc=False), None
+    except BadParameter as exc:
+        return None, exc.detail.removeprefix("'recorded_at' ")
 
 
 def frame_clean(raw: Any) -> tuple[dict[str, Any], dict[str, str]]:

@@ -207,7 +207,7 @@ def test_tuspy_upload_cut_off_and_resumed_is_byte_identical(server_process, rove
     metadata = {
         "filename": "mosaic.png",
         "camera": "mastcam",
-        "captured_at": "2034-05-06T07:08:09Z",
+        "captured_at": "2024-05-06T07:08:09Z",
     }
 
     first = tus.TusClient(endpoint, headers=headers).uploader(

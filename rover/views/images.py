@@ -18,6 +18,7 @@ from django.views.decorators.http import require_http_methods
 
 from accounts.decorators import api_login_required, api_permission_required
 from accounts.http import json_error
+from mission_control.parsing import BadParameter, bad_parameter_response, parse_int, query_int
 from rover.events import image_json
 from rover.models import RoverImage
 from rover.selectors.images import MAX_PAGE_SIZE, image_get, image_latest, image_page
@@ -26,6 +27,9 @@ from rover.services.images import ImageRejected, image_store, metadata_parse
 from streams.files import serve_file
 
 DEFAULT_PAGE_SIZE = 20
+# Pages of 100 images: a hundred million images before this bound matters.
+PAGE_MAX = 1_000_000
+BAD_PAGE = "invalid_page"
 
 
 async def serve_image_file(
@@ -87,14 +91,6 @@ async def image_thumbnail(request: HttpRequest, image_id: int):
     return await serve_image_file(request, image, thumbnail=True)
 
 
-def _positive_int(value: str | None, default: int) -> int | None:
-    if value is None or value == "":
-        return default
-    if not value.isdigit() or int(value) < 1:
-        return None
-    return int(value)
-
-
 @require_http_methods(["GET", "HEAD", "POST"])
 async def rover_images(request: HttpRequest, slug: str):
     """GET: a page of the rover's images, newest first. POST: upload one image (multipart)."""
@@ -105,10 +101,19 @@ async def rover_images(request: HttpRequest, slug: str):
 
 @api_login_required
 async def _rover_image_list(request: HttpRequest, slug: str):
-    page = _positive_int(request.GET.get("page"), 1)
-    limit = _positive_int(request.GET.get("limit"), DEFAULT_PAGE_SIZE)
-    if page is None or limit is None:
-        return json_error(400, "invalid_page", "'page' and 'limit' must be positive integers.")
+    try:
+        page = query_int(request.GET, "page", default=1, minimum=1, maximum=PAGE_MAX, code=BAD_PAGE)
+        # A bigger limit is served as MAX_PAGE_SIZE, as before; only its digits are bounded.
+        limit = query_int(
+            request.GET,
+            "limit",
+            default=DEFAULT_PAGE_SIZE,
+            minimum=1,
+            maximum=PAGE_MAX,
+            code=BAD_PAGE,
+        )
+    except BadParameter as exc:
+        return bad_parameter_response(exc)
     limit = min(limit, MAX_PAGE_SIZE)
     rover = await sync_to_async(rover_get)(slug=slug)
     if rover is None:
@@ -140,8 +145,13 @@ async def _rover_image_upload(request: HttpRequest, slug: str):
 
 
 def _store_multipart(request: HttpRequest, rover, user) -> HttpResponse:
-    declared = request.META.get("CONTENT_LENGTH") or ""
-    if declared.isdigit() and int(declared) > settings.IMAGE_MAX_BYTES + 64 * 1024:
+    try:
+        declared = parse_int(
+            request.META.get("CONTENT_LENGTH"), name="Content-Length", default=0, header=True
+        )
+    except BadParameter as exc:
+        return bad_parameter_response(exc)
+    if declared > settings.IMAGE_MAX_BYTES + 64 * 1024:
         return json_error(
             413, "too_large", f"The image is larger than {settings.IMAGE_MAX_BYTES} bytes."
         )

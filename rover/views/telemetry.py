@@ -15,6 +15,13 @@ from django.http import HttpRequest, HttpResponse, JsonResponse, StreamingHttpRe
 
 from accounts.decorators import api_login_required, api_permission_required
 from accounts.http import json_error
+from mission_control.parsing import (
+    BadParameter,
+    bad_parameter_response,
+    parse_int,
+    parse_timestamp,
+    query_int,
+)
 from streams.encoding import utc_iso
 from streams.sse import (
     LastEventIdInvalid,
@@ -44,13 +51,6 @@ HISTORY_DEFAULT_LIMIT = 500
 HISTORY_MAX_LIMIT = 10_000
 POINTS_MAX = 5000
 POINTS_DEFAULT_SPAN = timedelta(hours=1)
-
-
-class BadParameter(ValueError):
-    def __init__(self, name: str, detail: str) -> None:
-        super().__init__(detail)
-        self.name = name
-        self.detail = detail
 
 
 async def _rover(slug: str) -> Rover | None:
@@ -85,9 +85,11 @@ async def telemetry_ingest_view(request: HttpRequest, slug: str) -> HttpResponse
         413, "too_large", f"A telemetry request carries at most {MAX_BODY_BYTES} bytes."
     )
     try:
-        declared = int(request.META.get("CONTENT_LENGTH") or 0)
-    except ValueError:
-        declared = 0
+        declared = parse_int(
+            request.META.get("CONTENT_LENGTH"), name="Content-Length", default=0, header=True
+        )
+    except BadParameter as exc:
+        return bad_parameter_response(exc)
     if declared > MAX_BODY_BYTES:
         return too_big
     try:
@@ -110,28 +112,6 @@ async def telemetry_ingest_view(request: HttpRequest, slug: str) -> HttpResponse
     )
 
 
-def _parse_time(request: HttpRequest, name: str) -> datetime | None:
-    raw = request.GET.get(name)
-    if raw is None or raw == "":
-        return None
-    # A '+' in a query string arrives as a space when the client did not encode it.
-    text = raw.strip().replace(" ", "+")
-    try:
-        value = datetime.fromisoformat(text)
-    except ValueError:
-        raise BadParameter(name, f"'{name}' must be an ISO 8601 timestamp.") from None
-    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
-
-
-def _parse_int(request: HttpRequest, name: str, default: int | None, maximum: int) -> int | None:
-    raw = request.GET.get(name)
-    if raw is None or raw == "":
-        return default
-    if not raw.isdigit() or not 1 <= int(raw) <= maximum:
-        raise BadParameter(name, f"'{name}' must be an integer from 1 to {maximum}.")
-    return int(raw)
-
-
 @api_login_required
 async def telemetry_history_view(request: HttpRequest, slug: str) -> HttpResponse:
     """Return frames in seq order as JSON, downsampled (points=N), or streamed CSV."""
@@ -142,16 +122,22 @@ async def telemetry_history_view(request: HttpRequest, slug: str) -> HttpRespons
     try:
         if fmt not in ("json", "csv"):
             raise BadParameter("format", "'format' must be 'json' or 'csv'.")
-        since = _parse_time(request, "since")
-        until = _parse_time(request, "until")
+        since = parse_timestamp(request.GET.get("since"), name="since", query=True)
+        until = parse_timestamp(request.GET.get("until"), name="until", query=True)
         if since is not None and until is not None and until <= since:
             raise BadParameter("until", "'until' must be after 'since'.")
-        limit = _parse_int(request, "limit", HISTORY_DEFAULT_LIMIT, HISTORY_MAX_LIMIT)
-        points = _parse_int(request, "points", None, POINTS_MAX)
+        limit = query_int(
+            request.GET,
+            "limit",
+            default=HISTORY_DEFAULT_LIMIT,
+            minimum=1,
+            maximum=HISTORY_MAX_LIMIT,
+        )
+        points = query_int(request.GET, "points", minimum=1, maximum=POINTS_MAX)
         if points is not None and fmt == "csv":
             raise BadParameter("points", "'points' applies to JSON only.")
     except BadParameter as exc:
-        return json_error(400, "bad_parameter", exc.detail, parameter=exc.name)
+        return bad_parameter_response(exc)
     if fmt == "csv":
         response = StreamingHttpResponse(
             _csv_stream(rover=rover, since=since, until=until), content_type="text/csv"
@@ -216,10 +202,8 @@ async def _rover_feed(request: HttpRequest, rover: Rover) -> HttpResponse:
     """
     try:
         after = last_event_id(request)
-    except LastEventIdInvalid:
-        return json_error(
-            400, "bad_parameter", "Last-Event-ID must be a non-negative integer (a frame seq)."
-        )
+    except LastEventIdInvalid as exc:
+        return bad_parameter_response(exc)
 
     async def replay(after_seq: int) -> list[dict]:
         frames = await stream_query(

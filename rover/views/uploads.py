@@ -27,6 +27,7 @@ from django.urls import reverse
 
 from accounts.decorators import api_permission_required
 from accounts.http import json_error
+from mission_control.parsing import BadParameter, bad_parameter_response, header_int
 from rover.selectors.images import upload_get
 from rover.selectors.rovers import rover_get
 from rover.services.images import ImageRejected
@@ -93,11 +94,6 @@ def parse_metadata(header: str) -> dict[str, str]:
     return metadata
 
 
-def _int_header(request: HttpRequest, name: str) -> int | None:
-    value = request.headers.get(name, "").strip()
-    return int(value) if value.isdigit() else None
-
-
 @_tus
 async def upload_collection(request: HttpRequest, slug: str) -> HttpResponse:
     """OPTIONS: what this server speaks. POST: create an upload."""
@@ -115,9 +111,17 @@ async def _create(request: HttpRequest, slug: str) -> HttpResponse:
         return json_error(404, "unknown_rover", f"No rover {slug!r}.")
     if "Upload-Defer-Length" in request.headers:
         return json_error(400, "defer_length", "Upload-Defer-Length is not supported.")
-    length = _int_header(request, "Upload-Length")
+    try:
+        length = header_int(request.headers, "Upload-Length", code="upload_length")
+    except BadParameter as exc:
+        return bad_parameter_response(exc)
     if length is None:
-        return json_error(400, "upload_length", "Send Upload-Length as a non-negative integer.")
+        return json_error(
+            400,
+            "upload_length",
+            "Send Upload-Length as a non-negative integer.",
+            parameter="Upload-Length",
+        )
     try:
         metadata = parse_metadata(request.headers.get("Upload-Metadata", ""))
     except ValueError as exc:
@@ -172,9 +176,17 @@ async def _patch(request: HttpRequest, upload) -> HttpResponse:
     content_type = request.headers.get("Content-Type", "").split(";")[0].strip().lower()
     if content_type != OFFSET_CONTENT_TYPE:
         return json_error(415, "content_type", f"PATCH bodies must be {OFFSET_CONTENT_TYPE}.")
-    offset = _int_header(request, "Upload-Offset")
+    try:
+        offset = header_int(request.headers, "Upload-Offset", code="upload_offset")
+    except BadParameter as exc:
+        return bad_parameter_response(exc)
     if offset is None:
-        return json_error(400, "upload_offset", "Send Upload-Offset as a non-negative integer.")
+        return json_error(
+            400,
+            "upload_offset",
+            "Send Upload-Offset as a non-negative integer.",
+            parameter="Upload-Offset",
+        )
     try:
         upload = await sync_to_async(upload_append)(upload=upload, offset=offset, stream=request)
     except UploadConflict as exc:
