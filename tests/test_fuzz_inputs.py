@@ -162,7 +162,8 @@ def world(settings, tmp_path, user_factory, token_for):
     """A rover with an image and an open upload, a team, and a superuser's token."""
     from comms.models import Membership, Team
     from rover.models import Rover
-    from rover.services.images import image_store, upload_create
+    from rover.services.images import image_store
+    from rover.services.uploads import upload_create
     from rover.tests.image_fixtures import jpeg_bytes
 
     settings.MEDIA_ROOT = str(tmp_path / "media")
