@@ -56,6 +56,10 @@ ENV = {
     "MEDIA_ROOT": str(MEDIA),
     "SECURE_COOKIES": "false",
     "LOG_LEVEL": "WARNING",
+    # The download images (up to 11585 x 11585 = 134 MP) are stored by this script, not
+    # uploaded, so they may pass the upload bound (IMAGE_MAX_PIXELS, 40 MP by default);
+    # their thumbnails cost this process ~540 MB once.
+    "IMAGE_MAX_PIXELS": str(200_000_000),
 }
 
 
