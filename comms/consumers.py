@@ -35,7 +35,9 @@ from typing import Any
 
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
+from django.conf import settings
 
+from mission_control.parsing import INT64_MAX
 from streams.hub import OrderedPublisher, SubscriberOverflow, subscribe
 
 from .events import message_json, room_stream
@@ -50,6 +52,7 @@ from .services import (
     presence_announce,
     typing_announce,
 )
+from .throttle import TokenBucket
 
 logger = logging.getLogger(__name__)
 
@@ -70,8 +73,9 @@ CLOSE_INTERNAL_ERROR = 1011
 _dumps = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
 
 
-def _is_int(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
+def _is_id(value: Any) -> bool:
+    """Return whether a frame's value can be a message id (0 included), as a column holds it."""
+    return isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= INT64_MAX
 
 
 def _served_by_daphne(send: Any) -> bool:
@@ -107,6 +111,7 @@ class TeamRoomConsumer(AsyncJsonWebsocketConsumer):
         self._publisher = OrderedPublisher()
         self._outbox: list[tuple[str, str | None]] = []
         self._writer: asyncio.Task | None = None
+        self._replays: TokenBucket | None = None
 
     # Connection -------------------------------------------------------------------
 
@@ -137,6 +142,9 @@ class TeamRoomConsumer(AsyncJsonWebsocketConsumer):
 
     async def _join(self) -> None:
         user, team = self.user, self.team
+        self._replays = TokenBucket(
+            capacity=settings.CHAT_REPLAY_BURST, rate=settings.CHAT_REPLAY_PER_SECOND
+        )
         await self.accept()
         self.joined = True
         messages, has_more = await database_sync_to_async(message_history)(team=team)
@@ -278,6 +286,9 @@ class TeamRoomConsumer(AsyncJsonWebsocketConsumer):
             content = json.loads(text)
         except ValueError as exc:
             return await self._error("invalid_json", f"Invalid JSON: {exc}")
+        except RecursionError:
+            # 64 KiB of '[' nest deeper than the parser's recursion limit.
+            return await self._error("invalid_json", "Invalid JSON: nested too deep.")
         if not isinstance(content, dict):
             return await self._error("invalid_json", "A JSON frame must be an object.")
         await self.receive_json(content)
@@ -288,13 +299,17 @@ class TeamRoomConsumer(AsyncJsonWebsocketConsumer):
             return await self._post(content.get("body"), content.get("client_id"))
         if kind == "history":
             before = content.get("before")
-            if before is not None and not _is_int(before):
+            if before is not None and not _is_id(before):
                 return await self._error("bad_field", "'before' must be a message id.")
+            if not await self._replay_allowed():
+                return None
             return await self._history(before)
         if kind == "resume":
             after = content.get("after")
-            if not _is_int(after) or after < 0:
+            if not _is_id(after):
                 return await self._error("bad_field", "'after' must be a message id (or 0).")
+            if not await self._replay_allowed():
+                return None
             return await self._resume(after)
         if kind == "typing":
             return await self._typing()
@@ -302,8 +317,19 @@ class TeamRoomConsumer(AsyncJsonWebsocketConsumer):
             "unknown_type", f"Unknown type {kind!r}: use message, history, resume or typing."
         )
 
-    async def _error(self, code: str, detail: str) -> None:
-        await self.send(text_data=_dumps({"type": "error", "code": code, "detail": detail}))
+    async def _error(self, code: str, detail: str, **extra: Any) -> None:
+        frame = {"type": "error", "code": code, "detail": detail, **extra}
+        await self.send(text_data=_dumps(frame))
+
+    async def _replay_allowed(self) -> bool:
+        """Take a replay token (comms.throttle); answer `rate_limited` when none is left."""
+        if self._replays is None or self._replays.try_take():
+            return True
+        wait = round(self._replays.wait_seconds(), 2)
+        await self._error(
+            "rate_limited", "Too many history/resume requests; retry later.", retry_after=wait
+        )
+        return False
 
     async def _post(self, body: Any, client_id: Any) -> None:
         try:
@@ -379,6 +405,9 @@ class TeamRoomConsumer(AsyncJsonWebsocketConsumer):
                 if not more:
                     return
                 cursor = batch[-1].id
+                if self._replays is not None:
+                    # Each further page waits for a token: a long gap is paced, not refused.
+                    await self._replays.take()
 
     async def _typing(self) -> None:
         now = time.monotonic()

@@ -7,6 +7,7 @@ docstring lists them.
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from channels.db import database_sync_to_async
@@ -39,9 +40,22 @@ class MessageInvalid(ValueError):
         self.detail = detail
 
 
+# NUL (PostgreSQL text refuses it) and lone surrogates (no UTF-8 form; JSON lets a
+# client send "\ud800"): refused up front, so a stored batch never fails on them.
+_UNSTORABLE = re.compile(r"[\x00\ud800-\udfff]")
+
+
+def _check_storable(name: str, value: str) -> None:
+    if _UNSTORABLE.search(value):
+        raise MessageInvalid(
+            "bad_field", f"'{name}' must not contain NUL or unpaired surrogate characters."
+        )
+
+
 def _clean_body(body: Any) -> str:
     if not isinstance(body, str):
         raise MessageInvalid("bad_field", "'body' must be a string.")
+    _check_storable("body", body)
     body = body.strip()
     if not body:
         raise MessageInvalid("empty_body", "The message is empty.")
@@ -57,6 +71,7 @@ def _clean_client_id(client_id: Any) -> str | None:
         raise MessageInvalid(
             "bad_field", f"'client_id' must be a string of at most {CLIENT_ID_MAX_CHARS} chars."
         )
+    _check_storable("client_id", client_id)
     return client_id
 
 

@@ -173,6 +173,9 @@ STREAM_GAP_GRACE_SECONDS = env.float("STREAM_GAP_GRACE_SECONDS", default=1.0)
 ALARM_WATCHDOG_SECONDS = env.float("ALARM_WATCHDOG_SECONDS", default=1.0)
 CHAT_RATE_MESSAGES = env.int("CHAT_RATE_MESSAGES", default=10)
 CHAT_RATE_SECONDS = env.float("CHAT_RATE_SECONDS", default=5.0)
+# history/resume requests per socket: a burst, then this many a second (comms.throttle).
+CHAT_REPLAY_BURST = env.int("CHAT_REPLAY_BURST", default=10)
+CHAT_REPLAY_PER_SECOND = env.float("CHAT_REPLAY_PER_SECOND", default=2.0)
 # Team-room presence: entries older than the TTL are ghosts (a dead worker's sockets);
 # each worker refreshes its own sockets' entries every PRESENCE_REFRESH_SECONDS.
 PRESENCE_TTL_SECONDS = env.float("PRESENCE_TTL_SECONDS", default=30.0)
