@@ -14,9 +14,7 @@ from dataclasses import dataclass, field
 from urllib.parse import quote
 
 import pytest
-from asgiref.sync import SyncToAsync
 from asgiref.testing import ApplicationCommunicator
-from django.db import connections
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -164,7 +162,7 @@ def world(settings, tmp_path, user_factory, token_for):
     from rover.models import Rover
     from rover.services.images import image_store
     from rover.services.uploads import upload_create
-    from rover.tests.image_fixtures import jpeg_bytes
+    from rover.tests.factories import jpeg_bytes
 
     settings.MEDIA_ROOT = str(tmp_path / "media")
     settings.ALARM_WATCHDOG_SECONDS = 0
@@ -174,8 +172,7 @@ def world(settings, tmp_path, user_factory, token_for):
     jpeg = jpeg_bytes(40, 30)
     image = image_store(rover=rover, fileobj=io.BytesIO(jpeg), user=user)
     upload = upload_create(rover=rover, user=user, length=10, metadata={})
-    yield {"token": token_for(user), "image": image.pk, "upload": upload.pk, "jpeg": jpeg}
-    SyncToAsync.single_thread_executor.submit(connections.close_all).result(timeout=30)
+    return {"token": token_for(user), "image": image.pk, "upload": upload.pk, "jpeg": jpeg}
 
 
 async def _send(case: Case, world: dict, value: str) -> int:

@@ -18,9 +18,8 @@ import pytest
 from django.conf import settings as django_settings
 
 from .big_images import peak_rss, reset_peak_rss, rss, solid_png
-from .image_fixtures import jpeg_bytes, rover
+from .factories import jpeg_bytes
 
-__all__ = ["rover"]
 pytestmark = [pytest.mark.slow]
 MB = 1024 * 1024
 URL = "/api/rovers/curiosity/images"

@@ -15,33 +15,9 @@ import pytest
 from asgiref.sync import sync_to_async
 
 from rover.models import ImageUpload, RoverImage, TelemetryFrame
+from rover.tests.clients import TokenClient, asgi_request, post_frames
+from rover.tests.factories import frame, jpeg_bytes
 
-from .image_fixtures import (
-    TokenClient,
-    close_thread_connections,
-    jpeg_bytes,
-    own_media_root,
-    rover,
-)
-from .telemetry_fixtures import (
-    asgi_request,
-    frame,
-    ingest_token,
-    post_frames,
-    tele_rover,
-    telemetry_test_env,
-    viewer_token,
-)
-
-__all__ = [
-    "close_thread_connections",
-    "ingest_token",
-    "own_media_root",
-    "rover",
-    "tele_rover",
-    "telemetry_test_env",
-    "viewer_token",
-]
 pytestmark = pytest.mark.django_db(transaction=True)
 
 OUT_OF_BOUNDS = [
@@ -59,7 +35,7 @@ def in_a_week() -> str:
 
 
 @pytest.mark.parametrize("stamp", [*OUT_OF_BOUNDS, "in a week"])
-async def test_ingest_refuses_recorded_at_out_of_bounds(tele_rover, ingest_token, stamp):
+async def test_ingest_refuses_recorded_at_out_of_bounds(rover, ingest_token, stamp):
     stamp = in_a_week() if stamp == "in a week" else stamp
     status, body = await post_frames(
         "curiosity", [frame(1), frame(2, recorded_at=stamp)], ingest_token
@@ -70,7 +46,7 @@ async def test_ingest_refuses_recorded_at_out_of_bounds(tele_rover, ingest_token
     assert await TelemetryFrame.objects.acount() == 0
 
 
-async def test_ingest_stores_extreme_but_valid_offsets_in_utc(tele_rover, ingest_token):
+async def test_ingest_stores_extreme_but_valid_offsets_in_utc(rover, ingest_token):
     frames = [
         frame(1, recorded_at="2026-11-24T12:00:00+14:00"),
         frame(2, recorded_at="2026-11-24T12:00:00-12:00"),
@@ -85,9 +61,7 @@ async def test_ingest_stores_extreme_but_valid_offsets_in_utc(tele_rover, ingest
 
 @pytest.mark.parametrize("parameter", ["since", "until"])
 @pytest.mark.parametrize("stamp", OUT_OF_BOUNDS)
-async def test_history_refuses_since_and_until_out_of_bounds(
-    tele_rover, viewer_token, parameter, stamp
-):
+async def test_history_refuses_since_and_until_out_of_bounds(rover, viewer_token, parameter, stamp):
     from urllib.parse import quote
 
     status, _headers, body = await asgi_request(
@@ -102,7 +76,7 @@ def uploader(user_factory, token_for):
     return TokenClient(token_for(user_factory(perms=("rover.add_roverimage",))))
 
 
-@pytest.mark.usefixtures("own_media_root", "close_thread_connections")
+@pytest.mark.usefixtures("own_media_root")
 @pytest.mark.parametrize("stamp", OUT_OF_BOUNDS)
 async def test_uploads_refuse_captured_at_out_of_bounds(rover, uploader, stamp):
     upload = io.BytesIO(jpeg_bytes())

@@ -22,29 +22,9 @@ from django.db import connection
 import mission_control.asgi  # noqa: F401
 from rover.selectors import readable
 from rover.services.telemetry import telemetry_store, telemetry_validate
+from rover.tests.clients import SSEClient, TokenClient, asgi_request, post_frames, telemetry_seqs
+from rover.tests.factories import frame, jpeg_bytes
 
-from .image_fixtures import TokenClient, jpeg_bytes, own_media_root, rover, store_image
-from .telemetry_fixtures import (
-    SSEClient,
-    asgi_request,
-    frame,
-    ingest_token,
-    post_frames,
-    tele_rover,
-    telemetry_seqs,
-    telemetry_test_env,
-    viewer_token,
-)
-
-__all__ = [
-    "ingest_token",
-    "own_media_root",
-    "rover",
-    "store_image",
-    "tele_rover",
-    "telemetry_test_env",
-    "viewer_token",
-]
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
@@ -100,11 +80,11 @@ def _fresh_warnings():
 
 
 @pytest.fixture
-def poisoned_rover(tele_rover):
-    telemetry_store(rover=tele_rover, frames=telemetry_validate(payload=[frame(1), frame(2)]))
+def poisoned_rover(rover):
+    telemetry_store(rover=rover, frames=telemetry_validate(payload=[frame(1), frame(2)]))
     # The bad rows hold the highest seqs, so "newest frame" and "after seq" both meet them.
-    insert_frames(tele_rover, first_seq=100)
-    return tele_rover
+    insert_frames(rover, first_seq=100)
+    return rover
 
 
 async def test_history_json_points_and_csv_skip_unloadable_rows(
