@@ -52,11 +52,15 @@ ACCEPTED_FORMATS: dict[str, tuple[str, str]] = {
 class ImageRejected(Exception):
     """The upload is not an acceptable image; `code` and `detail` go to the client."""
 
-    def __init__(self, code: str, detail: str, *, status: int = 400) -> None:
+    def __init__(
+        self, code: str, detail: str, *, status: int = 400, parameter: str | None = None
+    ) -> None:
         super().__init__(detail)
         self.code = code
         self.detail = detail
         self.status = status
+        # The client field at fault, when one is (`captured_at`).
+        self.fields = {"parameter": parameter} if parameter else {}
 
 
 @dataclass(frozen=True)
@@ -268,5 +272,5 @@ def metadata_parse(*, camera: str | None, captured_at: str | None) -> tuple[str,
     try:
         when = parse_timestamp(captured_at or None, name="captured_at")
     except BadParameter as exc:
-        raise ImageRejected("invalid_captured_at", exc.detail) from None
+        raise ImageRejected("invalid_captured_at", exc.detail, parameter=exc.name) from None
     return camera, when

@@ -86,7 +86,7 @@ async def test_uploads_refuse_captured_at_out_of_bounds(rover, uploader, stamp):
     )
     assert response.status_code == 400
     assert response.json()["error"] == "invalid_captured_at"
-    assert "captured_at" in response.json()["detail"]
+    assert response.json()["parameter"] == "captured_at"
 
     encoded = base64.b64encode(stamp.encode()).decode()
     response = await uploader.post(
@@ -99,5 +99,6 @@ async def test_uploads_refuse_captured_at_out_of_bounds(rover, uploader, stamp):
     )
     assert response.status_code == 400
     assert response.json()["error"] == "invalid_captured_at"
+    assert response.json()["parameter"] == "captured_at"
     assert await sync_to_async(RoverImage.objects.count)() == 0
     assert await sync_to_async(ImageUpload.objects.count)() == 0

@@ -172,7 +172,7 @@ def _store_multipart(request: HttpRequest, rover, user) -> HttpResponse:
                 original_name=os.path.basename(upload.name or ""),
             )
     except ImageRejected as exc:
-        return json_error(exc.status, exc.code, exc.detail)
+        return json_error(exc.status, exc.code, exc.detail, **exc.fields)
     finally:
         upload.close()
     response = JsonResponse(image_json(image), status=201)

@@ -132,7 +132,7 @@ async def _create(request: HttpRequest, slug: str) -> HttpResponse:
             rover=rover, user=user, length=length, metadata=metadata
         )
     except ImageRejected as exc:
-        return json_error(exc.status, exc.code, exc.detail)
+        return json_error(exc.status, exc.code, exc.detail, **exc.fields)
     response = HttpResponse(status=201)
     response["Location"] = request.build_absolute_uri(
         reverse("rover-upload", args=[slug, upload.pk])
@@ -198,7 +198,7 @@ async def _patch(request: HttpRequest, upload) -> HttpResponse:
     except UploadBusy:
         return json_error(423, "upload_locked", "Another request is writing to this upload.")
     except ImageRejected as exc:
-        return json_error(exc.status, exc.code, exc.detail)
+        return json_error(exc.status, exc.code, exc.detail, **exc.fields)
     response = HttpResponse(status=204)
     response["Upload-Offset"] = str(upload.offset)
     return _with_image(response, upload)
