@@ -13,6 +13,9 @@ import time
 
 import pytest
 from asgiref.sync import sync_to_async
+from hypothesis import HealthCheck, given
+from hypothesis import settings as hyp_settings
+from hypothesis import strategies as st
 
 from comms.models import Message
 from comms.services import message_post
@@ -117,3 +120,57 @@ async def test_a_long_resume_is_paced_not_refused(room, join, settings, monkeypa
     assert time.monotonic() - started >= 2 / 20
     assert json.dumps(pages)  # plain JSON, no surrogates
     await alice.disconnect()
+
+
+JSON_VALUES = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=20),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner),
+    max_leaves=8,
+)
+FRAMES = st.one_of(
+    st.text(max_size=100),
+    JSON_VALUES.map(json.dumps),
+    st.fixed_dictionaries(
+        {"type": st.sampled_from(["message", "history", "resume", "typing"])},
+        optional={"body": JSON_VALUES, "client_id": JSON_VALUES, "before": JSON_VALUES},
+    ).map(json.dumps),
+    st.sampled_from(
+        [
+            '{"type": "message", "body": "\\ud800"}',
+            '{"type": "message", "body": "a\\u0000b"}',
+            "[" * 20000 + "]" * 20000,
+            '{"type": "resume", "after": ' + "9" * 4000 + "}",
+        ]
+    ),
+)
+
+
+@pytest.fixture
+def one_socket(room, join, settings):
+    """One socket shared by every example of a property test (connected on first use)."""
+    settings.CHAT_RATE_MESSAGES = 0
+    return {"room": room, "join": join, "probe": 0}
+
+
+@hyp_settings(
+    max_examples=60,
+    deadline=None,
+    database=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(frame=FRAMES)
+async def test_arbitrary_frames_never_close_the_socket(one_socket, frame):
+    """Property: whatever text a client sends (under 64 KiB), the one socket answers and stays."""
+    if "alice" not in one_socket:
+        one_socket["alice"], _, _ = await one_socket["join"](one_socket["room"].alice)
+    alice = one_socket["alice"]
+    one_socket["probe"] += 1
+    marker = f"probe-{one_socket['probe']}"
+    await alice.send_input({"type": "websocket.receive", "text": frame})
+    # An unknown type answers an error naming it: every frame before it was handled.
+    await alice.send_json_to({"type": marker})
+    while True:
+        output = await alice.receive_output(5)
+        assert output["type"] == "websocket.send", (frame, output)
+        if marker in output.get("text", ""):
+            break
