@@ -12,12 +12,15 @@ from django.http import HttpRequest
 from .http import json_error
 
 
-def _unauthenticated():
-    return json_error(
+def unauthenticated_response():
+    """Return the 401 JSON every API answers to a request without credentials."""
+    response = json_error(
         401,
         "not_authenticated",
         "Log in or send an API token as 'Authorization: Bearer <token>'.",
     )
+    response["WWW-Authenticate"] = "Bearer"
+    return response
 
 
 def _forbidden(perm: str):
@@ -37,7 +40,7 @@ def api_login_required(view: Callable | None = None, *, public_setting: str = ""
             async def async_wrapper(request: HttpRequest, *args, **kwargs):
                 user = await request.auser()
                 if not user.is_authenticated and not is_public():
-                    return _unauthenticated()
+                    return unauthenticated_response()
                 return await view(request, *args, **kwargs)
 
             return async_wrapper
@@ -45,7 +48,7 @@ def api_login_required(view: Callable | None = None, *, public_setting: str = ""
         @functools.wraps(view)
         def wrapper(request: HttpRequest, *args, **kwargs):
             if not request.user.is_authenticated and not is_public():
-                return _unauthenticated()
+                return unauthenticated_response()
             return view(request, *args, **kwargs)
 
         return wrapper
@@ -63,7 +66,7 @@ def api_permission_required(perm: str) -> Callable:
             async def async_wrapper(request: HttpRequest, *args, **kwargs):
                 user = await request.auser()
                 if not user.is_authenticated:
-                    return _unauthenticated()
+                    return unauthenticated_response()
                 if not await sync_to_async(user.has_perm)(perm):
                     return _forbidden(perm)
                 return await view(request, *args, **kwargs)
@@ -73,7 +76,7 @@ def api_permission_required(perm: str) -> Callable:
         @functools.wraps(view)
         def wrapper(request: HttpRequest, *args, **kwargs):
             if not request.user.is_authenticated:
-                return _unauthenticated()
+                return unauthenticated_response()
             if not request.user.has_perm(perm):
                 return _forbidden(perm)
             return view(request, *args, **kwargs)

@@ -3,23 +3,19 @@
 from __future__ import annotations
 
 import logging
-import re
 
-# `?token=...` on WebSocket URLs, which servers log with the path.
-_TOKEN_IN_QUERY = re.compile(r"(token=)[^&\s\"']+")
+from .query import redact
 
-
-def redact(text: str) -> str:
-    """Return text with every `token=<value>` replaced by `token=[redacted]`."""
-    return _TOKEN_IN_QUERY.sub(r"\1[redacted]", text)
+__all__ = ["RedactTokensFilter", "redact"]
 
 
 class RedactTokensFilter(logging.Filter):
-    """Rewrite a record's message so no `token=` query value reaches a handler."""
+    """Rewrite a record's message so no token query value, in any spelling, reaches a handler."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         message = record.getMessage()
-        if "token=" in message:
-            record.msg = redact(message)
+        redacted = redact(message)
+        if redacted != message:
+            record.msg = redacted
             record.args = None
         return True

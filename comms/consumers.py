@@ -353,6 +353,11 @@ class TeamRoomConsumer(AsyncJsonWebsocketConsumer):
                 )
             except NotAllowed:
                 self._outbox.clear()
+                if await database_sync_to_async(team_user_can_join)(team=self.team, user=self.user):
+                    # Staff reading a room of another team: the socket stays, read-only.
+                    for _ in batch:
+                        await self._error("read_only", "Only the team's members post here.")
+                    return None
                 return await self._close(CLOSE_FORBIDDEN)
             except Exception:
                 logger.exception("storing %d message(s) in %s failed", len(batch), self.team)

@@ -32,6 +32,17 @@ def team_user_can_join(*, team: Team, user: AbstractBaseUser) -> bool:
     return bool(user.is_staff) and user.has_perm(JOIN_ANY_ROOM_PERMISSION)
 
 
+def team_user_can_post(*, team: Team, user: AbstractBaseUser) -> bool:
+    """Return whether the user may post in the room: members only.
+
+    Reading any room through JOIN_ANY_ROOM_PERMISSION (a view permission) never
+    grants writing; staff who need to speak in a room join its team.
+    """
+    if not user.is_authenticated or not user.is_active:
+        return False
+    return team_is_member(team=team, user=user)
+
+
 def user_teams(*, user: AbstractBaseUser) -> QuerySet[Team]:
     """Return the teams the user belongs to, by name."""
     return Team.objects.filter(memberships__user_id=user.pk).order_by("name")

@@ -25,7 +25,7 @@ from .events import (
     typing_event,
 )
 from .models import Membership, Message, Team
-from .selectors import team_user_can_join
+from .selectors import team_user_can_post
 
 BODY_MAX_CHARS = 4000
 CLIENT_ID_MAX_CHARS = 64
@@ -188,7 +188,7 @@ def message_clean(*, body: Any, client_id: Any = None) -> tuple[str, str | None]
 def _store_many_as_member(
     *, team: Team, author: AbstractBaseUser, items: list[tuple[str, str | None]]
 ) -> list[tuple[Message, bool]]:
-    if not team_user_can_join(team=team, user=author):
+    if not team_user_can_post(team=team, user=author):
         raise NotAllowed(f"{author} may not post in {team.slug}")
     with transaction.atomic():
         return [

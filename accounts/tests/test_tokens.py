@@ -48,19 +48,19 @@ def test_bearer_header_authenticates_and_bad_token_is_401(user_factory, token_fo
     middleware = BearerTokenMiddleware(api_login_required(_whoami))
     factory = RequestFactory()
 
-    request = factory.get("/", headers={"Authorization": f"Bearer {raw}"})
+    request = factory.get("/api/teams", headers={"Authorization": f"Bearer {raw}"})
     from django.contrib.auth.models import AnonymousUser
 
     request.user = AnonymousUser()
     assert middleware(request).content == b'{"user": "bob"}'
 
-    bad = factory.get("/", headers={"Authorization": "Bearer mc_nope"})
+    bad = factory.get("/api/teams", headers={"Authorization": "Bearer mc_nope"})
     bad.user = AnonymousUser()
     response = middleware(bad)
     assert response.status_code == 401
     assert b"invalid_token" in response.content
 
-    anonymous = factory.get("/")
+    anonymous = factory.get("/api/teams")
     anonymous.user = AnonymousUser()
     assert middleware(anonymous).status_code == 401
 

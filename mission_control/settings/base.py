@@ -7,6 +7,7 @@ and channels-redis for several workers.
 
 from __future__ import annotations
 
+from datetime import timedelta
 from pathlib import Path
 
 import environ
@@ -31,6 +32,7 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "channels",
+    "axes",
     "accounts",
     "rover",
     "comms",
@@ -47,7 +49,11 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "mission_control.csp.ContentSecurityPolicyMiddleware",
+    # Last, as django-axes asks: turns a locked-out login into its 429 answer.
+    "axes.middleware.AxesMiddleware",
 ]
+# The API answers CSRF failures in JSON (401 for anonymous writes); pages keep Django's.
+CSRF_FAILURE_VIEW = "accounts.csrf.csrf_failure"
 
 ROOT_URLCONF = "mission_control.urls"
 ASGI_APPLICATION = "mission_control.asgi.application"
@@ -130,6 +136,21 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
+# django-axes checks every password login (the admin's, /accounts/login/, any view
+# calling authenticate()) before Django's backend, and refuses further attempts from
+# an address after LOGIN_FAILURE_LIMIT failures within LOGIN_LOCKOUT_MINUTES.
+AUTHENTICATION_BACKENDS = [
+    "accounts.backends.LoginRateLimitBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+AXES_FAILURE_LIMIT = env.int("LOGIN_FAILURE_LIMIT", default=10)
+AXES_COOLOFF_TIME = timedelta(minutes=env.float("LOGIN_LOCKOUT_MINUTES", default=15.0))
+# By client address: one address guessing many users' passwords is stopped too, and
+# nobody can lock a user out everywhere by mistyping their name. Behind nginx,
+# uvicorn's --proxy-headers (on by default, trusting 127.0.0.1) makes REMOTE_ADDR
+# the client's address.
+AXES_LOCKOUT_PARAMETERS = ["ip_address"]
+AXES_LOCKOUT_CALLABLE = "accounts.lockout.lockout_response"
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "/"
 LOGOUT_REDIRECT_URL = "login"
