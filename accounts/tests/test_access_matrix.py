@@ -402,17 +402,6 @@ async def _socket_outcome(application, path: str, headers: list, client_id: str)
             await communicator.disconnect(timeout=5)
 
 
-@pytest.fixture
-def close_thread_connections():
-    """Close what sync_to_async opened on asgiref's shared thread, so PostgreSQL can drop
-    the test database."""
-    from asgiref.sync import SyncToAsync
-    from django.db import connections
-
-    yield
-    SyncToAsync.single_thread_executor.submit(connections.close_all).result(timeout=30)
-
-
 @pytest.mark.django_db(transaction=True)
 async def test_socket_access(user_factory, token_for, close_thread_connections):
     """Members post; staff allowed to read any room read only; everyone else is refused."""

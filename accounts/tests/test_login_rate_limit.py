@@ -1,0 +1,87 @@
+"""Password logins are rate-limited per client address (django-axes)."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from django.test import AsyncClient, Client
+from django.utils import timezone
+
+LIMIT = 3
+LOGINS = ["/accounts/login/", "/admin/login/"]
+
+
+@pytest.fixture
+def limit(settings):
+    settings.AXES_FAILURE_LIMIT = LIMIT
+    settings.AXES_COOLOFF_TIME = timedelta(minutes=15)
+
+
+@pytest.fixture
+def operator(user_factory):
+    return user_factory("operator", is_staff=True)
+
+
+def _login(client: Client, path: str, password: str, **extra):
+    return client.post(path, {"username": "operator", "password": password}, **extra)
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("path", LOGINS)
+def test_failed_logins_lock_the_address_out_even_with_the_right_password(path, limit, operator):
+    client = Client()
+    for _ in range(LIMIT - 1):
+        assert _login(client, path, "wrong").status_code == 200  # the form again, with an error
+    locked = _login(client, path, "wrong")
+    assert locked.status_code == 429
+    assert locked["Retry-After"] == str(15 * 60)
+    assert b"Too many login attempts" in locked.content
+    right = _login(client, path, "pw-123456")
+    assert right.status_code == 429
+    assert "_auth_user_id" not in client.session
+
+
+@pytest.mark.django_db
+def test_the_lock_covers_every_login_form_and_not_other_addresses(limit, operator):
+    client = Client()
+    for _ in range(LIMIT):
+        _login(client, "/accounts/login/", "wrong")
+    assert _login(client, "/admin/login/", "pw-123456").status_code == 429
+    elsewhere = _login(Client(), "/accounts/login/", "pw-123456", REMOTE_ADDR="127.0.0.2")
+    assert elsewhere.status_code == 302
+
+
+@pytest.mark.django_db
+def test_the_lock_ends_after_the_cool_off(limit, operator):
+    from axes.models import AccessAttempt
+
+    client = Client()
+    for _ in range(LIMIT):
+        _login(client, "/accounts/login/", "wrong")
+    assert _login(client, "/accounts/login/", "pw-123456").status_code == 429
+    AccessAttempt.objects.update(attempt_time=timezone.now() - timedelta(minutes=16))
+    assert _login(client, "/accounts/login/", "pw-123456").status_code == 302
+
+
+@pytest.mark.django_db
+def test_a_few_typos_do_not_lock_anyone_out(limit, operator):
+    client = Client()
+    for _ in range(LIMIT - 1):
+        _login(client, "/accounts/login/", "typo")
+    assert _login(client, "/accounts/login/", "pw-123456").status_code == 302
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_the_lock_holds_under_asgi(limit, user_factory, close_thread_connections):
+    """The async middleware path (uvicorn, daphne) answers the same 429."""
+    from asgiref.sync import sync_to_async
+
+    await sync_to_async(user_factory)("operator")
+    client = AsyncClient()
+    form = {"username": "operator", "password": "wrong"}
+    for _ in range(LIMIT):
+        await client.post("/admin/login/", form)
+    locked = await client.post("/admin/login/", {**form, "password": "pw-123456"})
+    assert locked.status_code == 429
+    assert locked["Retry-After"] == str(15 * 60)
