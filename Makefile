@@ -7,18 +7,29 @@ DEV_STAMP := $(VENV)/.installed-dev
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: run test test-fast lint vendor bench clean
+.PHONY: run test test-fast lint lock vendor bench clean
 
 # `make run` installs only what the product needs (fast first start);
-# `make test` adds the test and benchmark tools on top.
-$(RUN_STAMP): requirements.txt
+# `make test` adds the test and benchmark tools on top. Both install the lock
+# files: exact versions with their hashes, as tested (`make lock` renews them).
+$(RUN_STAMP): requirements.lock
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements.txt
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements.lock
 	touch $(RUN_STAMP)
 
-$(DEV_STAMP): $(RUN_STAMP) requirements-dev.txt
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
+$(DEV_STAMP): $(RUN_STAMP) requirements-dev.lock
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements-dev.lock
 	touch $(DEV_STAMP)
+
+# Re-pin after editing requirements*.txt; versions already locked are kept unless
+# a new requirement needs another (delete a lock file to take every newest version).
+UV_VERSION ?= 0.13.8
+LOCK := --quiet --universal --python-version 3.11 --generate-hashes --custom-compile-command "make lock"
+lock:
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	test -x $(BIN)/uv || $(BIN)/python -m pip install --quiet uv==$(UV_VERSION)
+	$(BIN)/uv pip compile $(LOCK) requirements.txt -o requirements.lock
+	$(BIN)/uv pip compile $(LOCK) requirements-dev.txt -c requirements.lock -o requirements-dev.lock
 
 run: $(RUN_STAMP)
 	$(BIN)/python manage.py migrate --noinput
