@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import timedelta
 
 import pytest
@@ -85,3 +86,27 @@ async def test_the_lock_holds_under_asgi(limit, user_factory, close_thread_conne
     locked = await client.post("/admin/login/", {**form, "password": "pw-123456"})
     assert locked.status_code == 429
     assert locked["Retry-After"] == str(15 * 60)
+
+
+def _post_login(client, url: str, forwarded_for: str, password: str) -> int:
+    """Log in through the real form (its CSRF token included); return the status."""
+    headers = {"X-Forwarded-For": forwarded_for}
+    page = client.get(f"{url}/accounts/login/", headers=headers)
+    csrf = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', page.text)[1]
+    form = {"username": "operator", "password": password, "csrfmiddlewaretoken": csrf}
+    return client.post(f"{url}/accounts/login/", data=form, headers=headers).status_code
+
+
+@pytest.mark.slow
+def test_behind_a_local_proxy_uvicorn_counts_each_client_address(server_process, user_factory):
+    """uvicorn trusts X-Forwarded-For from 127.0.0.1 by default: one client's lock is its own."""
+    import httpx
+
+    user_factory("operator")
+    proc = server_process(server="uvicorn", env={"LOGIN_FAILURE_LIMIT": "2"})
+    with httpx.Client(timeout=10) as client:
+        assert _post_login(client, proc.url, "198.51.100.7", "wrong") == 200
+        assert _post_login(client, proc.url, "198.51.100.7", "wrong") == 429
+        assert _post_login(client, proc.url, "198.51.100.7", "pw-123456") == 429
+    with httpx.Client(timeout=10) as client:
+        assert _post_login(client, proc.url, "198.51.100.8", "pw-123456") == 302
