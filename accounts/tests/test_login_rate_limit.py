@@ -110,3 +110,19 @@ def test_behind_a_local_proxy_uvicorn_counts_each_client_address(server_process,
         assert _post_login(client, proc.url, "198.51.100.7", "pw-123456") == 429
     with httpx.Client(timeout=10) as client:
         assert _post_login(client, proc.url, "198.51.100.8", "pw-123456") == 302
+
+
+@pytest.mark.django_db
+def test_an_admin_sees_the_attempts_and_a_command_lifts_the_lock(limit, operator, user_factory):
+    from django.core.management import call_command
+
+    client = Client()
+    for _ in range(LIMIT):
+        _login(client, "/accounts/login/", "wrong")
+    assert _login(client, "/accounts/login/", "pw-123456").status_code == 429
+    root = Client()
+    root.force_login(user_factory("root", is_staff=True, is_superuser=True))
+    listing = root.get("/admin/axes/accessattempt/")
+    assert listing.status_code == 200 and b"127.0.0.1" in listing.content
+    call_command("axes_reset_ip", "127.0.0.1")
+    assert _login(client, "/accounts/login/", "pw-123456").status_code == 302
