@@ -89,3 +89,22 @@ def test_api_write_from_a_session_without_csrf_token_is_403_json(user_factory):
 )
 def test_token_paths_are_exactly_the_api(path, api):
     assert token_path(path) is api
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_the_same_rules_hold_under_asgi(user_factory, token_for, close_thread_connections):
+    """The middleware's async path (uvicorn, daphne) decides like its sync one."""
+    from asgiref.sync import sync_to_async
+    from django.test import AsyncClient
+
+    root = await sync_to_async(user_factory)("root", is_staff=True, is_superuser=True)
+    bearer = {"Authorization": f"Bearer {await sync_to_async(token_for)(root)}"}
+    client = AsyncClient(enforce_csrf_checks=True)
+    refused = await client.post("/admin/auth/user/add/", NEW_USER, headers=bearer)
+    assert refused.status_code == 403 and refused.json()["error"] == "token_not_accepted"
+    assert (await client.get("/api/teams", headers=bearer)).status_code == 200
+    anonymous = await client.post("/api/alarms/1/acknowledge")
+    assert anonymous.status_code == 401 and anonymous.json()["error"] == "not_authenticated"
+    bad = await client.get("/api/teams", headers={"Authorization": "Bearer mc_nope"})
+    assert bad.status_code == 401 and bad.json()["error"] == "invalid_token"
+    assert not await get_user_model().objects.filter(username="mallory").aexists()
