@@ -1,7 +1,7 @@
 """Every HTTP route and socket route, for every kind of caller, against one table.
 
 The routes are read from the URLconf and from the ASGI application's WebSocket
-router: a route without a row here fails `test_every_route_has_a_row`, so a new
+router: a route without a row in `access_table.py` fails `test_every_route_has_a_row`, so a new
 endpoint cannot ship without its access rules being written down and checked.
 
 Callers: anonymous, a plain user, a team member, staff holding every view
@@ -17,8 +17,8 @@ import asyncio
 import contextlib
 import io
 import json
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import Any
 
 import pytest
@@ -27,211 +27,27 @@ from channels.routing import URLRouter
 from channels.testing import WebsocketCommunicator
 from django.conf import settings
 from django.contrib.auth import get_user_model
-from django.core.files.uploadedfile import SimpleUploadedFile
 from django.test import Client
 from django.urls import URLResolver, get_resolver
 
-IDENTITIES = (
-    "anonymous",
-    "user",
-    "member",
-    "staff_viewer",
-    "superuser",
-    "superuser_token",
-    "bad_token",
-    "revoked_token",
+from .access_table import (
+    HTTP_ROUTES,
+    IDENTITIES,
+    ROVER,
+    SESSION,
+    SOCKET_EXPECTED,
+    SOCKET_ROUTES,
+    TEAM,
+    TOKENS,
+    VIEW_PERMS,
+    Case,
+    expected_status,
+    png,
 )
-SESSION = ("user", "member", "staff_viewer", "superuser")
-TOKENS = ("superuser_token", "bad_token", "revoked_token")
-# Staff who may look at everything and change nothing.
-VIEW_PERMS = (
-    "comms.view_message",
-    "comms.view_team",
-    "rover.view_rover",
-    "rover.view_telemetryframe",
-    "rover.view_roverimage",
-    "rover.view_alarm",
-    "auth.view_user",
-)
+
 CSRF_SECRET = "a" * 32  # the CSRF cookie's secret; the header may carry it unmasked
-TEAM = "ops"
-ROVER = "curiosity"
-
-
-# --- the table ----------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Case:
-    """One request to a route and who may make it.
-
-    access: `api` (any login), `api:<perm>`, `api_public`, `api_room` (members and
-    staff allowed to read any room), `page` (login required), `page_public`,
-    `admin` (staff), `admin:<perm>`. `ok` is the status an allowed caller gets.
-    """
-
-    method: str
-    path: str
-    access: str
-    ok: int
-    data: Callable[[str], Any] | None = None
-    content_type: str | None = None
-    headers: dict[str, str] = field(default_factory=dict)
-    settings: dict[str, Any] = field(default_factory=dict)
-
-
-def _frame(identity: str) -> dict[str, Any]:
-    return {
-        "seq": IDENTITIES.index(identity) + 1,
-        "recorded_at": "2026-11-24T12:00:00+00:00",
-        "battery_pct": 80.0,
-        "signal_dbm": -90.0,
-        "temp_internal_c": 15.0,
-        "mode": "driving",
-    }
-
-
-def _image_form(identity: str) -> dict[str, Any]:
-    return {"file": SimpleUploadedFile(f"{identity}.png", _png(), content_type="image/png")}
-
-
-def _new_user_form(identity: str) -> dict[str, str]:
-    return {
-        "username": f"made-by-{identity}",
-        "password1": "Xq-93-long!",
-        "password2": "Xq-93-long!",
-    }
-
-
-TUS = {"Tus-Resumable": "1.0.0"}
-# Feeds of a rover that does not exist: an allowed caller gets 404 instead of a
-# stream that never ends, which proves it passed the access check.
-NO_ROVER = {"DEFAULT_ROVER_SLUG": "no-such-rover"}
-
-HTTP_ROUTES: dict[str, list[Case]] = {
-    "": [Case("GET", "/", "page", 200)],
-    "api/rovers": [Case("GET", "/api/rovers", "api", 200)],
-    "stream/rover-telemetry": [
-        Case("GET", "/stream/rover-telemetry", "api", 404, settings=NO_ROVER)
-    ],
-    "rovers/<slug:slug>/telemetry/stream": [
-        Case("GET", "/rovers/no-such-rover/telemetry/stream", "api", 404)
-    ],
-    "api/rovers/<slug:slug>/telemetry": [
-        Case("GET", f"/api/rovers/{ROVER}/telemetry", "api", 200),
-        Case(
-            "POST",
-            f"/api/rovers/{ROVER}/telemetry",
-            "api:rover.add_telemetryframe",
-            201,
-            data=_frame,
-            content_type="application/json",
-        ),
-    ],
-    "api/rovers/<slug:slug>/alarms": [Case("GET", f"/api/rovers/{ROVER}/alarms", "api", 200)],
-    "api/alarms/<int:alarm_id>/acknowledge": [
-        Case("POST", "/api/alarms/{alarm}/acknowledge", "api:rover.change_alarm", 200)
-    ],
-    "stream/rover-image": [Case("GET", "/stream/rover-image", "api", 200)],
-    "api/rovers/<slug:slug>/images": [
-        Case("GET", f"/api/rovers/{ROVER}/images", "api", 200),
-        Case("POST", f"/api/rovers/{ROVER}/images", "api:rover.add_roverimage", 201, _image_form),
-    ],
-    "api/images/<int:image_id>/download": [Case("GET", "/api/images/{image}/download", "api", 200)],
-    "api/images/<int:image_id>/thumbnail": [
-        Case("GET", "/api/images/{image}/thumbnail", "api", 200)
-    ],
-    "api/rovers/<slug:slug>/uploads/": [
-        Case("OPTIONS", f"/api/rovers/{ROVER}/uploads/", "api_public", 204),
-        Case(
-            "POST",
-            f"/api/rovers/{ROVER}/uploads/",
-            "api:rover.add_roverimage",
-            201,
-            headers={**TUS, "Upload-Length": "10"},
-        ),
-    ],
-    "api/rovers/<slug:slug>/uploads/<str:upload_id>": [
-        # Nobody's upload: an allowed caller learns only that it is not theirs.
-        Case(
-            "HEAD",
-            f"/api/rovers/{ROVER}/uploads/00000000-0000-0000-0000-000000000000",
-            "api:rover.add_roverimage",
-            404,
-            headers=TUS,
-        ),
-    ],
-    "metrics": [Case("GET", "/metrics", "api:rover.view_telemetryframe", 200)],
-    "api/teams": [Case("GET", "/api/teams", "api", 200)],
-    "api/teams/<slug:slug>/messages": [Case("GET", f"/api/teams/{TEAM}/messages", "api_room", 200)],
-    "accounts/login/": [Case("GET", "/accounts/login/", "page_public", 200)],
-    "accounts/logout/": [Case("POST", "/accounts/logout/", "page_public", 302)],
-    "accounts/password_change/": [Case("GET", "/accounts/password_change/", "page", 200)],
-    "accounts/password_change/done/": [Case("GET", "/accounts/password_change/done/", "page", 200)],
-    "accounts/password_reset/": [Case("GET", "/accounts/password_reset/", "page_public", 200)],
-    "accounts/password_reset/done/": [
-        Case("GET", "/accounts/password_reset/done/", "page_public", 200)
-    ],
-    "accounts/reset/<uidb64>/<token>/": [
-        Case("GET", "/accounts/reset/MQ/not-a-token/", "page_public", 200)
-    ],
-    "accounts/reset/done/": [Case("GET", "/accounts/reset/done/", "page_public", 200)],
-    # The admin is one include of many generated routes: its index, and the form a
-    # token once used to create a superuser.
-    "admin/": [
-        Case("GET", "/admin/", "admin", 200),
-        Case("POST", "/admin/auth/user/add/", "admin:auth.add_user", 302, _new_user_form),
-    ],
-}
-
-SOCKET_ROUTES = {r"^ws/comms/(?P<team>[-\w]+)/?$": f"/ws/comms/{TEAM}/"}
-
-
-def _granted(identity: str, perm: str) -> bool:
-    return identity in ("superuser", "superuser_token") or (
-        identity == "staff_viewer" and perm in VIEW_PERMS
-    )
-
-
-def expected_status(case: Case, identity: str) -> int:
-    """Return the status `identity` must get for `case`, by the product's access rules."""
-    kind, _, perm = case.access.partition(":")
-    if kind.startswith("api"):
-        if identity in ("bad_token", "revoked_token"):
-            return 401
-        if kind == "api_public":
-            return case.ok
-        if identity == "anonymous":
-            return 401
-        if kind == "api_room":
-            return case.ok if identity not in ("user",) else 403
-        if perm and not _granted(identity, perm):
-            return 403
-        return case.ok
-    # Session pages: a token never authenticates them, a bad one included.
-    if identity in TOKENS:
-        return 403
-    if kind == "page_public":
-        return case.ok
-    if kind == "page":
-        return 302 if identity == "anonymous" else case.ok
-    # The admin: non-staff are sent to its login page; staff lacking the permission get 403.
-    if identity in ("anonymous", "user", "member"):
-        return 302
-    if perm and not _granted(identity, perm):
-        return 403
-    return case.ok
-
 
 # --- the callers --------------------------------------------------------------------------
-
-
-def _png() -> bytes:
-    from PIL import Image
-
-    out = io.BytesIO()
-    Image.new("RGB", (8, 6), (200, 90, 40)).save(out, format="PNG")
-    return out.getvalue()
 
 
 @dataclass
@@ -265,7 +81,7 @@ def _make_world(user_factory, token_for) -> World:
         "bad_token": "mc_" + "x" * 43,
         "revoked_token": revoked,
     }
-    image = image_store(rover=rover, fileobj=io.BytesIO(_png()), original_name="a.png")
+    image = image_store(rover=rover, fileobj=io.BytesIO(png()), original_name="a.png")
     alarm = Alarm.objects.create(rover=rover, kind="battery_low", message="Battery low")
     return World(users=users, tokens=tokens, ids={"image": image.pk, "alarm": alarm.pk})
 
@@ -408,16 +224,6 @@ async def test_socket_access(user_factory, token_for, close_thread_connections):
     from mission_control.asgi import application
 
     world = await sync_to_async(_make_world)(user_factory, token_for)
-    expected = {
-        "anonymous": 4401,
-        "user": 4403,
-        "member": "message",
-        "staff_viewer": "read_only",
-        "superuser": "read_only",
-        "superuser_token": "read_only",
-        "bad_token": 4401,
-        "revoked_token": 4401,
-    }
     for route, path in SOCKET_ROUTES.items():
         actual = {}
         for identity in IDENTITIES:
@@ -435,7 +241,7 @@ async def test_socket_access(user_factory, token_for, close_thread_connections):
                 actual[identity] = await _socket_outcome(application, full, headers, identity)
             except TimeoutError:
                 actual[identity] = "no answer"
-        assert actual == expected, route
+        assert actual == SOCKET_EXPECTED, route
     from comms.models import Message
 
     authors = await sync_to_async(list)(Message.objects.values_list("author__username", flat=True))
