@@ -3,9 +3,11 @@
 Each rover has one hub stream, `rover.<slug>` (`rover_stream`). Its events are
 dicts whose `data` is the JSON text every subscriber sends as is, encoded once:
 
-- `{"event": "telemetry", "id": <seq>, "data": "<frame JSON>"}` (`frame_event`),
-  the frame's fields in FRAME_FIELDS order (`frame_json`); the SSE feed sends it
-  with `id: <seq>`, so a client resumes with `Last-Event-ID`.
+- `{"event": "telemetry", "id": <ingest id>, "data": "<frame JSON>"}` (`frame_event`),
+  the frame's fields in FRAME_FIELDS order (`frame_json`, with the rover's `seq`);
+  the SSE feed sends it with `id: <ingest id>`, the server's consecutive per-rover
+  number in commit order, so a client resumes with `Last-Event-ID` and a frame
+  that arrived late (a lower seq) still has a position after what was sent.
 - `{"event": "alarm", "id": None, "data": "<alarm JSON>"}` (`alarm_event`): an alarm
   raised, cleared or acknowledged (`alarm_json`).
 - `{"event": "image", "id": None, "data": "<image JSON>"}` (`image_event`): a new
@@ -57,7 +59,7 @@ def frame_json(frame: TelemetryFrame) -> dict[str, Any]:
 
 def frame_event(frame: TelemetryFrame) -> dict[str, Any]:
     """Return the hub event of a frame, its JSON encoded once."""
-    return {"event": "telemetry", "id": frame.seq, "data": json_text(frame_json(frame))}
+    return {"event": "telemetry", "id": frame.ingest_id, "data": json_text(frame_json(frame))}
 
 
 def alarm_json(alarm: Alarm, *, rover_slug: str | None = None) -> dict[str, Any]:

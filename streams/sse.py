@@ -7,7 +7,10 @@ rovers or telemetry: a hub event is `{"event": name, "id": int | None,
 `event_stream` is the one generator behind every live feed. It subscribes to
 the hub stream FIRST, then replays what the store holds after the client's
 last id, then goes live, skipping live events whose id it already sent; that
-order leaves no gap and no duplicate at the seam. A subscriber that falls
+order leaves no gap and no duplicate at the seam. The resumable event's ids
+are consecutive in commit order, so a live event that arrives before its
+predecessor (two workers publishing) waits for it, and a predecessor that
+never arrives (a lost publish) is read from the store. A subscriber that falls
 behind gets a final `event: overflow` and the response ends; the browser's
 EventSource reconnects with Last-Event-ID and replays from the store.
 A client that leaves cancels the generator (Django raises CancelledError at
@@ -32,6 +35,9 @@ from streams.hub import SubscriberOverflow, subscribe
 Event = dict[str, Any]
 # replay(after_id) -> the next page of stored events with id > after_id, in id order.
 Replay = Callable[[int], Awaitable[list[Event]]]
+# initial() -> the events a first connect starts with, and the last id they stand for
+# (the stream's position: live events after it follow), or None when unknown.
+Initial = Callable[[], Awaitable[tuple[list[Event], int | None]]]
 R = TypeVar("R")
 
 HEARTBEAT = b": heartbeat\n\n"
@@ -104,55 +110,132 @@ def last_event_id(request: HttpRequest) -> int | None:
         raise LastEventIdInvalid(exc.name, exc.detail) from None
 
 
+class _ResumableOrder:
+    """Put a stream's resumable events in id order, each once, filling gaps from the store.
+
+    The ids are consecutive and visible in id order (each is stored and
+    committed before it is published, and a store assigns them under a lock
+    held until commit). Live delivery may still reorder them (two workers
+    publish independently) or drop one (a Redis outage), so an event whose
+    predecessor has not arrived is held back; once the gap is older than
+    STREAM_GAP_GRACE_SECONDS, everything after the last id sent is read from
+    the store, which must hold it. An id at or below the last one sent is a
+    duplicate (a replayed event arriving live too, a redelivery) and dropped.
+    """
+
+    MAX_HELD = 10_000
+
+    def __init__(self, *, last: int | None, replay: Replay, grace: float) -> None:
+        self.last = last  # the last id sent; None: nothing known yet, take the first one
+        self.replay = replay
+        self.grace = grace
+        self.held: dict[int, Event] = {}
+        self.deadline: float | None = None
+
+    def accept(self, event: Event, now: float) -> list[Event]:
+        """Return the events to send now, in id order (empty when held or a duplicate)."""
+        event_id = event["id"]
+        if self.last is not None and event_id <= self.last:
+            return []
+        if self.last is not None and event_id != self.last + 1:
+            self.held[event_id] = event
+            if self.deadline is None:
+                self.deadline = now + self.grace
+            if len(self.held) > self.MAX_HELD:
+                self.deadline = now
+            return []
+        self.last = event_id
+        ready = [event]
+        while self.last + 1 in self.held:
+            self.last += 1
+            ready.append(self.held.pop(self.last))
+        # What is still held waits on a later gap: give that one its own grace.
+        self.deadline = now + self.grace if self.held else None
+        return ready
+
+    def overdue(self, now: float) -> bool:
+        return self.deadline is not None and now >= self.deadline
+
+    def wait(self, now: float, heartbeat: float) -> float:
+        """Return how long to wait for the next event before a heartbeat or a gap fill."""
+        if self.deadline is None:
+            return heartbeat
+        return max(0.0, min(heartbeat, self.deadline - now))
+
+    async def catch_up(self) -> AsyncIterator[Event]:
+        """Yield every stored event after the last id sent, in pages, in id order."""
+        while True:
+            page = await self.replay(self.last if self.last is not None else -1)
+            if not page:
+                return
+            for event in page:
+                self.last = event["id"]
+                yield event
+
+    async def fill(self) -> AsyncIterator[Event]:
+        """Yield the missing events from the store, then the held ones still unsent."""
+        async for event in self.catch_up():
+            yield event
+        held, self.held, self.deadline = self.held, {}, None
+        # The store had everything up to the newest id (unless pruned meanwhile):
+        # what is still held comes after it, in order, gaps accepted.
+        for event_id in sorted(held):
+            if self.last is None or event_id > self.last:
+                self.last = event_id
+                yield held[event_id]
+
+
 async def event_stream(
     *,
     stream: str,
     resumable_event: str,
     after: int | None,
     replay: Replay,
-    initial: Callable[[], Awaitable[list[Event]]] | None = None,
+    initial: Initial | None = None,
 ) -> AsyncIterator[bytes]:
     """Yield the SSE bytes of a hub stream, replaying stored events after `after` first.
 
-    `resumable_event` names the event whose ids are the stored, monotonic ids
-    that `replay` pages through and Last-Event-ID refers to (e.g. "telemetry",
-    whose id is the frame's seq). `after=None` (a first connect) sends what
-    `initial()` returns (e.g. the newest frame, so a dashboard shows a state
-    at once) and then live events. Live resumable events are sent only when
-    their id is above the last id already sent, so the feed stays monotonic
-    and Last-Event-ID resume is exact. Every other event (alarms, images) and
-    any event without an id always passes.
+    `resumable_event` names the event whose ids are the stored, consecutive ids
+    (in commit order) that `replay` pages through and Last-Event-ID refers to
+    (e.g. "telemetry", whose id is the frame's ingest id). `after=None` (a first
+    connect) sends what `initial()` returns (e.g. the newest frame, so a
+    dashboard shows a state at once) and continues after the position it
+    names. Live resumable events are sent in id order, each once: duplicates
+    are dropped, an early one waits for the ids before it, and a gap that lasts
+    is filled from the store (`_ResumableOrder`), so Last-Event-ID resume is
+    exact. Every other event (alarms, images) and any event without an id
+    always passes at once.
     """
     heartbeat = settings.SSE_HEARTBEAT_SECONDS
+    clock = asyncio.get_running_loop().time
     async with subscribe(stream) as subscription:
         # Sent once subscribed: a client that has read it misses nothing published later.
         yield sse_retry(settings.SSE_RETRY_MS)
-        last_sent_id = -1
+        order = _ResumableOrder(last=after, replay=replay, grace=settings.STREAM_GAP_GRACE_SECONDS)
         if after is None:
-            for event in await initial() if initial is not None else ():
-                last_sent_id = max(last_sent_id, event["id"])
+            events, position = await initial() if initial is not None else ([], None)
+            for event in events:
                 yield sse_encode(event)
+            order.last = position
         else:
-            last_sent_id = after
-            while True:
-                page = await replay(last_sent_id)
-                if not page:
-                    break
-                for event in page:
-                    last_sent_id = event["id"]
-                    yield sse_encode(event)
+            async for event in order.catch_up():
+                yield sse_encode(event)
         while True:
+            if order.overdue(clock()):
+                async for event in order.fill():
+                    yield sse_encode(event)
             try:
                 event = subscription.get_nowait()
                 if event is None:
                     # asyncio.timeout, not wait_for: no extra Task per event per subscriber.
-                    async with asyncio.timeout(heartbeat):
+                    async with asyncio.timeout(order.wait(clock(), heartbeat)):
                         event = await subscription.get()
                     # One turn of the loop lets events already arriving behind this one
                     # queue up, so a burst leaves in a few chunks instead of one each.
                     await asyncio.sleep(0)
             except TimeoutError:
-                yield HEARTBEAT
+                if not order.overdue(clock()):
+                    yield HEARTBEAT
                 continue
             except SubscriberOverflow:
                 yield OVERFLOW
@@ -161,13 +244,12 @@ async def event_stream(
             # trip through Django and the server instead of one per event.
             chunk: list[bytes] = []
             overflowed = False
+            now = clock()
             while event is not None:
-                event_id = event.get("id")
-                if event.get("event") != resumable_event or event_id is None:
+                if event.get("event") != resumable_event or event.get("id") is None:
                     chunk.append(_encode_shared(event))
-                elif event_id > last_sent_id:
-                    last_sent_id = event_id
-                    chunk.append(_encode_shared(event))
+                else:
+                    chunk.extend(_encode_shared(ready) for ready in order.accept(event, now))
                 try:
                     event = subscription.get_nowait()
                 except SubscriberOverflow:

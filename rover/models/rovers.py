@@ -16,6 +16,9 @@ class Rover(models.Model):
         related_name="alarm_rovers",
     )
     created_at = models.DateTimeField(auto_now_add=True)
+    # The ingest id of the newest stored frame: the next frames take the following ones,
+    # under this row's lock, so ids are consecutive and commit order is id order.
+    last_ingest_id = models.BigIntegerField(default=0, editable=False)
 
     class Meta:
         ordering = ["name"]

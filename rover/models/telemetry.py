@@ -17,6 +17,9 @@ class RoverMode(models.TextChoices):
 class TelemetryFrame(models.Model):
     rover = models.ForeignKey(Rover, on_delete=models.CASCADE, related_name="frames")
     seq = models.BigIntegerField(help_text="The rover's own frame counter.")
+    # The server's order: consecutive per rover in commit order (see
+    # rover.services.telemetry.telemetry_store); the SSE `id:` and the resume position.
+    ingest_id = models.BigIntegerField(help_text="Server-assigned, per rover, in commit order.")
     recorded_at = models.DateTimeField(help_text="Rover time.")
     received_at = models.DateTimeField(auto_now_add=True, help_text="Ground receive time.")
     x_m = models.FloatField(null=True, blank=True)
@@ -33,7 +36,10 @@ class TelemetryFrame(models.Model):
     class Meta:
         ordering = ["rover", "seq"]
         constraints = [
-            models.UniqueConstraint(fields=["rover", "seq"], name="telemetry_unique_seq")
+            models.UniqueConstraint(fields=["rover", "seq"], name="telemetry_unique_seq"),
+            models.UniqueConstraint(
+                fields=["rover", "ingest_id"], name="telemetry_unique_ingest_id"
+            ),
         ]
         indexes = [models.Index(fields=["rover", "recorded_at"])]
 

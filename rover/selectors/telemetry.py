@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from django.db.models import QuerySet
+from django.db.models import F, QuerySet
 
 from streams.encoding import utc_iso
 
@@ -40,17 +40,31 @@ def telemetry_frames(
     return frames
 
 
-def telemetry_after(*, rover: Rover, after_seq: int, limit: int) -> list[TelemetryFrame]:
-    """Return up to `limit` stored frames with seq > after_seq, in seq order."""
+def telemetry_after(*, rover: Rover, after_id: int, limit: int) -> list[TelemetryFrame]:
+    """Return up to `limit` stored frames with ingest_id > after_id, in ingest id order."""
     _warn_unreadable(rover)
-    frames = _readable_frames(rover).filter(seq__gt=after_seq).order_by("seq")
+    frames = _readable_frames(rover).filter(ingest_id__gt=after_id).order_by("ingest_id")
     return list(frames[:limit])
 
 
-def telemetry_latest(*, rover: Rover) -> TelemetryFrame | None:
-    """Return the frame with the highest seq, or None."""
+def telemetry_latest(*, rover: Rover) -> tuple[TelemetryFrame | None, int]:
+    """Return the frame with the highest seq (or None) and the rover's last ingest id.
+
+    Both come from one statement, so one snapshot: every frame up to that id is
+    stored and no later one is, which makes it a first connect's exact position
+    even when the newest frame by seq is not the last one received.
+    """
     _warn_unreadable(rover)
-    return _readable_frames(rover).order_by("-seq").first()
+    frame = (
+        _readable_frames(rover)
+        .annotate(stream_position=F("rover__last_ingest_id"))
+        .order_by("-seq")
+        .first()
+    )
+    if frame is None:
+        position = Rover.objects.filter(pk=rover.pk).values_list("last_ingest_id", flat=True)
+        return None, position.get()
+    return frame, frame.stream_position
 
 
 def telemetry_history(

@@ -59,7 +59,7 @@ class TelemetryInvalid(ValueError):
 
 @dataclass
 class IngestResult:
-    """What an ingest stored (new frames, in seq order) and which seqs were duplicates."""
+    """What an ingest stored (new frames, in seq and ingest id order) and the duplicate seqs."""
 
     stored: list[TelemetryFrame] = field(default_factory=list)
     duplicates: list[int] = field(default_factory=list)
@@ -173,7 +173,15 @@ def telemetry_store(
     receiving the same retry never both store or both publish a frame.
     `bulk_create(ignore_conflicts=True)` alone would keep the table right but
     could not say which rows this request inserted, so a concurrent duplicate
-    would be published twice. The unique constraint remains the last guard.
+    would be published twice. The unique constraints remain the last guard.
+
+    Under the same lock the new frames take the rover's next ingest ids
+    (`Rover.last_ingest_id` + 1, + 2, ..., in seq order within the request) and
+    the counter moves past them. The lock is held until commit, so ids are
+    consecutive and commit order is id order: once a frame with id n is
+    visible, so is every frame below n, which is what lets a live stream fill a
+    gap from the store (`streams.sse.event_stream`). A rolled-back request
+    rolls its counter back too, leaving no hole.
     """
     result = IngestResult()
     seen: set[int] = set()
@@ -185,7 +193,8 @@ def telemetry_store(
             seen.add(frame["seq"])
             unique.append(frame)
     with transaction.atomic():
-        Rover.objects.select_for_update().filter(pk=rover.pk).values_list("pk").first()
+        locked = Rover.objects.select_for_update().filter(pk=rover.pk)
+        last_ingest_id = locked.values_list("last_ingest_id", flat=True).get()
         stored_frames = TelemetryFrame.objects.filter(rover=rover)
         previous_max = stored_frames.aggregate(top=Max("seq"))["top"]
         existing = set(
@@ -197,7 +206,11 @@ def telemetry_store(
             if frame["seq"] not in existing
         ]
         result.duplicates.extend(f["seq"] for f in unique if f["seq"] in existing)
-        TelemetryFrame.objects.bulk_create(new)
+        for offset, frame in enumerate(new, start=1):
+            frame.ingest_id = last_ingest_id + offset
+        if new:
+            TelemetryFrame.objects.bulk_create(new)
+            locked.update(last_ingest_id=last_ingest_id + len(new))
     result.stored = new
     result.duplicates.sort()
     return result, previous_max
@@ -207,7 +220,7 @@ async def telemetry_ingest(*, rover: Rover, payload: Any) -> IngestResult:
     """Validate, store and publish a frame or a batch, then evaluate the rover's alarms.
 
     Raises TelemetryInvalid (nothing stored) when any frame is bad. New frames
-    are published in seq order once they are committed (a failed publish is
+    are published in ingest id order once they are committed (a failed publish is
     logged: subscribers replay the stored frames by id); alarms are evaluated
     only on frames newer than anything stored before, so a late, out-of-order
     frame cannot clear or raise an alarm that later frames decided.

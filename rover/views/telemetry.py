@@ -196,24 +196,28 @@ async def _csv_stream(
 async def _rover_feed(request: HttpRequest, rover: Rover) -> HttpResponse:
     """Return the SSE response of a rover's live stream, resuming after Last-Event-ID.
 
-    A first connect (no Last-Event-ID) starts with the newest stored frame, so
-    a dashboard shows the rover's state at once and its EventSource holds an id
-    to resume from; then it continues live.
+    Event ids are the frames' ingest ids (the server's order), not their seqs.
+    A first connect (no Last-Event-ID) starts with the newest stored frame (the
+    highest seq) sent with the id of the stream's position, the last ingest id,
+    so a dashboard shows the rover's state at once and its EventSource holds an
+    id to resume from; then it continues live with every frame stored after.
     """
     try:
         after = last_event_id(request)
     except LastEventIdInvalid as exc:
         return bad_parameter_response(exc)
 
-    async def replay(after_seq: int) -> list[dict]:
+    async def replay(after_id: int) -> list[dict]:
         frames = await stream_query(
-            telemetry_after, rover=rover, after_seq=after_seq, limit=REPLAY_PAGE
+            telemetry_after, rover=rover, after_id=after_id, limit=REPLAY_PAGE
         )
         return [frame_event(frame) for frame in frames]
 
-    async def initial() -> list[dict]:
-        latest = await stream_query(telemetry_latest, rover=rover)
-        return [] if latest is None else [frame_event(latest)]
+    async def initial() -> tuple[list[dict], int]:
+        latest, position = await stream_query(telemetry_latest, rover=rover)
+        if latest is None:
+            return [], position
+        return [{**frame_event(latest), "id": position}], position
 
     await release_request_thread()
     link_watchdog_ensure()
