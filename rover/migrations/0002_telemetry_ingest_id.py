@@ -31,6 +31,10 @@ def assign_ingest_ids(apps, schema_editor) -> None:
         if top > RENUMBER_ABOVE:
             top = _renumber(Frame, rover_id=row["rover"])
         Rover.objects.filter(pk=row["rover"]).update(last_ingest_id=top)
+    if schema_editor.connection.vendor == "postgresql":
+        # The updates queue PostgreSQL's deferred foreign-key checks, and the
+        # ALTER TABLE below refuses to run while any are pending: run them now.
+        schema_editor.execute("SET CONSTRAINTS ALL IMMEDIATE")
 
 
 def _renumber(Frame, *, rover_id: int) -> int:
