@@ -7,7 +7,7 @@ from datetime import timedelta
 from django.db import connection
 from django.db.migrations.executor import MigrationExecutor
 
-from .telemetry_fixtures import BASE_TIME
+from rover.tests.factories import BASE_TIME
 
 BEFORE = [("rover", "0001_initial")]
 

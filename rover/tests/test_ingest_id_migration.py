@@ -8,18 +8,11 @@ import pytest
 from asgiref.sync import sync_to_async
 
 from rover.models import Rover, TelemetryFrame
+from rover.tests.clients import SSEClient, post_frames
+from rover.tests.factories import frame
 
 from .ingest_id_migration import migrate_from_seq_ids
-from .telemetry_fixtures import (
-    SSEClient,
-    frame,
-    ingest_token,
-    post_frames,
-    telemetry_test_env,
-    viewer_token,
-)
 
-__all__ = ["ingest_token", "telemetry_test_env", "viewer_token"]
 pytestmark = pytest.mark.django_db(transaction=True)
 HUGE = 2**62 + 10
 

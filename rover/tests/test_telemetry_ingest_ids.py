@@ -14,18 +14,9 @@ from asgiref.sync import sync_to_async
 
 from rover.models import Rover, TelemetryFrame
 from rover.services.telemetry import TelemetryInvalid, telemetry_store, telemetry_validate
+from rover.tests.clients import SSEClient, post_frames
+from rover.tests.factories import RoverFactory, frame
 
-from .telemetry_fixtures import (
-    SSEClient,
-    frame,
-    ingest_token,
-    post_frames,
-    tele_rover,
-    telemetry_test_env,
-    viewer_token,
-)
-
-__all__ = ["ingest_token", "tele_rover", "telemetry_test_env", "viewer_token"]
 STREAM = "/rovers/curiosity/telemetry/stream"
 
 
@@ -50,28 +41,28 @@ def has_id(wanted: int):
     return lambda events: any(event_id == wanted for event_id, _ in sent(events))
 
 
-def test_ids_are_consecutive_per_rover_and_follow_seq_within_a_request(tele_rover):
-    other = Rover.objects.create(slug="spirit", name="Spirit")
-    store(tele_rover, [5, 3, 4])
-    assert ids_by_seq(tele_rover) == {3: 1, 4: 2, 5: 3}
-    result, previous_max = store(tele_rover, [3, 6, 1, 6])
+def test_ids_are_consecutive_per_rover_and_follow_seq_within_a_request(rover):
+    other = RoverFactory(slug="spirit", name="Spirit")
+    store(rover, [5, 3, 4])
+    assert ids_by_seq(rover) == {3: 1, 4: 2, 5: 3}
+    result, previous_max = store(rover, [3, 6, 1, 6])
     assert [f.seq for f in result.stored] == [1, 6]
     assert [f.ingest_id for f in result.stored] == [4, 5]
     assert result.duplicates == [3, 6] and previous_max == 5
     store(other, [100])
     assert ids_by_seq(other) == {100: 1}
     # Nothing new: no id taken. A refused batch: nothing stored, no id taken.
-    store(tele_rover, [1, 3])
+    store(rover, [1, 3])
     with pytest.raises(TelemetryInvalid):
-        store(tele_rover, [7, -1])
-    tele_rover.refresh_from_db()
-    assert tele_rover.last_ingest_id == 5
-    store(tele_rover, [2])
-    assert ids_by_seq(tele_rover)[2] == 6
+        store(rover, [7, -1])
+    rover.refresh_from_db()
+    assert rover.last_ingest_id == 5
+    store(rover, [2])
+    assert ids_by_seq(rover)[2] == 6
 
 
 @pytest.mark.django_db(transaction=True)
-async def test_a_late_frame_is_pushed_live_and_replayed(tele_rover, ingest_token, viewer_token):
+async def test_a_late_frame_is_pushed_live_and_replayed(rover, ingest_token, viewer_token):
     """Seq 5 and then 1, 3 arrive after 6 went live: each is sent live with the next id."""
     await post_frames("curiosity", [frame(2), frame(4), frame(6)], ingest_token)
     client = await SSEClient(STREAM, token=viewer_token).connect()
@@ -95,7 +86,7 @@ async def test_a_late_frame_is_pushed_live_and_replayed(tele_rover, ingest_token
 
 @pytest.mark.django_db(transaction=True)
 async def test_duplicates_and_an_out_of_order_batch_are_sent_once_each_in_ingest_order(
-    tele_rover, ingest_token, viewer_token
+    rover, ingest_token, viewer_token
 ):
     client = await SSEClient(f"{STREAM}?last_event_id=0", token=viewer_token).connect()
     try:
@@ -128,7 +119,7 @@ async def test_duplicates_and_an_out_of_order_batch_are_sent_once_each_in_ingest
 
 @pytest.mark.django_db(transaction=True)
 async def test_first_connect_shows_the_newest_seq_and_resumes_at_the_last_id(
-    tele_rover, ingest_token, viewer_token
+    rover, ingest_token, viewer_token
 ):
     """The last frame received was late (seq 1): the dashboard still starts on seq 4."""
     await post_frames("curiosity", [frame(4)], ingest_token)
@@ -141,4 +132,4 @@ async def test_first_connect_shows_the_newest_seq_and_resumes_at_the_last_id(
         assert sent(events) == [(2, 4), (3, 5)]
     finally:
         await client.close()
-    assert await sync_to_async(ids_by_seq)(tele_rover) == {4: 1, 1: 2, 5: 3}
+    assert await sync_to_async(ids_by_seq)(rover) == {4: 1, 1: 2, 5: 3}

@@ -1,14 +1,18 @@
-"""Two real server processes over real Redis: ingest on one, live SSE on the other."""
+"""Two real server processes over real Redis: ingest on either, live SSE on both."""
 
 from __future__ import annotations
 
 import asyncio
 import json
+import random
 
 import httpx
 import pytest
+from asgiref.sync import sync_to_async
 
 from rover.tests.factories import frame
+
+from .ingest_id_migration import migrate_from_seq_ids
 
 
 class LiveReader:
@@ -83,3 +87,110 @@ async def test_frames_ingested_on_one_worker_reach_subscribers_on_another(
             "stored": 0,
             "duplicates": [39, 40],
         }
+
+
+class FeedClient:
+    """One SSE client of a real server: every telemetry event as (ingest id, seq)."""
+
+    def __init__(self, client: httpx.AsyncClient, url: str, headers: dict) -> None:
+        self.client, self.url, self.headers = client, url, headers
+        self.received: list[tuple[int, int]] = []
+        self.subscribed = asyncio.Event()
+        self.wanted = 0
+        self.done = asyncio.Event()
+
+    async def run(self) -> None:
+        async with self.client.stream("GET", self.url, headers=self.headers) as response:
+            assert response.status_code == 200
+            current: dict = {}
+            async for line in response.aiter_lines():
+                if line.startswith("retry:"):
+                    self.subscribed.set()
+                elif line.startswith(("id:", "event:", "data:")):
+                    name, _, value = line.partition(": ")
+                    current[name] = value
+                elif line == "" and current:
+                    if current.get("event") == "telemetry":
+                        self.received.append(
+                            (int(current["id"]), json.loads(current["data"])["seq"])
+                        )
+                    current = {}
+                    if self.wanted and self.received and self.received[-1][0] >= self.wanted:
+                        self.done.set()
+
+
+@pytest.mark.slow
+@pytest.mark.redis
+async def test_concurrent_ingest_on_two_workers_reaches_every_client_once_in_ingest_order(
+    server_process, redis_url, rover, ingest_token, viewer_token
+):
+    """Both workers store the same frames at once (late seqs, overlapping retries).
+
+    The rover has frames from before the upgrade (seqs 1, 2, 3, 5, 8: their SSE ids
+    were seqs); clients resume with those ids. Every client on either worker gets
+    every frame after its position exactly once, in consecutive ingest id order.
+    """
+    await sync_to_async(migrate_from_seq_ids)({"curiosity": [1, 2, 3, 5, 8]})
+    workers = [
+        server_process(redis_url=redis_url, server="uvicorn"),
+        server_process(redis_url=redis_url),
+    ]
+    auth = {"Authorization": f"Bearer {viewer_token}"}
+    starts = [None, "3", None, "5"]  # Last-Event-ID of each client; None: a first connect
+    async with httpx.AsyncClient(timeout=httpx.Timeout(20)) as http:
+        feeds = [
+            FeedClient(
+                http,
+                f"{workers[index % 2].url}/rovers/curiosity/telemetry/stream",
+                auth if start is None else {**auth, "Last-Event-ID": start},
+            )
+            for index, start in enumerate(starts)
+        ]
+        readers = [asyncio.ensure_future(feed.run()) for feed in feeds]
+        try:
+            async with asyncio.timeout(20):
+                await asyncio.gather(*(feed.subscribed.wait() for feed in feeds))
+            new_seqs = [4, 6, 7, *range(9, 150)]  # 4, 6, 7 are late: below seq 8
+            rng = random.Random(12)
+
+            async def ingest_all(url: str, size: int) -> list[dict]:
+                seqs = new_seqs[:]
+                rng.shuffle(seqs)
+                return [
+                    await ingest(http, url, ingest_token, seqs[i : i + size])
+                    for i in range(0, len(seqs), size)
+                ]
+
+            answers = await asyncio.gather(
+                ingest_all(workers[0].url, 5), ingest_all(workers[1].url, 7)
+            )
+            assert sum(a["stored"] for a in answers[0] + answers[1]) == len(new_seqs)
+            last_id = 8 + len(new_seqs)
+            for feed in feeds:
+                feed.wanted = last_id
+                if feed.received and feed.received[-1][0] >= last_id:
+                    feed.done.set()
+            async with asyncio.timeout(20):
+                await asyncio.gather(*(feed.done.wait() for feed in feeds))
+            # A client that left before the upgrade (Last-Event-ID 2, a seq) comes back.
+            late = FeedClient(
+                http,
+                f"{workers[1].url}/rovers/curiosity/telemetry/stream",
+                {**auth, "Last-Event-ID": "2"},
+            )
+            late.wanted = last_id
+            readers.append(asyncio.ensure_future(late.run()))
+            async with asyncio.timeout(20):
+                await late.done.wait()
+        finally:
+            for reader in readers:
+                reader.cancel()
+            await asyncio.gather(*readers, return_exceptions=True)
+    stored = await sync_to_async(lambda: dict(rover.frames.values_list("ingest_id", "seq")))()
+    assert sorted(stored.values()) == sorted([1, 2, 3, 5, 8, *new_seqs])
+    expected_from = {None: 8, "3": 5, "5": 8, "2": 3}
+    for feed, start in [*zip(feeds, starts, strict=True), (late, "2")]:
+        first = expected_from[start]
+        wanted = [i for i in sorted(stored) if i >= first]
+        assert [event_id for event_id, _ in feed.received] == wanted, start
+        assert all(stored[event_id] == seq for event_id, seq in feed.received[1:])
