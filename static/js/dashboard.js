@@ -64,7 +64,9 @@ function render() {
     charts.push(frame);
     map.add(frame);
   }
-  if (frames.length) status.update(frames[frames.length - 1]);
+  // A late frame (lower seq) is charted history, not the rover's current state.
+  const newest = frames.reduce((a, b) => (b.seq > a.seq ? b : a), frames[0]);
+  if (newest && (status.frame === null || newest.seq > status.frame.seq)) status.update(newest);
   charts.redraw();
   map.draw();
 }

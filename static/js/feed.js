@@ -1,16 +1,17 @@
 // The rover's live feed over Server-Sent Events, resilient and gap-free.
 //
 // On any error the EventSource is closed and recreated after a back-off with
-// jitter, passing ?last_event_id=<last seq seen>: the server replays every stored
-// frame after it, then continues live. Frames are de-duplicated by seq, so the
-// operator sees every frame exactly once across reconnects.
+// jitter, passing ?last_event_id=<last event id seen>: the server replays every
+// stored frame after it, then continues live. Event ids are the server's ingest
+// order, not the rover's seq (a late frame has a lower seq but a higher id), so
+// frames are de-duplicated by id and the operator sees each exactly once.
 import { backoffDelay } from "./util.js";
 
 export class LiveFeed {
   constructor(slug, { onFrame, onAlarm, onImage, onState }) {
     this.slug = slug;
     this.handlers = { onFrame, onAlarm, onImage, onState };
-    this.lastSeq = null;
+    this.lastId = null;
     this.attempt = 0;
     this.source = null;
     this.timer = null;
@@ -23,7 +24,7 @@ export class LiveFeed {
 
   url() {
     const base = `/rovers/${encodeURIComponent(this.slug)}/telemetry/stream`;
-    return this.lastSeq === null ? base : `${base}?last_event_id=${this.lastSeq}`;
+    return this.lastId === null ? base : `${base}?last_event_id=${this.lastId}`;
   }
 
   connect() {
@@ -36,14 +37,14 @@ export class LiveFeed {
       this.setState("live");
     };
     source.addEventListener("telemetry", (event) => {
-      const frame = JSON.parse(event.data);
-      if (this.lastSeq !== null && frame.seq <= this.lastSeq) return; // already shown
-      this.lastSeq = frame.seq;
-      this.handlers.onFrame(frame);
+      const id = Number(event.lastEventId);
+      if (this.lastId !== null && id <= this.lastId) return; // already shown
+      this.lastId = id;
+      this.handlers.onFrame(JSON.parse(event.data));
     });
     source.addEventListener("alarm", (event) => this.handlers.onAlarm(JSON.parse(event.data)));
     source.addEventListener("image", (event) => this.handlers.onImage(JSON.parse(event.data)));
-    // The server cut us off because we fell behind: resume at once from the last seq.
+    // The server cut us off because we fell behind: resume at once from the last id.
     source.addEventListener("overflow", () => this.retry(0));
     source.onerror = () => this.retry();
   }
