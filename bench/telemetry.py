@@ -13,7 +13,9 @@ phase starts ONE uvicorn worker with production settings over real Redis
    deliveries / (last receipt - POST start)). Every subscriber must receive every
    seq exactly once;
    latency is POST start (the ingester's clock) to receipt of `id: <seq>` at the
-   subscriber, same process, same clock. Deliveries/s = deliveries / (last
+   subscriber, same process, same clock (the SSE id is the ingest id, which equals
+   the seq here: frames arrive in order from seq 1 and each phase resets the
+   rover's counter). Deliveries/s = deliveries / (last
    receipt - first POST). RSS per subscriber = server RSS with the subscribers
    connected minus RSS before (after a warm-up), divided by `subs`.
 2. naive: the same load on the naive view (bench/telemetry_urls.py: one
@@ -102,7 +104,15 @@ def prepare_database(args) -> tuple[str, str]:
 
 def reset_frames(args) -> None:
     subprocess.run(
-        ["psql", *PG, "-q", "-d", DB_NAME, "-c", "TRUNCATE rover_telemetryframe, rover_alarm"],
+        [
+            "psql",
+            *PG,
+            "-q",
+            "-d",
+            DB_NAME,
+            "-c",
+            "TRUNCATE rover_telemetryframe, rover_alarm; UPDATE rover_rover SET last_ingest_id = 0",
+        ],
         check=True,
     )
 
