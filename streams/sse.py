@@ -249,7 +249,7 @@ async def event_stream(
                 if event.get("event") != resumable_event or event.get("id") is None:
                     chunk.append(_encode_shared(event))
                 else:
-                    chunk.extend(_encode_shared(ready) for ready in order.accept(event, now))
+                    chunk.extend(map(_encode_shared, order.accept(event, now)))
                 try:
                     event = subscription.get_nowait()
                 except SubscriberOverflow:

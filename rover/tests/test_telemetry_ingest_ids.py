@@ -133,3 +133,18 @@ async def test_first_connect_shows_the_newest_seq_and_resumes_at_the_last_id(
     finally:
         await client.close()
     assert await sync_to_async(ids_by_seq)(rover) == {4: 1, 1: 2, 5: 3}
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_an_id_the_rover_never_gave_starts_afresh_instead_of_skipping_everything(
+    rover, ingest_token, viewer_token
+):
+    await post_frames("curiosity", [frame(1), frame(2)], ingest_token)
+    client = await SSEClient(STREAM, token=viewer_token, headers={"Last-Event-ID": "999"}).connect()
+    try:
+        await client.read_until(has_id(2))
+        await post_frames("curiosity", [frame(3)], ingest_token)
+        events = await client.read_until(has_id(3))
+        assert sent(events) == [(2, 2), (3, 3)]
+    finally:
+        await client.close()

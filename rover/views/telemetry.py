@@ -206,6 +206,11 @@ async def _rover_feed(request: HttpRequest, rover: Rover) -> HttpResponse:
         after = last_event_id(request)
     except LastEventIdInvalid as exc:
         return bad_parameter_response(exc)
+    if after is not None and after > rover.last_ingest_id:
+        # No client can hold an id above the counter (ids are published after commit):
+        # this one comes from elsewhere (a restored database, a renumbered rover).
+        # Resuming after it would skip every frame, so it starts afresh instead.
+        after = None
 
     async def replay(after_id: int) -> list[dict]:
         frames = await stream_query(
