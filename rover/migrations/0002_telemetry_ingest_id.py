@@ -8,8 +8,8 @@ unique too; they may have gaps, which replay by `ingest_id >` handles.
 
 A rover whose highest seq leaves no room for further ids (above 2**62) is
 renumbered 1..n in (seq, id) order instead; its clients' old Last-Event-IDs
-then no longer match and they should reconnect without one (README, upgrade
-notes).
+are then above its counter, and the live feed starts them afresh (README,
+upgrade notes).
 """
 
 from __future__ import annotations
