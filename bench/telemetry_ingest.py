@@ -3,13 +3,15 @@
     .venv/bin/python bench/telemetry_ingest.py                 # this checkout
     .venv/bin/python bench/telemetry_ingest.py --root /tmp/old --root .  # before and after
 
-For SQLite (a fresh file) and PostgreSQL (database mc_bench_ingest, dropped
-first), a fresh process migrates, creates one rover and calls
+For SQLite (a fresh file) and PostgreSQL (databases mc_bench_ingest_<n>, one
+per checkout, dropped first and at the end), each round creates a new rover
+and a fresh process calls
 `rover.services.telemetry.telemetry_store` directly (no HTTP, no publish):
 `singles` one-frame requests, then `batches` requests of 50 frames, each timed
 alone (frames/s = frames per request / median time); then two processes store
 one-frame requests for the same rover at once (the rover row's lock serialises
-them) and the table shows their combined frames/s over the wall time.
+them) and the table shows their combined frames/s over the wall time. Rounds
+alternate between checkouts; the table prints each cell's median over rounds.
 `--root` (repeatable) measures other checkouts of the project in the same run
 (e.g. `git archive main | tar -x -C /tmp/old`), to compare before and after.
 """
@@ -30,7 +32,7 @@ sys.path.insert(0, str(ROOT))
 
 from bench.common import PG  # noqa: E402
 
-DB_NAME = "mc_bench_ingest"
+DB_PREFIX = "mc_bench_ingest_"
 
 # Runs in a child process inside the measured checkout: prints one JSON line.
 CHILD = r"""
@@ -41,8 +43,8 @@ django.setup()
 from rover.models import Rover
 from rover.services.telemetry import telemetry_store, telemetry_validate
 
-mode, first, count, size = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
-rover = Rover.objects.get_or_create(slug="bench", defaults={"name": "Bench"})[0]
+slug, first, count, size = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
+rover = Rover.objects.get_or_create(slug=slug, defaults={"name": slug})[0]
 base = datetime(2026, 11, 25, tzinfo=UTC)
 
 def frames(start):
@@ -79,8 +81,9 @@ def child_env(database_url: str) -> dict[str, str]:
 
 def prepare(root: Path, database_url: str) -> None:
     if database_url.startswith("postgres"):
-        subprocess.run(["dropdb", *PG, "--if-exists", DB_NAME], check=True)
-        subprocess.run(["createdb", *PG, DB_NAME], check=True)
+        name = database_url.rsplit("/", 1)[1]
+        subprocess.run(["dropdb", *PG, "--if-exists", name], check=True, capture_output=True)
+        subprocess.run(["createdb", *PG, name], check=True)
     subprocess.run(
         [sys.executable, "manage.py", "migrate", "--noinput", "-v", "0"],
         cwd=root,
@@ -89,9 +92,11 @@ def prepare(root: Path, database_url: str) -> None:
     )
 
 
-def start(root: Path, database_url: str, first: int, count: int, size: int) -> subprocess.Popen:
+def start(
+    root: Path, database_url: str, rover: str, first: int, count: int, size: int
+) -> subprocess.Popen:
     return subprocess.Popen(
-        [sys.executable, "-c", CHILD, "single", str(first), str(count), str(size)],
+        [sys.executable, "-c", CHILD, rover, str(first), str(count), str(size)],
         cwd=root,
         env=child_env(database_url),
         stdout=subprocess.PIPE,
@@ -111,32 +116,26 @@ def pct(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))] * 1000
 
 
-def measure(root: Path, database_url: str, args) -> list[tuple]:
-    prepare(root, database_url)
-    rows = []
+def measure(root: Path, database_url: str, rover: str, args) -> dict[tuple, tuple]:
+    """Return {(request, writers): (p50 ms, p99 ms, frames/s)} for one round on a new rover."""
+    rows = {}
     seq = 1
     for label, count, size in (("1 frame", args.singles, 1), ("50 frames", args.batches, 50)):
-        data = result(start(root, database_url, seq, count, size))
+        data = result(start(root, database_url, rover, seq, count, size))
         seq += count * size
         times = data["times"][args.warmup :]
-        frames_per_s = size / statistics.median(times)
-        rows.append(
-            (label, statistics.median(times) * 1000, pct(times, 0.99), frames_per_s, "1 process")
-        )
-    # Two writers for one rover at once, seqs interleaved so both store every request.
+        rate = size / statistics.median(times)
+        rows[(label, "1 process")] = (statistics.median(times) * 1000, pct(times, 0.99), rate)
+    # Two writers for one rover at once, distinct seqs, so both store every request.
     count = args.singles
-    procs = [start(root, database_url, seq + i * count, count, 1) for i in range(2)]
+    procs = [start(root, database_url, rover, seq + i * count, count, 1) for i in range(2)]
     both = [result(proc) for proc in procs]
     times = [t for data in both for t in data["times"]]
     wall = max(data["wall"] for data in both)
-    rows.append(
-        (
-            "1 frame",
-            statistics.median(times) * 1000,
-            pct(times, 0.99),
-            2 * count / wall,
-            "2 at once",
-        )
+    rows[("1 frame", "2 at once")] = (
+        statistics.median(times) * 1000,
+        pct(times, 0.99),
+        2 * count / wall,
     )
     return rows
 
@@ -144,28 +143,37 @@ def measure(root: Path, database_url: str, args) -> list[tuple]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--root", type=Path, action="append", help="checkout(s) to measure")
-    parser.add_argument("--singles", type=int, default=2000)
-    parser.add_argument("--batches", type=int, default=200)
+    parser.add_argument("--singles", type=int, default=1000)
+    parser.add_argument("--batches", type=int, default=100)
     parser.add_argument("--warmup", type=int, default=20)
+    parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--no-postgres", action="store_true")
     args = parser.parse_args()
     roots = [root.resolve() for root in args.root or [ROOT]]
+    with tempfile.TemporaryDirectory() as tmp:
+        targets = []
+        for index, root in enumerate(roots):
+            targets.append((root, "SQLite", f"sqlite:///{tmp}/ingest-{index}.sqlite3"))
+            if not args.no_postgres:
+                url = f"postgres://postgres@127.0.0.1:5432/{DB_PREFIX}{index}"
+                targets.append((root, "PostgreSQL", url))
+        for root, _name, url in targets:
+            prepare(root, url)
+        # Rounds alternate between the checkouts, so a busy machine weighs on each alike.
+        rounds: dict[tuple, list[tuple]] = {}
+        for number in range(args.rounds):
+            for root, name, url in targets:
+                for key, row in measure(root, url, f"bench-{number}", args).items():
+                    rounds.setdefault((root, name, *key), []).append(row)
+    print(f"Median of {args.rounds} rounds:")
     print("| checkout | database | request | writers | p50 ms | p99 ms | frames/s |")
     print("|---|---|---|---|---:|---:|---:|")
-    with tempfile.TemporaryDirectory() as tmp:
-        for root in roots:
-            databases = [("SQLite", f"sqlite:///{tmp}/{root.name}-ingest.sqlite3")]
-            if not args.no_postgres:
-                databases.append(("PostgreSQL", f"postgres://postgres@127.0.0.1:5432/{DB_NAME}"))
-            for name, url in databases:
-                for label, p50, p99, rate, writers in measure(root, url, args):
-                    print(
-                        f"| {root} | {name} | {label} | {writers} | {p50:.2f} | {p99:.2f} "
-                        f"| {rate:,.0f} |",
-                        flush=True,
-                    )
-    if not args.no_postgres:
-        subprocess.run(["dropdb", *PG, "--if-exists", DB_NAME], check=True)
+    for (root, name, label, writers), rows in rounds.items():
+        p50, p99, rate = (statistics.median(column) for column in zip(*rows, strict=True))
+        print(f"| {root} | {name} | {label} | {writers} | {p50:.2f} | {p99:.2f} | {rate:,.0f} |")
+    for _root, _name, url in targets:
+        if url.startswith("postgres"):
+            subprocess.run(["dropdb", *PG, "--if-exists", url.rsplit("/", 1)[1]], check=True)
 
 
 if __name__ == "__main__":
