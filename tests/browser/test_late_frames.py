@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from playwright.sync_api import expect
 
-from .conftest import log_in, wait_until
+from tests.browser.pages import log_in, wait_until
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
