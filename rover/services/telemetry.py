@@ -18,7 +18,7 @@ from datetime import datetime
 from typing import Any
 
 from asgiref.sync import sync_to_async
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import Max
 
 from mission_control.parsing import BadParameter, parse_timestamp
@@ -167,21 +167,21 @@ def telemetry_store(
 ) -> tuple[IngestResult, int | None]:
     """Store the frames whose seq is new; return the result and the highest seq stored before.
 
-    The rover's row is locked for the transaction (SELECT ... FOR UPDATE on
-    PostgreSQL; SQLite's IMMEDIATE transactions already serialise writers), so
-    the check for existing seqs and the insert are one step: two workers
-    receiving the same retry never both store or both publish a frame.
-    `bulk_create(ignore_conflicts=True)` alone would keep the table right but
-    could not say which rows this request inserted, so a concurrent duplicate
-    would be published twice. The unique constraints remain the last guard.
+    The rover's row is locked for the transaction by the update of its ingest
+    counter (a row lock on PostgreSQL; SQLite's IMMEDIATE transactions already
+    serialise writers), so the check for existing seqs and the insert are one
+    step: two workers receiving the same retry never both store or both publish
+    a frame. `bulk_create(ignore_conflicts=True)` alone would keep the table
+    right but could not say which rows this request inserted, so a concurrent
+    duplicate would be published twice. The unique constraints remain the last
+    guard.
 
-    Under the same lock the new frames take the rover's next ingest ids
-    (`Rover.last_ingest_id` + 1, + 2, ..., in seq order within the request) and
-    the counter moves past them. The lock is held until commit, so ids are
-    consecutive and commit order is id order: once a frame with id n is
-    visible, so is every frame below n, which is what lets a live stream fill a
-    gap from the store (`streams.sse.event_stream`). A rolled-back request
-    rolls its counter back too, leaving no hole.
+    The new frames take the rover's next ingest ids (`Rover.last_ingest_id` + 1,
+    + 2, ..., in seq order within the request). The lock is held until commit,
+    so ids are consecutive and commit order is id order: once a frame with id n
+    is visible, so is every frame below n, which is what lets a live stream
+    fill a gap from the store (`streams.sse.event_stream`). A rolled-back
+    request rolls its counter back too, leaving no hole.
     """
     result = IngestResult()
     seen: set[int] = set()
@@ -193,8 +193,9 @@ def telemetry_store(
             seen.add(frame["seq"])
             unique.append(frame)
     with transaction.atomic():
-        locked = Rover.objects.select_for_update().filter(pk=rover.pk)
-        last_ingest_id = locked.values_list("last_ingest_id", flat=True).get()
+        # Take ids for every frame first: that update is also the row lock, so the
+        # common case (nothing retried) costs no statement more than a plain lock.
+        first_id = _ingest_ids_take(rover_id=rover.pk, count=len(unique)) + 1
         stored_frames = TelemetryFrame.objects.filter(rover=rover)
         previous_max = stored_frames.aggregate(top=Max("seq"))["top"]
         existing = set(
@@ -206,14 +207,36 @@ def telemetry_store(
             if frame["seq"] not in existing
         ]
         result.duplicates.extend(f["seq"] for f in unique if f["seq"] in existing)
-        for offset, frame in enumerate(new, start=1):
-            frame.ingest_id = last_ingest_id + offset
-        if new:
-            TelemetryFrame.objects.bulk_create(new)
-            locked.update(last_ingest_id=last_ingest_id + len(new))
+        for offset, frame in enumerate(new):
+            frame.ingest_id = first_id + offset
+        if existing:
+            # Duplicates take no id: give theirs back while the row is still locked.
+            Rover.objects.filter(pk=rover.pk).update(last_ingest_id=first_id - 1 + len(new))
+        TelemetryFrame.objects.bulk_create(new)
     result.stored = new
     result.duplicates.sort()
     return result, previous_max
+
+
+def _ingest_ids_take(*, rover_id: int, count: int) -> int:
+    """Move the rover's ingest counter on by `count` (locking its row); return it as it was.
+
+    One `UPDATE ... RETURNING` (PostgreSQL, SQLite 3.35+): the ORM's update()
+    cannot return the new value, and a SELECT ... FOR UPDATE followed by an
+    UPDATE costs a round trip more on every ingest.
+    """
+    table = connection.ops.quote_name(Rover._meta.db_table)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            # Only the table name is formatted in, and it comes from the model.
+            f"UPDATE {table} SET last_ingest_id = last_ingest_id + %s "  # noqa: S608
+            "WHERE id = %s RETURNING last_ingest_id",
+            [count, rover_id],
+        )
+        row = cursor.fetchone()
+    if row is None:
+        raise Rover.DoesNotExist(f"No rover with id {rover_id}.")
+    return row[0] - count
 
 
 async def telemetry_ingest(*, rover: Rover, payload: Any) -> IngestResult:
