@@ -22,7 +22,7 @@ from django.db import connection
 import mission_control.asgi  # noqa: F401
 from rover.selectors import readable
 from rover.services.telemetry import telemetry_store, telemetry_validate
-from rover.tests.clients import SSEClient, TokenClient, asgi_request, post_frames, telemetry_seqs
+from rover.tests.clients import SSEClient, TokenClient, asgi_request, post_frames
 from rover.tests.factories import frame, jpeg_bytes
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -42,17 +42,22 @@ def bad_timestamps() -> list[str]:
 
 
 def insert_frames(rover, first_seq: int) -> list[int]:
+    """Insert unloadable rows as a migrated database holds them: ingest id = seq, the
+    rover's counter at the highest."""
     seqs = []
     with connection.cursor() as cursor:
         for offset, stamp in enumerate(bad_timestamps()):
             seq = first_seq + offset
             cursor.execute(
-                "INSERT INTO rover_telemetryframe (rover_id, seq, recorded_at, received_at,"
-                " battery_pct, signal_dbm, mode) VALUES (%s, %s, %s, CURRENT_TIMESTAMP,"
-                " 50, -90, 'idle')",
-                [rover.pk, seq, stamp],
+                "INSERT INTO rover_telemetryframe (rover_id, seq, ingest_id, recorded_at,"
+                " received_at, battery_pct, signal_dbm, mode) VALUES (%s, %s, %s, %s,"
+                " CURRENT_TIMESTAMP, 50, -90, 'idle')",
+                [rover.pk, seq, seq, stamp],
             )
             seqs.append(seq)
+        cursor.execute(
+            "UPDATE rover_rover SET last_ingest_id = %s WHERE id = %s", [seqs[-1], rover.pk]
+        )
     return seqs
 
 
@@ -115,6 +120,11 @@ async def test_history_json_points_and_csv_skip_unloadable_rows(
     assert [row[0] for row in rows] == ["seq", "1", "2"]
 
 
+def frame_seqs(events: list[dict]) -> list[int]:
+    """The rovers' seqs of the telemetry events (their SSE ids are ingest ids)."""
+    return [json.loads(e["data"])["seq"] for e in events if e.get("event") == "telemetry"]
+
+
 async def test_sse_first_connect_and_resume_skip_unloadable_rows(
     poisoned_rover, viewer_token, ingest_token
 ):
@@ -124,15 +134,15 @@ async def test_sse_first_connect_and_resume_skip_unloadable_rows(
     try:
         assert first.status == resumed.status == 200
         # The newest readable frame, not the bad one with a higher seq.
-        events = await first.read_until(lambda e: telemetry_seqs(e))
-        assert telemetry_seqs(events) == [2] and not first.ended
-        events = await resumed.read_until(lambda e: len(telemetry_seqs(e)) >= 2)
-        assert telemetry_seqs(events) == [1, 2] and not resumed.ended
+        events = await first.read_until(lambda e: frame_seqs(e))
+        assert frame_seqs(events) == [2] and not first.ended
+        events = await resumed.read_until(lambda e: len(frame_seqs(e)) >= 2)
+        assert frame_seqs(events) == [1, 2] and not resumed.ended
         # Both streams stay open and carry the next live frame.
         assert (await post_frames("curiosity", [frame(200)], ingest_token))[0] == 201
         for client in (first, resumed):
-            events = await client.read_until(lambda e: 200 in telemetry_seqs(e))
-            assert 200 in telemetry_seqs(events) and not client.ended
+            events = await client.read_until(lambda e: 200 in frame_seqs(e))
+            assert 200 in frame_seqs(events) and not client.ended
     finally:
         await first.close()
         await resumed.close()
