@@ -1,0 +1,86 @@
+"""Health endpoints for nginx, load balancers and orchestrators (no login, no rate limit).
+
+`/healthz` says the worker process is alive and serving: it touches nothing
+else, so a database outage never makes a supervisor restart healthy workers.
+`/readyz` says the worker can do its job: PostgreSQL (or the embedded SQLite)
+and, when REDIS_URL is set, Redis answer within READY_TIMEOUT_SECONDS.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+
+from asgiref.sync import sync_to_async
+from django.conf import settings
+from django.db import connections
+from django.http import HttpRequest, JsonResponse
+from django.views.decorators.http import require_safe
+
+READY_TIMEOUT_SECONDS = 2.0
+
+
+@require_safe
+async def healthz(request: HttpRequest) -> JsonResponse:
+    """Answer 200 with this worker's pid; no database or Redis is touched."""
+    return JsonResponse({"status": "ok", "worker": os.getpid()})
+
+
+def _query_database() -> None:
+    connection = connections["default"]
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT 1")
+            cursor.fetchone()
+    finally:
+        # Hand the connection back (to the pool under PostgreSQL) from this thread.
+        connection.close()
+
+
+async def _check_database() -> None:
+    # Not thread-sensitive: a slow database must not queue behind other requests' sync work.
+    await sync_to_async(_query_database, thread_sensitive=False)()
+
+
+async def _check_redis() -> None:
+    import redis.asyncio
+
+    client = redis.asyncio.from_url(
+        settings.REDIS_URL,
+        socket_connect_timeout=READY_TIMEOUT_SECONDS,
+        socket_timeout=READY_TIMEOUT_SECONDS,
+    )
+    try:
+        await client.ping()
+    finally:
+        await client.aclose()
+
+
+async def _outcome(check) -> str:
+    try:
+        async with asyncio.timeout(READY_TIMEOUT_SECONDS):
+            await check()
+    except TimeoutError:
+        return f"no answer within {READY_TIMEOUT_SECONDS:g}s"
+    except Exception as exc:
+        detail = " ".join(str(exc).split()) or type(exc).__name__
+        return f"{type(exc).__name__}: {detail}"[:300]
+    return "ok"
+
+
+@require_safe
+async def readyz(request: HttpRequest) -> JsonResponse:
+    """Answer 200 when the database and Redis answer, else 503 naming what failed and why."""
+    names = ["database"]
+    checks = [_outcome(_check_database)]
+    if settings.REDIS_URL:
+        names.append("redis")
+        checks.append(_outcome(_check_redis))
+    results = dict(zip(names, await asyncio.gather(*checks), strict=True))
+    failed = {name: result for name, result in results.items() if result != "ok"}
+    if failed:
+        reason = "; ".join(f"{name}: {result}" for name, result in failed.items())
+        return JsonResponse(
+            {"status": "unavailable", "reason": reason, "checks": results}, status=503
+        )
+    return JsonResponse({"status": "ok", "checks": results})

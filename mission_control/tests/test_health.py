@@ -1,0 +1,64 @@
+"""/healthz and /readyz in process: what they touch, and what makes readyz answer 503."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import pytest
+
+from conftest import free_port
+from rover.tests.telemetry_fixtures import asgi_request
+
+
+async def test_healthz_answers_the_worker_pid_without_touching_the_database():
+    # No django_db mark: pytest-django makes any database access in any thread raise,
+    # which would turn the answer into a 500.
+    status, headers, body = await asgi_request("/healthz")
+    assert status == 200
+    assert headers["content-type"] == "application/json"
+    assert json.loads(body) == {"status": "ok", "worker": os.getpid()}
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_readyz_answers_200_when_the_database_answers(settings):
+    settings.REDIS_URL = ""
+    status, _headers, body = await asgi_request("/readyz")
+    assert status == 200
+    assert json.loads(body) == {"status": "ok", "checks": {"database": "ok"}}
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.redis
+async def test_readyz_checks_redis_when_configured(settings, redis_url):
+    settings.REDIS_URL = redis_url
+    status, _headers, body = await asgi_request("/readyz")
+    assert status == 200
+    assert json.loads(body)["checks"] == {"database": "ok", "redis": "ok"}
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_readyz_answers_503_with_the_reason_when_redis_does_not_answer(settings):
+    settings.REDIS_URL = f"redis://127.0.0.1:{free_port()}/0"
+    status, headers, body = await asgi_request("/readyz")
+    assert status == 503
+    assert headers["content-type"] == "application/json"
+    answer = json.loads(body)
+    assert answer["status"] == "unavailable"
+    assert answer["checks"]["database"] == "ok"
+    assert answer["reason"].startswith("redis: ConnectionError")
+    assert answer["reason"] == f"redis: {answer['checks']['redis']}"
+
+
+async def test_health_endpoints_refuse_other_methods():
+    status, _headers, _body = await asgi_request("/healthz", method="OPTIONS")
+    assert status == 405
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_health_endpoints_are_never_rate_limited_or_behind_a_login(settings):
+    settings.REDIS_URL = ""
+    for _ in range(200):
+        assert (await asgi_request("/healthz"))[0] == 200
+    for _ in range(20):
+        assert (await asgi_request("/readyz"))[0] == 200
