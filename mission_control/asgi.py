@@ -16,11 +16,14 @@ from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 
 import comms.routing  # noqa: E402
 from accounts.websocket import QueryTokenAuthMiddleware  # noqa: E402
+from mission_control.lifespan import lifespan  # noqa: E402
 from mission_control.websocket_origin import allowed_hosts_or_no_origin  # noqa: E402
 
 application = ProtocolTypeRouter(
     {
         "http": django_asgi_app,
+        # Ends SSE streams when the worker is told to stop (see mission_control.lifespan).
+        "lifespan": lifespan,
         # Like AllowedHostsOriginValidator, but wscat (no Origin header) may connect.
         "websocket": allowed_hosts_or_no_origin(
             AuthMiddlewareStack(

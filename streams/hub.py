@@ -63,6 +63,7 @@ class Subscription:
         self.maxsize = maxsize
         self._queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue(maxsize)
         self.overflowed = False
+        self.reason = ""
 
     def offer(self, event: dict[str, Any]) -> None:
         """Queue an event without waiting; mark the subscriber overflowed when full."""
@@ -74,12 +75,18 @@ class Subscription:
         except asyncio.QueueFull:
             self.cut_off()
 
-    def cut_off(self) -> None:
-        """End this subscription: the next get() raises SubscriberOverflow."""
+    def cut_off(self, reason: str = "too_slow") -> None:
+        """End this subscription: the next get() raises SubscriberOverflow.
+
+        `reason` tells the client why: "too_slow" (fell behind, or events were
+        lost on the way) or "restart" (this worker is shutting down).
+        """
         if self.overflowed:
             return
         self.overflowed = True
-        metrics.SUBSCRIBER_OVERFLOWS.labels(self.kind).inc()
+        self.reason = reason
+        if reason == "too_slow":
+            metrics.SUBSCRIBER_OVERFLOWS.labels(self.kind).inc()
         # Wake a reader blocked in get() so it notices at once.
         if self._queue.full():
             self._queue.get_nowait()

@@ -20,6 +20,7 @@ its current await) and the `async with` releases the subscription.
 from __future__ import annotations
 
 import asyncio
+import weakref
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any, TypeVar
@@ -30,7 +31,7 @@ from django.db import close_old_connections, connections
 from django.http import HttpRequest, StreamingHttpResponse
 
 from mission_control.parsing import INT64_MAX, BadParameter, parse_int
-from streams.hub import SubscriberOverflow, subscribe
+from streams.hub import SubscriberOverflow, Subscription, subscribe
 
 Event = dict[str, Any]
 # replay(after_id) -> the next page of stored events with id > after_id, in id order.
@@ -70,6 +71,34 @@ def sse_retry(milliseconds: int) -> bytes:
 
 
 OVERFLOW = sse_encode({"event": "overflow", "id": None, "data": OVERFLOW_DATA})
+RESTART_DATA = (
+    '{"reason":"server_restart","detail":"This server process is restarting. '
+    'Reconnect with Last-Event-ID to resume."}'
+)
+RESTART = sse_encode({"event": "restart", "id": None, "data": RESTART_DATA})
+
+# Every open stream's subscription in this process, so a shutdown can end them all.
+_live: weakref.WeakSet[Subscription] = weakref.WeakSet()
+_draining = False
+
+
+def drain_live_streams() -> None:
+    """End every open stream of this process with `event: restart` (the worker stops).
+
+    Called from the worker's SIGTERM handler (mission_control.lifespan): each
+    response ends cleanly, so the client's EventSource reconnects at once and
+    resumes by Last-Event-ID on a worker that stays, instead of hanging until
+    the server's graceful-shutdown timeout cancels it.
+    """
+    global _draining
+    _draining = True
+    for subscription in tuple(_live):
+        subscription.cut_off("restart")
+
+
+def _final_event(subscription: Subscription) -> bytes:
+    return RESTART if subscription.reason == "restart" else OVERFLOW
+
 
 _shared: OrderedDict[int, tuple[Event, bytes]] = OrderedDict()
 SHARED_CACHE_SIZE = 256
@@ -209,6 +238,9 @@ async def event_stream(
     heartbeat = settings.SSE_HEARTBEAT_SECONDS
     clock = asyncio.get_running_loop().time
     async with subscribe(stream) as subscription:
+        _live.add(subscription)
+        if _draining:
+            subscription.cut_off("restart")
         # Sent once subscribed: a client that has read it misses nothing published later.
         yield sse_retry(settings.SSE_RETRY_MS)
         order = _ResumableOrder(last=after, replay=replay, grace=settings.STREAM_GAP_GRACE_SECONDS)
@@ -238,7 +270,7 @@ async def event_stream(
                     yield HEARTBEAT
                 continue
             except SubscriberOverflow:
-                yield OVERFLOW
+                yield _final_event(subscription)
                 return
             # Everything already queued leaves in one chunk: under a burst that is one
             # trip through Django and the server instead of one per event.
@@ -258,7 +290,7 @@ async def event_stream(
             if chunk:
                 yield chunk[0] if len(chunk) == 1 else b"".join(chunk)
             if overflowed:
-                yield OVERFLOW
+                yield _final_event(subscription)
                 return
 
 
