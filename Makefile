@@ -7,7 +7,7 @@ DEV_STAMP := $(VENV)/.installed-dev
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: run test test-fast lint lock vendor bench clean
+.PHONY: run serve reload test test-fast lint lock vendor bench clean
 
 # `make run` installs only what the product needs (fast first start);
 # `make test` adds the test and benchmark tools on top. Both install the lock
@@ -35,6 +35,17 @@ run: $(RUN_STAMP)
 	$(BIN)/python manage.py migrate --noinput
 	$(BIN)/python manage.py seed_demo
 	HOST=$(HOST) PORT=$(PORT) BIN=$(BIN) sh scripts/run.sh
+
+# Production stack in the foreground: nginx on 127.0.0.1:$(SERVE_PORT) in front of
+# $(WORKERS) uvicorn workers over PostgreSQL and Redis (see README "Production").
+WORKERS ?= 2
+SERVE_PORT ?= $(if $(filter command line environment,$(origin PORT)),$(PORT),8080)
+serve: $(RUN_STAMP)
+	WORKERS=$(WORKERS) PORT=$(SERVE_PORT) $(BIN)/python scripts/serve.py
+
+# Replace the workers of a running `make serve` one at a time; returns when all are new.
+reload:
+	$(BIN)/python scripts/serve.py reload
 
 lint: $(DEV_STAMP)
 	$(BIN)/ruff check .
