@@ -1,0 +1,358 @@
+"""`make serve` for real: nginx, two uvicorn workers, PostgreSQL and Redis.
+
+The stack is started by scripts/serve.py, exactly as `make serve` starts it, and
+reloaded by `serve.py reload`, exactly as `make reload` does.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import os
+import subprocess
+import sys
+import time
+
+import httpx
+import psutil
+import pytest
+
+from rover.tests.image_fixtures import jpeg_bytes
+from rover.tests.telemetry_fixtures import frame
+
+from .clients import RoomMember, SSEFollower
+from .stack import ROOT, SERVE, free_port
+
+pytestmark = [pytest.mark.slow, pytest.mark.redis, pytest.mark.postgres]
+
+STREAM = "/rovers/curiosity/telemetry/stream"
+
+
+@pytest.fixture(scope="module")
+def stack(production_stacks):
+    return production_stacks(workers=2)
+
+
+# --- refusing to start ------------------------------------------------------------
+
+
+def _closed_port_url(scheme: str) -> str:
+    return (
+        f"{scheme}://127.0.0.1:{free_port()}/x"
+        if scheme == "postgres"
+        else (f"redis://127.0.0.1:{free_port()}/0")
+    )
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"DATABASE_URL": None}, "DATABASE_URL is not set"),
+        ({"REDIS_URL": None}, "REDIS_URL is not set"),
+        ({"DATABASE_URL": "sqlite:///db.sqlite3"}, "DATABASE_URL must be a PostgreSQL URL"),
+        ({"DATABASE_URL": "closed"}, "PostgreSQL at DATABASE_URL does not answer"),
+        ({"REDIS_URL": "closed"}, "Redis at REDIS_URL does not answer"),
+    ],
+)
+def test_serve_refuses_without_reachable_postgres_and_redis(
+    stack_services, tmp_path, change, message
+):
+    postgres_url, redis_url = stack_services
+    env = {k: v for k, v in os.environ.items() if k != "DJANGO_SETTINGS_MODULE"}
+    env.update(
+        DATABASE_URL=postgres_url,
+        REDIS_URL=redis_url,
+        SECRET_KEY="x" * 60,
+        RUN_DIR=str(tmp_path / "run"),
+        PORT=str(free_port()),
+    )
+    for name, value in change.items():
+        if value is None:
+            env.pop(name, None)
+        elif value == "closed":
+            env[name] = _closed_port_url("postgres" if name == "DATABASE_URL" else "redis")
+        else:
+            env[name] = value
+    done = subprocess.run(
+        [sys.executable, str(SERVE)], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 2
+    assert message in done.stderr
+    # Refused before anything started: no migration ran, no nginx, no pid files.
+    assert "migrate" not in done.stderr
+    assert not (tmp_path / "run" / "serve.pid").exists()
+    with pytest.raises(httpx.ConnectError):
+        httpx.get(f"http://127.0.0.1:{env['PORT']}/healthz")
+
+
+# --- health ---------------------------------------------------------------------
+
+
+def test_healthz_and_readyz_answer_through_nginx_without_auth_or_rate_limit(stack):
+    workers = stack.worker_pids()
+    assert len(workers) == 2
+    with httpx.Client(base_url=stack.url, timeout=10) as client:
+        for _ in range(40):
+            health = client.get("/healthz")
+            assert health.status_code == 200
+            assert health.headers["server"] == "nginx"
+            assert health.json()["status"] == "ok"
+            assert health.json()["worker"] in workers
+        ready = [client.get("/readyz") for _ in range(20)]
+        assert {r.status_code for r in ready} == {200}
+        assert ready[0].json() == {"status": "ok", "checks": {"database": "ok", "redis": "ok"}}
+
+        # PostgreSQL refuses this database's connections: not ready, but still alive.
+        stack.refuse_connections(True)
+        try:
+            answers = [client.get("/readyz") for _ in range(4)]
+            assert {r.status_code for r in answers} == {503}
+            body = answers[-1].json()
+            assert body["status"] == "unavailable"
+            assert body["reason"].startswith("database: ")
+            assert body["checks"]["redis"] == "ok"
+            assert client.get("/healthz").status_code == 200
+        finally:
+            stack.refuse_connections(False)
+        deadline = time.monotonic() + 10
+        while client.get("/readyz").status_code != 200:
+            assert time.monotonic() < deadline, "readyz did not recover"
+            time.sleep(0.1)
+
+
+def test_static_files_come_from_nginx_with_hashed_names_cached_forever(stack):
+    with httpx.Client(base_url=stack.url, timeout=10) as client:
+        page = client.get("/accounts/login/")
+        assert page.status_code == 200
+        css = next(
+            part.split('"')[0]
+            for part in page.text.split('href="')[1:]
+            if part.startswith("/static/") and ".css" in part.split('"')[0]
+        )
+        answer = client.get(css)
+        assert answer.status_code == 200
+        assert answer.headers["server"] == "nginx"
+        assert answer.headers["cache-control"] == "public, max-age=31536000, immutable"
+
+
+# --- every event reaches clients on both workers --------------------------------
+
+
+async def _spread(stack, open_one, limit: int = 16) -> list:
+    """Open clients until each worker holds at least one of them (the kernel picks)."""
+    before = stack.connections_per_worker()
+    opened = []
+    for _ in range(limit):
+        opened.append(await open_one(len(opened)))
+        now = stack.connections_per_worker()
+        if len(now) == 2 and all(now[pid] > before.get(pid, 0) for pid in now):
+            return opened
+    raise AssertionError(f"{limit} clients all landed on one worker: {now}")
+
+
+async def _ingest(client: httpx.AsyncClient, stack, seqs) -> None:
+    response = await client.post(
+        "/api/rovers/curiosity/telemetry",
+        json=[frame(seq) for seq in seqs],
+        headers=stack.auth("rover"),
+    )
+    assert response.status_code == 201, response.text
+
+
+async def _all_message_ids(client: httpx.AsyncClient, stack) -> list[int]:
+    response = await client.get("/api/teams/ops/messages?limit=200", headers=stack.auth("alice"))
+    assert response.status_code == 200
+    return [m["id"] for m in response.json()["messages"]]
+
+
+def test_clients_on_both_workers_get_every_frame_image_message_and_presence(stack):
+    async def scenario():
+        async with stack.client() as client:
+
+            async def open_member(index: int) -> RoomMember:
+                name = ("alice", "bob")[index % 2]
+                member = RoomMember(stack.ws_url, stack.tokens[name]).start()
+                await asyncio.wait_for(member.joined.wait(), 10)
+                return member
+
+            async def open_follower(index: int) -> SSEFollower:
+                follower = SSEFollower(client, STREAM, stack.auth("alice")).start()
+                await asyncio.wait_for(follower.connected.wait(), 10)
+                return follower
+
+            members = await _spread(stack, open_member)
+            followers = await _spread(stack, open_follower)
+            try:
+                for start in range(1, 21, 4):
+                    await _ingest(client, stack, range(start, start + 4))
+                upload = await client.post(
+                    "/api/rovers/curiosity/images",
+                    files={"file": ("navcam.jpg", jpeg_bytes(), "image/jpeg")},
+                    data={"camera": "navcam"},
+                    headers=stack.auth("rover"),
+                )
+                assert upload.status_code == 201, upload.text
+                for n, member in enumerate(members):
+                    await member.send(f"hello from socket {n}", client_id=f"spread-{n}")
+                carol = RoomMember(stack.ws_url, stack.tokens["carol"]).start()
+                await asyncio.wait_for(carol.joined.wait(), 10)
+                await carol.stop()
+
+                for follower in followers:
+                    await follower.until_seq(20)
+                expected = await _all_message_ids(client, stack)
+                assert len(expected) == len(members)
+                for member in members:
+                    await member.until_id(expected[-1])
+                async with asyncio.timeout(10):
+                    while not all(
+                        any(p.get("left", {}).get("username") == "carol" for p in m.presence)
+                        for m in members
+                    ):
+                        await asyncio.sleep(0.05)
+                for follower in followers:
+                    assert follower.seqs == list(range(1, 21))
+                    assert [image["id"] for image in follower.images] == [upload.json()["id"]]
+                for member in members:
+                    assert sorted(member.ids) == expected and len(set(member.ids)) == len(expected)
+                    carol_events = [
+                        "joined" if "joined" in p else "left"
+                        for p in member.presence
+                        if p.get("joined", p.get("left", {})).get("username") == "carol"
+                    ]
+                    assert carol_events == ["joined", "left"]
+            finally:
+                for client_ in (*followers, *members):
+                    await client_.stop()
+
+    asyncio.run(scenario())
+
+
+# --- a rolling reload under load --------------------------------------------------
+
+
+def test_rolling_reload_under_load_loses_and_doubles_nothing(stack):
+    """`make reload` while frames and messages flow: resuming clients get each exactly once."""
+
+    async def scenario():
+        async with stack.client() as client:
+            first_seq = 1000
+            followers = [SSEFollower(client, STREAM, stack.auth("bob")).start() for _ in range(8)]
+            members = [
+                RoomMember(stack.ws_url, stack.tokens[name]).start()
+                for name in ("alice", "bob", "alice", "bob")
+            ]
+            for waiter in (*(f.connected for f in followers), *(m.joined for m in members)):
+                await asyncio.wait_for(waiter.wait(), 10)
+            await _ingest(client, stack, [first_seq])
+            for follower in followers:
+                await follower.until_seq(first_seq)
+            ids_before = set(await _all_message_ids(client, stack))
+            stop = asyncio.Event()
+            failures: list[str] = []
+            seqs = itertools.count(first_seq + 1)
+            sent: list[int] = []
+
+            async def ingest_forever():
+                while not stop.is_set():
+                    seq = next(seqs)
+                    try:
+                        await _ingest(client, stack, [seq])
+                    except (AssertionError, httpx.HTTPError) as exc:
+                        failures.append(f"ingest {seq}: {exc}")
+                        await _ingest(client, stack, [seq])  # the rover retries
+                    sent.append(seq)
+                    await asyncio.sleep(0.05)
+
+            async def chat_forever():
+                sender = RoomMember(stack.ws_url, stack.tokens["alice"]).start()
+                for n in itertools.count():
+                    if stop.is_set():
+                        break
+                    while True:
+                        await asyncio.wait_for(sender.joined.wait(), 20)
+                        try:
+                            await sender.send(f"message {n}", client_id=f"reload-{n}")
+                            break
+                        except Exception:
+                            await asyncio.sleep(0.05)
+                    await asyncio.sleep(0.1)
+                return sender
+
+            load = [asyncio.ensure_future(ingest_forever()), asyncio.ensure_future(chat_forever())]
+            await asyncio.sleep(1)
+            old_workers = stack.worker_pids()
+            reload = await asyncio.to_thread(stack.reload)
+            assert reload.returncode == 0, reload.stderr
+            assert "every worker replaced" in reload.stderr
+            new_workers = stack.worker_pids()
+            assert len(new_workers) == 2 and not (new_workers & old_workers)
+            await asyncio.sleep(1.5)
+            stop.set()
+            _, sender = await asyncio.gather(*load)
+            await sender.stop()
+
+            last_seq = sent[-1]
+            for follower in followers:
+                await follower.until_seq(last_seq, timeout=30)
+            expected = [i for i in await _all_message_ids(client, stack) if i not in ids_before]
+            for member in members:
+                await member.until_id(expected[-1], timeout=30)
+            for client_ in (*followers, *members):
+                await client_.stop()
+
+            assert failures == []
+            assert len(sent) > 20 and len(expected) > 10
+            for follower in followers:
+                assert len(follower.seqs) == len(set(follower.seqs))
+                assert [s for s in follower.seqs if s >= first_seq] == list(
+                    range(first_seq, last_seq + 1)
+                )
+            for member in members:
+                assert len(member.ids) == len(set(member.ids))
+                assert [i for i in member.ids if i not in ids_before] == expected
+            # The workers were really replaced under these clients: each was told to go.
+            assert all("restart" in follower.finals for follower in followers)
+            assert all(1012 in member.close_codes for member in members)
+
+    asyncio.run(scenario())
+
+
+# --- SIGTERM ---------------------------------------------------------------------
+
+
+def test_sigterm_stops_the_whole_stack_gracefully_within_30_seconds(stack):
+    async def scenario():
+        async with stack.client() as client:
+            follower = SSEFollower(client, STREAM, stack.auth("alice")).start()
+            member = RoomMember(stack.ws_url, stack.tokens["bob"]).start()
+            await asyncio.wait_for(follower.connected.wait(), 10)
+            await asyncio.wait_for(member.joined.wait(), 10)
+            pids = stack.all_pids()
+            assert len(pids) >= 6  # serve.py, uvicorn + 2 workers, nginx + its workers
+            started = time.monotonic()
+            stack.terminate()
+            returncode = await asyncio.to_thread(stack.proc.wait, 40)
+            took = time.monotonic() - started
+            await asyncio.sleep(0.2)
+            await follower.stop()
+            await member.stop()
+            return returncode, took, pids, follower, member
+
+    returncode, took, pids, follower, member = asyncio.run(scenario())
+    assert returncode == 0, stack.log()
+    assert took < 30
+    assert follower.finals[:1] == ["restart"]
+    assert member.close_codes[:1] == [1012]
+    alive = [pid for pid in pids if psutil.pid_exists(pid) and _not_zombie(pid)]
+    assert alive == []
+    assert not (stack.run_dir / "uvicorn.sock").exists()
+    with pytest.raises(httpx.ConnectError):
+        httpx.get(f"{stack.url}/healthz")
+
+
+def _not_zombie(pid: int) -> bool:
+    try:
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
