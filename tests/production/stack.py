@@ -173,11 +173,12 @@ class ProductionStack:
 
     def worker_pids(self) -> set[int]:
         """Return the uvicorn worker processes' pids (not the resource tracker)."""
-        return {
-            child.pid
-            for child in self.uvicorn_master().children()
-            if "resource_tracker" not in " ".join(child.cmdline())
-        }
+        pids = set()
+        for child in self.uvicorn_master().children():
+            with contextlib.suppress(psutil.Error):  # exited, not yet reaped
+                if "resource_tracker" not in " ".join(child.cmdline()):
+                    pids.add(child.pid)
+        return pids
 
     def connections_per_worker(self) -> dict[int, int]:
         """Return how many client connections (from nginx) each worker holds open now."""
