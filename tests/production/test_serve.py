@@ -165,6 +165,15 @@ async def _all_message_ids(client: httpx.AsyncClient, stack) -> list[int]:
     return [m["id"] for m in response.json()["messages"]]
 
 
+async def _until_presence(members: list[RoomMember], change: str, username: str) -> None:
+    """Wait until every member heard that `username` joined or left (a presence delta)."""
+    async with asyncio.timeout(10):
+        while not all(
+            any(p.get(change, {}).get("username") == username for p in m.presence) for m in members
+        ):
+            await asyncio.sleep(0.05)
+
+
 def test_clients_on_both_workers_get_every_frame_image_message_and_presence(stack):
     async def scenario():
         async with stack.client() as client:
@@ -195,8 +204,9 @@ def test_clients_on_both_workers_get_every_frame_image_message_and_presence(stac
                 for n, member in enumerate(members):
                     await member.send(f"hello from socket {n}", client_id=f"spread-{n}")
                 carol = RoomMember(stack.ws_url, stack.tokens["carol"]).start()
-                await asyncio.wait_for(carol.joined.wait(), 10)
+                await _until_presence(members, "joined", "carol")
                 await carol.stop()
+                await _until_presence(members, "left", "carol")
 
                 for follower in followers:
                     await follower.until_seq(20)
@@ -204,12 +214,6 @@ def test_clients_on_both_workers_get_every_frame_image_message_and_presence(stac
                 assert len(expected) == len(members)
                 for member in members:
                     await member.until_id(expected[-1])
-                async with asyncio.timeout(10):
-                    while not all(
-                        any(p.get("left", {}).get("username") == "carol" for p in m.presence)
-                        for m in members
-                    ):
-                        await asyncio.sleep(0.05)
                 for follower in followers:
                     assert follower.seqs == list(range(1, 21))
                     assert [image["id"] for image in follower.images] == [upload.json()["id"]]
