@@ -208,6 +208,8 @@ def stop(processes: list[subprocess.Popen], timeout: float) -> None:
 def serve(*, workers: int, port: int, run_dir: Path) -> int:
     env = dict(os.environ)
     env["DJANGO_SETTINGS_MODULE"] = SETTINGS
+    # deploy/nginx.conf has the internal locations: nginx sends image downloads.
+    env.setdefault("IMAGE_ACCEL_REDIRECT", "true")
     env.setdefault("PYTHONUNBUFFERED", "1")
     require_services(env)
     nginx = find_nginx()

@@ -21,6 +21,7 @@ import os
 import re
 from collections.abc import AsyncIterator
 from concurrent.futures import Future, ThreadPoolExecutor
+from urllib.parse import quote
 
 from django.http import (
     Http404,
@@ -186,6 +187,41 @@ def _precondition_response(
     return None
 
 
+# nginx's internal locations for X-Accel-Redirect (deploy/nginx.conf): "full/" sends the
+# whole file (nginx's own range handling off), "range/" the client's one Range.
+ACCEL_PREFIX = "/_accel/"
+
+
+def _accel_allowed(request: HttpRequest) -> bool:
+    """Return whether nginx may send this GET without changing its answer.
+
+    nginx checks If-Match and If-Unmodified-Since again against its own
+    validators (the file's mtime and size, not the SHA-256 ETag) and would
+    answer 412 where the worker served; those rare requests stay with the worker.
+    """
+    return (
+        request.method == "GET"
+        and "If-Match" not in request.headers
+        and "If-Unmodified-Since" not in request.headers
+    )
+
+
+def _accel_response(
+    accel_path: str, *, status: int, content_type: str, headers: dict[str, str]
+) -> HttpResponse:
+    """Return an empty answer that hands the file to nginx (X-Accel-Redirect).
+
+    The worker already decided everything: 304/412/416 never get here, and the
+    location chosen makes nginx send the whole file (200) or the same single
+    range the worker validated (206). nginx takes ETag and Last-Modified from
+    this answer (add_header), so If-Range compares against the same validators.
+    """
+    headers = {k: v for k, v in headers.items() if k not in ("Content-Length", "Content-Range")}
+    location = "range/" if status == 206 else "full/"
+    headers["X-Accel-Redirect"] = f"{ACCEL_PREFIX}{location}{quote(accel_path)}"
+    return HttpResponse(content_type=content_type, headers=headers)
+
+
 async def serve_file(
     request: HttpRequest,
     path: str,
@@ -196,11 +232,15 @@ async def serve_file(
     last_modified: int,
     chunk_size: int,
     cache_control: str = "private, no-cache",
+    accel_path: str | None = None,
 ) -> HttpResponse:
     """Answer GET/HEAD for the file at `path`: 200, 206, 304, 412 or 416, streamed.
 
     `etag` is the quoted strong validator and `last_modified` a Unix time in
     seconds. Like `django.views.static.serve`, a missing file raises Http404.
+    With `accel_path` (the file's path under nginx's internal media location),
+    a 200 or 206 GET is handed to nginx by X-Accel-Redirect once everything is
+    decided here; the answer the client sees is the same.
     """
     try:
         stat = await asyncio.wrap_future(io_pool().submit(os.stat, path))
@@ -241,6 +281,10 @@ async def serve_file(
 
     headers["Content-Disposition"] = content_disposition_header(False, filename)
     headers["Content-Length"] = str(length)
+    if accel_path is not None and _accel_allowed(request):
+        return _accel_response(
+            accel_path, status=status, content_type=content_type, headers=headers
+        )
     if request.method == "HEAD":
         return HttpResponse(status=status, content_type=content_type, headers=headers)
     return StreamingHttpResponse(

@@ -184,6 +184,9 @@ THUMBNAIL_CONCURRENCY = env.int("THUMBNAIL_CONCURRENCY", default=1)
 TIMESTAMP_MAX_FUTURE_SECONDS = env.float("TIMESTAMP_MAX_FUTURE_SECONDS", default=86400.0)
 # 1 MiB: the smallest chunk within 10% of the fastest in bench/images.py.
 IMAGE_STREAM_CHUNK_BYTES = env.int("IMAGE_STREAM_CHUNK_BYTES", default=1024 * 1024)
+# Behind nginx with deploy/nginx.conf: after the access check, image downloads are
+# sent by nginx (X-Accel-Redirect to its internal /_accel/ locations over MEDIA_ROOT).
+IMAGE_ACCEL_REDIRECT = env.bool("IMAGE_ACCEL_REDIRECT", default=False)
 SSE_HEARTBEAT_SECONDS = env.float("SSE_HEARTBEAT_SECONDS", default=15.0)
 SSE_RETRY_MS = env.int("SSE_RETRY_MS", default=2000)
 STREAM_SUBSCRIBER_QUEUE = env.int("STREAM_SUBSCRIBER_QUEUE", default=1000)

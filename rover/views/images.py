@@ -55,6 +55,8 @@ async def serve_image_file(
             etag=f'"{image.sha256}-thumb"' if thumbnail else f'"{image.sha256}"',
             last_modified=int(image.received_at.timestamp()),
             chunk_size=settings.IMAGE_STREAM_CHUNK_BYTES,
+            # Behind nginx (make serve), nginx sends the bytes once access is checked.
+            accel_path=field.name if settings.IMAGE_ACCEL_REDIRECT else None,
         )
     except Http404:
         return json_error(404, "file_missing", "The image file is missing from storage.")

@@ -7,6 +7,8 @@ reloaded by `serve.py reload`, exactly as `make reload` does.
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import io
 import itertools
 import os
 import subprocess
@@ -16,6 +18,7 @@ import time
 import httpx
 import psutil
 import pytest
+from PIL import Image
 
 from rover.tests.image_fixtures import jpeg_bytes
 from rover.tests.telemetry_fixtures import frame
@@ -320,6 +323,79 @@ def test_rolling_reload_under_load_loses_and_doubles_nothing(stack):
             assert all(1012 in member.close_codes for member in members)
 
     asyncio.run(scenario())
+
+
+# --- downloads through nginx (X-Accel-Redirect) ----------------------------------
+
+
+def test_image_downloads_through_nginx_keep_range_if_range_etag_304_and_416(stack):
+    """make serve hands downloads to nginx; what the client sees is what the worker sends."""
+    pixels = Image.frombytes("RGB", (200, 150), (bytes(range(256)) * 352)[: 200 * 150 * 3])
+    buffer = io.BytesIO()
+    pixels.save(buffer, "PNG")
+    data = buffer.getvalue()
+    etag = f'"{hashlib.sha256(data).hexdigest()}"'
+    size = len(data)
+    auth = stack.auth("rover")
+    with httpx.Client(base_url=stack.url, timeout=10, headers=auth) as client:
+        upload = client.post(
+            "/api/rovers/curiosity/images", files={"file": ("mosaic.png", data, "image/png")}
+        )
+        assert upload.status_code == 201, upload.text
+        url = upload.json()["url"]
+
+        whole = client.get(url)
+        assert whole.status_code == 200
+        assert whole.content == data
+        assert whole.headers["etag"] == etag
+        assert whole.headers["content-length"] == str(size)
+        assert whole.headers["accept-ranges"] == "bytes"
+        assert whole.headers["content-type"] == "image/png"
+        assert whole.headers["content-disposition"] == 'inline; filename="mosaic.png"'
+        assert whole.headers["x-content-type-options"] == "nosniff"
+        assert "x-accel-redirect" not in whole.headers
+        modified = whole.headers["last-modified"]
+
+        def get(**headers):
+            return client.get(url, headers=headers)
+
+        part = get(Range="bytes=100-199")
+        assert (part.status_code, part.content) == (206, data[100:200])
+        assert part.headers["content-range"] == f"bytes 100-199/{size}"
+        assert part.headers["etag"] == etag
+        assert get(Range="bytes=-10").content == data[-10:]
+        assert get(Range=f"bytes={size - 5}-").content == data[-5:]
+        for validator in (etag, modified):
+            resumed = get(Range="bytes=100-199", **{"If-Range": validator})
+            assert (resumed.status_code, resumed.content) == (206, data[100:200])
+        for stale in ('"0123"', "Mon, 01 Jan 2024 00:00:00 GMT", f"W/{etag}"):
+            changed = get(Range="bytes=100-199", **{"If-Range": stale})
+            assert (changed.status_code, changed.content) == (200, data)
+        for ignored in ("bytes=0-1,5-6", "bytes=9-3", "bits=0-1"):
+            assert (get(Range=ignored).status_code, get(Range=ignored).content) == (200, data)
+        unsatisfiable = get(Range=f"bytes={size}-")
+        assert unsatisfiable.status_code == 416
+        assert unsatisfiable.headers["content-range"] == f"bytes */{size}"
+        assert unsatisfiable.json()["error"] == "range_not_satisfiable"
+        for cached in ({"If-None-Match": etag}, {"If-Modified-Since": modified}):
+            not_modified = get(**cached)
+            assert (not_modified.status_code, not_modified.content) == (304, b"")
+            assert not_modified.headers["etag"] == etag
+        assert get(**{"If-None-Match": '"other"'}).content == data
+        assert get(**{"If-Modified-Since": "Mon, 01 Jan 2024 00:00:00 GMT"}).content == data
+        assert get(**{"If-Match": etag}).content == data
+        assert get(**{"If-Match": '"other"'}).status_code == 412
+        assert get(**{"If-Unmodified-Since": "Mon, 01 Jan 2024 00:00:00 GMT"}).status_code == 412
+        assert client.get(url, headers={"Authorization": "Bearer nope"}).status_code == 401
+        # The internal location is not reachable from outside.
+        assert client.get("/_accel/full/" + url).status_code == 404
+
+    # Straight to a worker: it answers with the hand-over and no body; nginx sent the bytes.
+    transport = httpx.HTTPTransport(uds=str(stack.run_dir / "uvicorn.sock"))
+    with httpx.Client(transport=transport, base_url="http://127.0.0.1", headers=auth) as direct:
+        handed = direct.get(url)
+        assert handed.headers["x-accel-redirect"].startswith("/_accel/full/rover-images/")
+        assert handed.content == b""
 
 
 # --- SIGTERM ---------------------------------------------------------------------
