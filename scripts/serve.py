@@ -55,7 +55,11 @@ def log(message: str) -> None:
 
 
 def require_services(env: dict[str, str]) -> None:
-    """Refuse with a clear message unless DATABASE_URL (PostgreSQL) and REDIS_URL answer."""
+    """Refuse with a clear message unless the production variables are set and the services answer.
+
+    DATABASE_URL must be PostgreSQL and REDIS_URL set, SECRET_KEY and ALLOWED_HOSTS
+    too (the production settings need them), and both services must answer in 3 s.
+    """
     database_url = env.get("DATABASE_URL", "")
     redis_url = env.get("REDIS_URL", "")
     if not database_url:
@@ -70,6 +74,16 @@ def require_services(env: dict[str, str]) -> None:
         raise StackError(
             "REDIS_URL is not set. Production needs Redis for the channel layer, e.g. "
             "export REDIS_URL=redis://127.0.0.1:6379/0"
+        )
+    if not env.get("SECRET_KEY"):
+        raise StackError(
+            "SECRET_KEY is not set. Production needs a long random key, e.g. "
+            "export SECRET_KEY=$(python3 -c 'import secrets; print(secrets.token_urlsafe(50))')"
+        )
+    if not env.get("ALLOWED_HOSTS"):
+        raise StackError(
+            "ALLOWED_HOSTS is not set: the host names clients use, comma-separated, e.g. "
+            "export ALLOWED_HOSTS=mission.example.org (127.0.0.1,localhost to try it locally)"
         )
     try:
         import psycopg

@@ -52,6 +52,8 @@ def _closed_port_url(scheme: str) -> str:
     [
         ({"DATABASE_URL": None}, "DATABASE_URL is not set"),
         ({"REDIS_URL": None}, "REDIS_URL is not set"),
+        ({"SECRET_KEY": None}, "SECRET_KEY is not set"),
+        ({"ALLOWED_HOSTS": None}, "ALLOWED_HOSTS is not set"),
         ({"DATABASE_URL": "sqlite:///db.sqlite3"}, "DATABASE_URL must be a PostgreSQL URL"),
         ({"DATABASE_URL": "closed"}, "PostgreSQL at DATABASE_URL does not answer"),
         ({"REDIS_URL": "closed"}, "Redis at REDIS_URL does not answer"),
@@ -66,6 +68,7 @@ def test_serve_refuses_without_reachable_postgres_and_redis(
         DATABASE_URL=postgres_url,
         REDIS_URL=redis_url,
         SECRET_KEY="x" * 60,
+        ALLOWED_HOSTS="127.0.0.1",
         RUN_DIR=str(tmp_path / "run"),
         PORT=str(free_port()),
     )
