@@ -33,7 +33,10 @@ def _chain_stop_handlers(loop: asyncio.AbstractEventLoop) -> None:
             if callable(previous):
                 previous(received, frame)
             elif previous == signal.SIG_DFL:
-                signal.default_int_handler(received, frame)
+                # No server handler: the signal's default action (terminate), as if
+                # this handler were not here.
+                signal.signal(received, signal.SIG_DFL)
+                signal.raise_signal(received)
 
         signal.signal(signum, on_stop)
 
