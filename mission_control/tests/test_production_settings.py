@@ -24,7 +24,9 @@ print(client.get("/healthz").status_code, client.get("/readyz").status_code >= 2
 
 
 def production_env(**extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if k not in {"MC_SERVER_PROCESS", "DEBUG"}}
+    # Not the test run's own switches (pytest-playwright sets DJANGO_ALLOW_ASYNC_UNSAFE).
+    left_out = {"MC_SERVER_PROCESS", "DEBUG", "DJANGO_ALLOW_ASYNC_UNSAFE"}
+    env = {k: v for k, v in os.environ.items() if k not in left_out}
     env.update(
         DJANGO_SETTINGS_MODULE="mission_control.settings.production",
         SECRET_KEY="kq3V8xQmZ2r7Lw9pT4yN6bC1dF5hJ0sG8aE3uR7iO2lK9vX4zM6nB1cP5qW8tY0e",

@@ -94,7 +94,16 @@ class ProductionStack:
         env = {
             key: value
             for key, value in os.environ.items()
-            if key not in {"DJANGO_SETTINGS_MODULE", "MC_SERVER_PROCESS", "DATABASE_URL"}
+            # The test run's switches stay out of the production stack (pytest-playwright
+            # sets DJANGO_ALLOW_ASYNC_UNSAFE for the whole run).
+            if key
+            not in {
+                "DJANGO_SETTINGS_MODULE",
+                "MC_SERVER_PROCESS",
+                "MC_TEST_SERVICES",
+                "DATABASE_URL",
+                "DJANGO_ALLOW_ASYNC_UNSAFE",
+            }
         }
         env.update(
             SECRET_KEY="stack-test-secret-key-not-for-production-0123456789-abcdefghijkl",
