@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import fcntl
 import grp
 import json
 import os
@@ -232,10 +233,13 @@ def serve(*, workers: int, port: int, run_dir: Path) -> int:
     run_dir.mkdir(parents=True, exist_ok=True)
     (run_dir / "nginx-tmp").mkdir(exist_ok=True)
     socket_path = run_dir / "uvicorn.sock"
-    if (run_dir / "serve.pid").exists():
-        with contextlib.suppress(ValueError, ProcessLookupError):
-            os.kill(int((run_dir / "serve.pid").read_text()), 0)
-            raise StackError(f"a stack already runs from {run_dir} (serve.pid)")
+    # Held until this process exits: a second `make serve` on the same run directory
+    # refuses at once instead of fighting over its socket and pid files.
+    lock = open(run_dir / "serve.lock", "w")  # noqa: SIM115 - released at exit
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        raise StackError(f"a stack already runs from {run_dir} (serve.lock)") from None
 
     log("migrate")
     subprocess.run([python, "manage.py", "migrate", "--noinput"], cwd=ROOT, env=env, check=True)

@@ -91,6 +91,21 @@ def test_serve_refuses_without_reachable_postgres_and_redis(
         httpx.get(f"http://127.0.0.1:{env['PORT']}/healthz")
 
 
+def test_a_second_serve_on_the_same_run_directory_refuses(stack):
+    done = subprocess.run(
+        [sys.executable, str(SERVE)],
+        cwd=ROOT,
+        env=stack.env(),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 2
+    assert "a stack already runs from" in done.stderr
+    assert "migrate" not in done.stderr
+    assert httpx.get(f"{stack.url}/healthz").status_code == 200
+
+
 # --- health ---------------------------------------------------------------------
 
 
