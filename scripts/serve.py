@@ -353,6 +353,10 @@ def reload(*, run_dir: Path, timeout: float) -> int:
         raise StackError(f"no running stack in {run_dir} (start it with `make serve`)") from exc
     old = children_of(master)
     count = len(old)
+    if count == 0:
+        # `uvicorn --workers 1` runs in one process, without the supervisor that
+        # replaces workers on SIGHUP (SIGHUP would end it, and the socket with it).
+        raise StackError("make reload needs WORKERS=2 or more: one worker runs unsupervised")
     log(f"replacing {count} workers one at a time: {sorted(old)}")
     os.kill(master, signal.SIGHUP)
     deadline = time.monotonic() + timeout

@@ -182,12 +182,14 @@ class ProductionStack:
 
     def worker_pids(self) -> set[int]:
         """Return the uvicorn worker processes' pids (not the resource tracker)."""
+        master = self.uvicorn_master()
         pids = set()
-        for child in self.uvicorn_master().children():
+        for child in master.children():
             with contextlib.suppress(psutil.Error):  # exited, not yet reaped
                 if "resource_tracker" not in " ".join(child.cmdline()):
                     pids.add(child.pid)
-        return pids
+        # With one worker uvicorn serves from its own process, unsupervised.
+        return pids or {master.pid}
 
     def connections_per_worker(self) -> dict[int, int]:
         """Return how many client connections (from nginx) each worker holds open now."""
