@@ -34,8 +34,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "mission_control.settings.test")
 
-from tests.production.clients import RoomMember, SSEFollower  # noqa: E402
-from tests.production.stack import ProductionStack  # noqa: E402
+from testing.resuming_clients import RoomMember, SSEFollower  # noqa: E402
+from testing.stack import ProductionStack  # noqa: E402
 
 POSTGRES = "postgres://postgres@127.0.0.1:5432/test"
 REDIS = "redis://127.0.0.1:6379/0"

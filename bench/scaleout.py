@@ -4,7 +4,7 @@
 
 Every stack is started by scripts/serve.py (what `make serve` runs): nginx on a
 free port in front of N uvicorn workers over PostgreSQL and Redis, each on its own
-database and Redis prefix (tests/production/stack.py), and stopped afterwards.
+database and Redis prefix (testing/stack.py), and stopped afterwards.
 
 SSE: for each worker count, `--subs` EventSource-like subscribers (bench/telemetry.py's
 client, one asyncio process) connect through nginx, then frames are ingested through
@@ -39,7 +39,7 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "mission_control.settings.test")
 
 from bench.images import measure, write_noise_png  # noqa: E402
 from bench.telemetry import close_all, connect_all  # noqa: E402
-from tests.production.stack import ProductionStack  # noqa: E402
+from testing.stack import ProductionStack  # noqa: E402
 
 POSTGRES = "postgres://postgres@127.0.0.1:5432/test"
 REDIS = "redis://127.0.0.1:6379/0"

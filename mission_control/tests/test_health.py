@@ -7,8 +7,8 @@ import os
 
 import pytest
 
-from conftest import free_port
-from rover.tests.telemetry_fixtures import asgi_request
+from rover.tests.clients import asgi_request
+from testing.servers import free_port
 
 
 async def test_healthz_answers_the_worker_pid_without_touching_the_database():

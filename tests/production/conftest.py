@@ -10,7 +10,7 @@ from urllib.parse import urlparse
 import pytest
 from django.conf import settings
 
-from .stack import ProductionStack
+from testing.stack import ProductionStack
 
 
 def _require(name: str, url: str) -> None:

@@ -20,11 +20,10 @@ import psutil
 import pytest
 from PIL import Image
 
-from rover.tests.image_fixtures import jpeg_bytes
-from rover.tests.telemetry_fixtures import frame
-
-from .clients import RoomMember, SSEFollower
-from .stack import ROOT, SERVE, free_port
+from rover.tests.factories import frame, jpeg_bytes
+from testing.resuming_clients import RoomMember, SSEFollower
+from testing.servers import free_port
+from testing.stack import ROOT, SERVE
 
 pytestmark = [pytest.mark.slow, pytest.mark.redis, pytest.mark.postgres]
 
@@ -319,10 +318,10 @@ def test_rolling_reload_under_load_loses_and_doubles_nothing(stack):
 
             last_seq = sent[-1]
             for follower in followers:
-                await follower.until_seq(last_seq, timeout=30)
+                await follower.until_seq(last_seq, within=30)
             expected = [i for i in await _all_message_ids(client, stack) if i not in ids_before]
             for member in members:
-                await member.until_id(expected[-1], timeout=30)
+                await member.until_id(expected[-1], within=30)
             for client_ in (*followers, *members):
                 await client_.stop()
 

@@ -1,4 +1,7 @@
-"""Clients that behave like the dashboard: they reconnect and resume by id, and record all."""
+"""Clients that behave like the dashboard: they reconnect and resume by id, and record all.
+
+Used by tests/production and bench/reload.py against the production stack.
+"""
 
 from __future__ import annotations
 
@@ -72,9 +75,10 @@ class SSEFollower:
         elif kind in ("restart", "overflow"):
             self.finals.append(kind)
 
-    async def until_seq(self, seq: int, timeout: float = 20) -> None:
-        async with asyncio.timeout(timeout):
-            while not self.seqs or self.seqs[-1] < seq:
+    async def until_seq(self, seq: int, within: float = 20) -> None:
+        async with asyncio.timeout(within):
+            # Polled: the reader task appends; an Event per awaited seq is not worth it here.
+            while not self.seqs or self.seqs[-1] < seq:  # noqa: ASYNC110
                 await asyncio.sleep(0.02)
 
 
@@ -144,7 +148,7 @@ class RoomMember:
         elif frame["type"] == "presence":
             self.presence.append(frame)
 
-    async def until_id(self, message_id: int, timeout: float = 20) -> None:
-        async with asyncio.timeout(timeout):
-            while message_id not in self.ids:
+    async def until_id(self, message_id: int, within: float = 20) -> None:
+        async with asyncio.timeout(within):
+            while message_id not in self.ids:  # noqa: ASYNC110 - polled, as until_seq
                 await asyncio.sleep(0.02)

@@ -1,4 +1,4 @@
-"""The production stack under test: `scripts/serve.py` (what `make serve` runs) for real.
+"""The production stack for tests and benchmarks: `scripts/serve.py` (what `make serve` runs).
 
 Each stack gets its own PostgreSQL database (`test_mc_stack_<run>_<n>`), Redis key
 prefix, run directory, media folder and port, so parallel test runs and other
@@ -24,6 +24,8 @@ import httpx
 import psutil
 import psycopg
 import redis
+
+from testing.servers import free_port
 
 ROOT = Path(__file__).resolve().parent.parent.parent
 SERVE = ROOT / "scripts" / "serve.py"
@@ -51,14 +53,6 @@ for name in ("rover", "alice", "bob", "carol"):
     tokens[name] = token_create(user=user)[1]
 print("TOKENS=" + json.dumps(tokens))
 """
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 class ProductionStack:
@@ -106,7 +100,7 @@ class ProductionStack:
             }
         }
         env.update(
-            SECRET_KEY="stack-test-secret-key-not-for-production-0123456789-abcdefghijkl",
+            SECRET_KEY="stack-test-secret-key-not-for-production-0123456789-abcdefghijkl",  # noqa: S106
             ALLOWED_HOSTS="127.0.0.1,localhost",
             DATABASE_URL=self.database_url,
             REDIS_URL=self.redis_url,
@@ -146,7 +140,7 @@ class ProductionStack:
         self._admin(f'DROP DATABASE IF EXISTS "{self.database}" WITH (FORCE)')
         self._admin(f'CREATE DATABASE "{self.database}"')
         log = open(self.log_path, "ab")  # noqa: SIM115 - closed below, kept by the child
-        self.proc = subprocess.Popen(
+        self.proc = subprocess.Popen(  # noqa: S603 - our own script
             [sys.executable, str(SERVE)], cwd=ROOT, env=self.env(), stdout=log, stderr=log
         )
         log.close()
@@ -167,7 +161,7 @@ class ProductionStack:
     def manage(self, *args: str) -> str:
         env = self.env()
         env["DJANGO_SETTINGS_MODULE"] = "mission_control.settings.production"
-        done = subprocess.run(
+        done = subprocess.run(  # noqa: S603 - manage.py with the caller's arguments
             [sys.executable, "manage.py", *args],
             cwd=ROOT,
             env=env,
@@ -208,7 +202,7 @@ class ProductionStack:
 
     def reload(self, timeout: float = 120.0) -> subprocess.CompletedProcess:
         """Run what `make reload` runs, against this stack."""
-        return subprocess.run(
+        return subprocess.run(  # noqa: S603 - our own script
             [sys.executable, str(SERVE), "reload"],
             cwd=ROOT,
             env=self.env(),
