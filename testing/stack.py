@@ -27,7 +27,7 @@ import redis
 
 from testing.servers import free_port
 
-ROOT = Path(__file__).resolve().parent.parent.parent
+ROOT = Path(__file__).resolve().parent.parent
 SERVE = ROOT / "scripts" / "serve.py"
 _numbers = itertools.count(1)
 
