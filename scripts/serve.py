@@ -231,6 +231,9 @@ def serve(*, workers: int, port: int, run_dir: Path) -> int:
     python = sys.executable
 
     run_dir.mkdir(parents=True, exist_ok=True)
+    # Only this user (and so nginx, running as this user) may reach the workers' socket,
+    # whose X-Forwarded-For they trust.
+    run_dir.chmod(0o700)
     (run_dir / "nginx-tmp").mkdir(exist_ok=True)
     socket_path = run_dir / "uvicorn.sock"
     # Held until this process exits: a second `make serve` on the same run directory
@@ -282,6 +285,10 @@ def serve(*, workers: int, port: int, run_dir: Path) -> int:
         str(WORKER_START_SECONDS),
         "--ws-max-size",
         "65536",
+        # The socket has no peer address to check; only nginx can reach it (run_dir 0700),
+        # and nginx sets X-Forwarded-For to the client's address.
+        "--forwarded-allow-ips",
+        "*",
     ]
     processes: list[subprocess.Popen] = []
     stopping = False
