@@ -17,8 +17,9 @@ from websockets.exceptions import ConnectionClosed
 class SSEFollower:
     """Follow a rover's telemetry stream; on any end, reconnect with Last-Event-ID.
 
-    Every telemetry seq received is recorded (duplicates included, so a test can
-    see them); `finals` records the closing events (restart, overflow) received.
+    Every telemetry frame's seq is recorded (duplicates included, so a test can
+    see them), and its event id (the ingest id) is what a reconnect resumes from;
+    `finals` records the closing events (restart, overflow) received.
     """
 
     def __init__(self, client: httpx.AsyncClient, path: str, headers: dict[str, str]) -> None:
@@ -26,6 +27,7 @@ class SSEFollower:
         self.path = path
         self.headers = headers
         self.seqs: list[int] = []
+        self.last_id: str | None = None
         self.images: list[dict] = []
         self.finals: list[str] = []
         self.connects = 0
@@ -45,8 +47,8 @@ class SSEFollower:
     async def _run(self) -> None:
         while True:
             headers = dict(self.headers)
-            if self.seqs:
-                headers["Last-Event-ID"] = str(self.seqs[-1])
+            if self.last_id is not None:
+                headers["Last-Event-ID"] = self.last_id
             with contextlib.suppress(httpx.HTTPError):
                 async with self.client.stream("GET", self.path, headers=headers) as response:
                     if response.status_code == 200:
@@ -69,7 +71,8 @@ class SSEFollower:
     def _record(self, event: dict[str, str]) -> None:
         kind = event.get("event")
         if kind == "telemetry":
-            self.seqs.append(int(event["id"]))
+            self.seqs.append(json.loads(event["data"])["seq"])
+            self.last_id = event["id"]
         elif kind == "image":
             self.images.append(json.loads(event["data"]))
         elif kind in ("restart", "overflow"):
