@@ -88,7 +88,8 @@ class Mission:
             "speed_mps": 0.04,
             "x_m": round(self.x, 3),
             "y_m": round(self.y, 3),
-            "heading_deg": round(self.heading, 1),
+            # 359.96 rounds to 360.0, which ingest refuses.
+            "heading_deg": round(self.heading, 1) % 360,
             "mode": "driving",
         }
         frame.update(values)
