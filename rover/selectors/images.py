@@ -28,15 +28,20 @@ def image_latest(*, rover_slug: str) -> RoverImage | None:
     return _readable_images().filter(rover__slug=rover_slug).order_by("-captured_at", "-id").first()
 
 
-def image_list(*, rover: Rover) -> QuerySet[RoverImage]:
-    """Return a rover's images, newest capture first."""
+def image_list(*, rover: Rover, camera: str | None = None) -> QuerySet[RoverImage]:
+    """Return a rover's images (of one camera, if given), newest capture first."""
     unreadable_warn(RoverImage, "captured_at", rover_id=rover.pk)
-    return _readable_images().filter(rover=rover).order_by("-captured_at", "-id")
+    images = _readable_images().filter(rover=rover)
+    if camera is not None:
+        images = images.filter(camera=camera)
+    return images.order_by("-captured_at", "-id")
 
 
-def image_page(*, rover: Rover, page: int, limit: int) -> tuple[list[RoverImage], int]:
+def image_page(
+    *, rover: Rover, page: int, limit: int, camera: str | None = None
+) -> tuple[list[RoverImage], int]:
     """Return one page of a rover's images (1-based) and the total count."""
-    images = image_list(rover=rover)
+    images = image_list(rover=rover, camera=camera)
     start = (page - 1) * limit
     return list(images[start : start + limit]), images.count()
 

@@ -181,10 +181,7 @@ def image_store(
     """
     if (fileobj is None) == (path is None):
         raise ValueError("Give exactly one of fileobj or path.")
-    if camera not in Camera.values:
-        raise ImageRejected(
-            "invalid_camera", f"Unknown camera {camera!r}; one of: {', '.join(Camera.values)}."
-        )
+    camera = camera_parse(camera)
     limit = settings.IMAGE_MAX_BYTES
     staged: Path | None = None
     final: Path | None = None
@@ -258,17 +255,28 @@ def image_delete(*, image: RoverImage) -> None:
         )
 
 
+def camera_parse(name: str | None) -> str:
+    """Return the camera a client names, in any case (`NAVCAM`, as NASA writes it); navcam if none.
+
+    Raise ImageRejected (400 `invalid_camera`, naming the parameter) for an unknown name.
+    """
+    camera = (name or "").strip().lower() or Camera.NAVCAM
+    if camera not in Camera.values:
+        raise ImageRejected(
+            "invalid_camera",
+            f"Unknown camera {name!r}; one of: {', '.join(Camera.values)} (any case).",
+            parameter="camera",
+        )
+    return camera
+
+
 def metadata_parse(*, camera: str | None, captured_at: str | None) -> tuple[str, datetime | None]:
     """Validate the client's camera and capture time (ISO 8601); raise ImageRejected.
 
     The capture time follows mission_control.parsing: after 1970, at most
     TIMESTAMP_MAX_FUTURE_SECONDS ahead, offset within ±14:00; naive means UTC.
     """
-    camera = (camera or "").strip() or Camera.NAVCAM
-    if camera not in Camera.values:
-        raise ImageRejected(
-            "invalid_camera", f"Unknown camera {camera!r}; one of: {', '.join(Camera.values)}."
-        )
+    camera = camera_parse(camera)
     try:
         when = parse_timestamp(captured_at or None, name="captured_at")
     except BadParameter as exc:

@@ -23,7 +23,7 @@ from rover.events import image_json
 from rover.models import RoverImage
 from rover.selectors.images import MAX_PAGE_SIZE, image_get, image_latest, image_page
 from rover.selectors.rovers import rover_get
-from rover.services.images import ImageRejected, image_store, metadata_parse
+from rover.services.images import ImageRejected, camera_parse, image_store, metadata_parse
 from streams.files import serve_file
 
 DEFAULT_PAGE_SIZE = 20
@@ -117,13 +117,23 @@ async def _rover_image_list(request: HttpRequest, slug: str):
     except BadParameter as exc:
         return bad_parameter_response(exc)
     limit = min(limit, MAX_PAGE_SIZE)
+    # ?camera= filters by camera, named in any case (NAVCAM, as NASA writes it).
+    camera = None
+    if request.GET.get("camera"):
+        try:
+            camera = camera_parse(request.GET["camera"])
+        except ImageRejected as exc:
+            return json_error(exc.status, exc.code, exc.detail, **exc.fields)
     rover = await sync_to_async(rover_get)(slug=slug)
     if rover is None:
         return json_error(404, "unknown_rover", f"No rover {slug!r}.")
-    images, count = await sync_to_async(image_page)(rover=rover, page=page, limit=limit)
+    images, count = await sync_to_async(image_page)(
+        rover=rover, page=page, limit=limit, camera=camera
+    )
+    filters = {"camera": camera} if camera else {}
 
     def link(number: int) -> str:
-        return f"{request.path}?{urlencode({'page': number, 'limit': limit})}"
+        return f"{request.path}?{urlencode({**filters, 'page': number, 'limit': limit})}"
 
     return JsonResponse(
         {
