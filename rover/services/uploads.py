@@ -159,10 +159,35 @@ def upload_discard(*, upload: ImageUpload) -> None:
     remove_quietly(path)
 
 
-def upload_prune_expired() -> int:
-    """Discard unfinished uploads past their expiry; return how many."""
+def upload_prune_expired(*, dry_run: bool = False) -> int:
+    """Discard unfinished uploads past their expiry; return how many (only count if dry_run)."""
     expired = list(ImageUpload.objects.filter(expires_at__lt=timezone.now(), image__isnull=True))
+    if dry_run:
+        return len(expired)
     for upload in expired:
         upload_discard(upload=upload)
     ImageUpload.objects.filter(expires_at__lt=timezone.now()).delete()
     return len(expired)
+
+
+def upload_orphans_prune(*, dry_run: bool = False) -> int:
+    """Delete files under MEDIA_ROOT/uploads older than UPLOAD_LIFETIME that no upload owns.
+
+    A worker killed mid-request can leave a staged copy (`incoming-...`) or an
+    upload file whose row is gone; nothing else would ever delete them.
+    Return how many (only count if dry_run).
+    """
+    cutoff = (timezone.now() - UPLOAD_LIFETIME).timestamp()
+    live = {str(pk) for pk in ImageUpload.objects.values_list("pk", flat=True)}
+    orphans = []
+    for entry in os.scandir(uploads_dir()):
+        if entry.name in live or not entry.is_file(follow_symlinks=False):
+            continue
+        try:
+            if entry.stat(follow_symlinks=False).st_mtime < cutoff:
+                orphans.append(Path(entry.path))
+        except FileNotFoundError:
+            continue
+    if not dry_run:
+        remove_quietly(*orphans)
+    return len(orphans)
