@@ -173,6 +173,8 @@ STORAGES = {
 # Product settings.
 DEFAULT_ROVER_SLUG = env.str("DEFAULT_ROVER_SLUG", default="curiosity")
 PUBLIC_FEEDS = env.bool("PUBLIC_FEEDS", default=False)
+# The API token `simulate_rover` posts with; empty: its own, kept under the user's data directory.
+SIMULATOR_TOKEN = env.str("SIMULATOR_TOKEN", default="")
 IMAGE_MAX_BYTES = env.int("IMAGE_MAX_BYTES", default=2 * 1024**3)
 # Pixels (width x height) an image may have; checked from the header before any
 # decoding. A decode costs up to 4 bytes a pixel: 40 MP stays within 160 MB.

@@ -7,15 +7,17 @@ import sys
 
 import pytest
 
+from accounts.models import ApiToken
 from rover.models import RoverImage, RoverMode, TelemetryFrame
 from testing.servers import ROOT
 
 
-def run_simulator(server, *args: str) -> subprocess.CompletedProcess:
+def run_simulator(server, data_home, *args: str) -> subprocess.CompletedProcess:
     return subprocess.run(
         [sys.executable, "manage.py", "simulate_rover", "--url", server.url, "--wait", *args],
         cwd=ROOT,
-        env=server.env,
+        # Its stored token goes to the test's directory, never the user's.
+        env={**server.env, "XDG_DATA_HOME": str(data_home)},
         capture_output=True,
         text=True,
         timeout=60,
@@ -23,10 +25,12 @@ def run_simulator(server, *args: str) -> subprocess.CompletedProcess:
 
 
 @pytest.mark.slow
-def test_simulator_posts_valid_frames_and_images_and_continues_its_seq(server_process, rover):
+def test_simulator_posts_valid_frames_and_images_and_continues_its_seq(
+    server_process, rover, tmp_path
+):
     server = server_process()
     first = run_simulator(
-        server, "--rate", "20", "--duration", "2", "--image-every", "1", "--seed", "7"
+        server, tmp_path, "--rate", "20", "--duration", "2", "--image-every", "1", "--seed", "7"
     )
     assert first.returncode == 0, first.stderr
     assert "frames refused" not in first.stderr
@@ -39,8 +43,12 @@ def test_simulator_posts_valid_frames_and_images_and_continues_its_seq(server_pr
         assert frame.mode in RoverMode.values
     assert RoverImage.objects.filter(rover=rover).exists()
 
-    second = run_simulator(server, "--rate", "20", "--duration", "1", "--image-every", "0")
+    second = run_simulator(
+        server, tmp_path, "--rate", "20", "--duration", "1", "--image-every", "0"
+    )
     assert second.returncode == 0, second.stderr
     assert f"from seq {len(seqs)}" in second.stdout
     after = list(TelemetryFrame.objects.filter(rover=rover).values_list("seq", flat=True))
     assert after == list(range(len(after))) and len(after) > len(seqs)
+    # Both starts posted with the one stored token.
+    assert ApiToken.objects.filter(user__username="simulator").count() == 1

@@ -10,33 +10,88 @@ duplicates instead of storing anything twice.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import math
+import os
 import random
 import time
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import httpx
+from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Permission
 from django.core.management.base import BaseCommand, CommandError
+from django.db import connection
 
-from accounts.services import token_create
+from accounts.services import token_create, token_user
 from rover.simulator import RoverModel, navcam_jpeg
 
 MAX_BATCH = 200
+SIMULATOR_USERNAME = "simulator"
+TOKENS_FILE = "simulator-tokens.json"
+
+
+def simulator_data_dir() -> Path:
+    """Return the user's data directory for Mission Control (XDG: ~/.local/share/...)."""
+    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(base) / "mission-control"
+
+
+def _database_key() -> str:
+    """Name the local database, so each database keeps its own stored token."""
+    db = connection.settings_dict
+    label = f"{db['ENGINE']}:{db.get('HOST') or ''}:{db.get('PORT') or ''}:{db['NAME']}"
+    return hashlib.sha256(label.encode()).hexdigest()[:16]
+
+
+def _read_tokens(path: Path) -> dict[str, str]:
+    try:
+        tokens = json.loads(path.read_text())
+    except (FileNotFoundError, ValueError):
+        return {}
+    return tokens if isinstance(tokens, dict) else {}
+
+
+def _write_tokens(path: Path, tokens: dict[str, str]) -> None:
+    """Write the token file readable by its owner only, replacing it whole."""
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    temporary = path.with_name(f".{path.name}.{os.getpid()}")
+    descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(descriptor, "w") as out:
+        json.dump(tokens, out)
+    os.replace(temporary, path)
 
 
 def simulator_token() -> str:
-    """Create an API token for the 'simulator' user (same database as the local server)."""
-    user, _ = get_user_model().objects.get_or_create(username="simulator")
+    """Return the 'simulator' user's API token, stored once and reused at every start.
+
+    The raw token is only shown once by the server (it keeps the hash), so it is
+    kept in the user's data directory, one per local database. A stored token
+    that no longer works (revoked, its user gone or inactive) is replaced, so
+    restarts do not pile up tokens in the admin.
+    """
+    path = simulator_data_dir() / TOKENS_FILE
+    tokens = _read_tokens(path)
+    key = _database_key()
+    stored = tokens.get(key, "")
+    user = token_user(stored) if stored else None
+    if user is not None and user.username == SIMULATOR_USERNAME:
+        return stored
+    user, _ = get_user_model().objects.get_or_create(username=SIMULATOR_USERNAME)
     user.user_permissions.add(
         *Permission.objects.filter(
             content_type__app_label="rover",
             codename__in=["add_telemetryframe", "add_roverimage"],
         )
     )
-    return token_create(user=user, name="simulate_rover")[1]
+    raw = token_create(user=user, name="simulate_rover")[1]
+    tokens[key] = raw
+    _write_tokens(path, tokens)
+    return raw
 
 
 class Command(BaseCommand):
@@ -46,7 +101,11 @@ class Command(BaseCommand):
         parser.add_argument("--rover", default="curiosity", help="rover slug")
         parser.add_argument("--rate", type=float, default=10.0, help="frames per second")
         parser.add_argument("--url", default="http://127.0.0.1:8000", help="server base URL")
-        parser.add_argument("--token", default="", help="API token (default: make one)")
+        parser.add_argument(
+            "--token",
+            default="",
+            help="API token (default: SIMULATOR_TOKEN, else the stored simulator token)",
+        )
         parser.add_argument("--wait", action="store_true", help="wait for the server to answer")
         parser.add_argument("--duration", type=float, default=0, help="stop after S seconds")
         parser.add_argument("--image-every", type=float, default=60, help="seconds; 0: never")
@@ -59,7 +118,7 @@ class Command(BaseCommand):
             raise CommandError("--rate must be between 0 and 1000 frames per second.")
         base = options["url"].rstrip("/")
         slug = options["rover"]
-        token = options["token"] or simulator_token()
+        token = options["token"] or settings.SIMULATOR_TOKEN or simulator_token()
         self.frames_url = f"{base}/api/rovers/{slug}/telemetry"
         self.images_url = f"{base}/api/rovers/{slug}/images"
         self.client = httpx.Client(
