@@ -16,6 +16,7 @@ import hashlib
 import logging
 import os
 import uuid
+import weakref
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -212,6 +213,9 @@ def image_store(
             os.replace(source, final)
             staged = None
             thumb.write_bytes(thumbnail)
+            _files_undo_on_rollback(
+                final=final, thumb=thumb, given_back_to=None if path is None else source
+            )
             image = RoverImage.objects.create(
                 rover=rover,
                 camera=camera,
@@ -234,6 +238,33 @@ def image_store(
         raise
     logger.info("stored image %s of %s (%d bytes) for %s", image.pk, rover.slug, size, user)
     return image
+
+
+class _UntilCommit:
+    """Held only by an on_commit callback: freed when Django drops that callback."""
+
+
+def _files_undo(final: Path, thumb: Path, given_back_to: Path | None) -> None:
+    if given_back_to is not None and final.exists() and not given_back_to.exists():
+        os.replace(final, given_back_to)
+    remove_quietly(final, thumb)
+
+
+def _files_undo_on_rollback(*, final: Path, thumb: Path, given_back_to: Path | None) -> None:
+    """Remove (or give back) an image's files if the transaction holding its row rolls back.
+
+    image_store may run inside a caller's transaction (or savepoint) that rolls back
+    after it returned; the row is then gone and its files would be orphans.
+    Django has no rollback hook, but it does drop the on_commit callbacks of a
+    rolled-back transaction or savepoint (and only those). The callback
+    registered here holds the one reference to a token whose finalizer undoes the
+    files: on commit the callback runs and detaches the finalizer; on rollback
+    Django drops the callback, CPython frees the token at once and the finalizer
+    runs. The undo is idempotent, so it also agrees with image_store's own cleanup.
+    """
+    token = _UntilCommit()
+    undo = weakref.finalize(token, _files_undo, final, thumb, given_back_to)
+    transaction.on_commit(lambda token=token: undo.detach())
 
 
 def image_announce(*, image: RoverImage) -> None:
