@@ -18,10 +18,12 @@ import comms.routing  # noqa: E402
 from accounts.websocket import QueryTokenAuthMiddleware  # noqa: E402
 from mission_control.lifespan import lifespan  # noqa: E402
 from mission_control.websocket_origin import allowed_hosts_or_no_origin  # noqa: E402
+from streams.backpressure import daphne_backpressure  # noqa: E402
 
 application = ProtocolTypeRouter(
     {
-        "http": django_asgi_app,
+        # daphne (runserver) writes bodies without back-pressure; uvicorn passes through.
+        "http": daphne_backpressure(django_asgi_app),
         # Ends SSE streams when the worker is told to stop (see mission_control.lifespan).
         "lifespan": lifespan,
         # Like AllowedHostsOriginValidator, but wscat (no Origin header) may connect.
