@@ -77,8 +77,8 @@ def simulator_token() -> str:
     path = simulator_data_dir() / TOKENS_FILE
     tokens = _read_tokens(path)
     key = _database_key()
-    stored = tokens.get(key, "")
-    user = token_user(stored) if stored else None
+    stored = tokens.get(key)
+    user = token_user(stored) if isinstance(stored, str) else None
     if user is not None and user.username == SIMULATOR_USERNAME:
         return stored
     user, _ = get_user_model().objects.get_or_create(username=SIMULATOR_USERNAME)
