@@ -41,9 +41,8 @@ export class Room {
     this.online = new Map();
     this.typing = new Map();
     this.unread = 0;
-    // The first unread message's id while away, and the one the "new messages" line shows.
+    // The first message that arrived unseen: the "new messages" line goes above it.
     this.firstUnreadId = null;
-    this.newLineId = null;
     this.outbox = new Map(); // client_id -> frame, sent or queued, not yet answered
     this.failed = new Map(); // client_id -> {frame, reason}, refused by the server
     this.state = "connecting";
@@ -94,12 +93,14 @@ export class Room {
     return false;
   }
 
+  /** Send (or queue, while the socket is down) a message; return whether it went out now. */
   send(body) {
     const frame = { type: "message", body, client_id: clientId() };
     this.outbox.set(frame.client_id, frame);
-    this.newLineId = null; // replying means the new messages were read
-    this.sendFrame(frame);
+    this.firstUnreadId = null; // replying means the new messages were read
+    const sent = this.sendFrame(frame);
     this.onChange(this, "messages");
+    return sent;
   }
 
   /** Send a refused message again, same client_id (stored at most once). */

@@ -34,10 +34,10 @@ export class RoomsPanel {
       event.preventDefault();
       const body = this.input.value.trim();
       if (!body || !this.active) return;
-      this.active.send(body);
+      const sent = this.active.send(body);
       this.highlightId = null;
       this.input.value = "";
-      this.status.textContent = this.active.state === "live" ? "" : QUEUED;
+      this.status.textContent = sent ? "" : QUEUED;
     });
     this.input.addEventListener("input", () => this.active && this.active.sendTyping());
     this.tabs.addEventListener("keydown", (event) => this.onTabKey(event));
