@@ -98,7 +98,7 @@ export class AlarmsPanel {
     const timeline = h("button", {
       className: "link-btn",
       text: "show on timeline",
-      attrs: { type: "button", "aria-label": `Show the ${alarm.kind.replace(/_/g, " ")} alarm on the timeline` },
+      attrs: { type: "button", "aria-label": `Show on timeline: the ${alarm.kind.replace(/_/g, " ")} alarm` },
     });
     timeline.addEventListener("click", () => this.onShowOnTimeline(alarm.raised_at, `alarm:${alarm.id}`));
     li.append(

@@ -86,7 +86,15 @@ export function markersPlugin(owner) {
           tip = h("div", { className: "marker-tip", attrs: { role: "tooltip" } });
           tip.hidden = true;
           u.over.append(tip);
-          u.over.addEventListener("click", () => {
+          // A press and release in one place is a click (uPlot's own mouse handling
+          // swallows the "click" event on its overlay).
+          let downAt = null;
+          u.over.addEventListener("mousedown", (event) => {
+            downAt = event.button === 0 ? [event.clientX, event.clientY] : null;
+          });
+          u.over.addEventListener("mouseup", (event) => {
+            if (!downAt || Math.hypot(event.clientX - downAt[0], event.clientY - downAt[1]) > 4) return;
+            downAt = null;
             const cluster = u.cursor.left >= 0 ? nearest(u, u.cursor.left) : null;
             if (cluster) owner.onMarkerClick(cluster.markers[cluster.markers.length - 1]);
           });

@@ -17,10 +17,9 @@ const feedIndicator = document.getElementById("conn-telemetry");
 const clock = document.getElementById("utc-clock");
 const chartsLive = document.getElementById("charts-live");
 
-// The server's time when it rendered this page had passed by the time the response
-// started arriving: a first lower bound of the clock offset (frames refine it).
-const navigation = performance.getEntriesByType("navigation")[0];
-learnServerTime(config.serverTime, performance.timeOrigin + (navigation ? navigation.responseStart : 0));
+// The server's time when it rendered this page had passed by the time this module
+// runs: a first lower bound of the clock offset (live frames refine it).
+learnServerTime(config.serverTime);
 
 function announce(text) {
   // Clear first: the same text set twice would not be read again.

@@ -257,7 +257,7 @@ export class RoomsPanel {
         h("button", {
           className: "link-btn",
           text: "show on timeline",
-          attrs: { type: "button", "data-action": "timeline", "aria-label": `Show this message from ${author} on the timeline` },
+          attrs: { type: "button", "data-action": "timeline", "aria-label": `Show on timeline: the message from ${author}` },
         }),
       ),
       h("span", { className: "body" }, ...linkify(message.body)),
