@@ -148,12 +148,15 @@ export class RoverMap {
     ctx.fillStyle = "#8a9aab";
     let lastRight = -Infinity;
     let shown = 0;
+    // Where each label went (CSS px: left, top, right, bottom); the browser tests check them.
+    this.labelBoxes = [];
     ctx.textBaseline = "alphabetic";
     for (const item of labels.filter((l) => l.axis === "x")) {
       const w = ctx.measureText(item.text).width;
       const left = Math.min(Math.max(item.at - w / 2, plot.x), width - w - 1);
       if (left < lastRight + LABEL_GAP) continue;
       ctx.fillText(item.text, left, height - 5);
+      this.labelBoxes.push([left, height - 16, left + w, height - 3]);
       lastRight = left + w;
       shown++;
     }
@@ -165,6 +168,7 @@ export class RoverMap {
       const w = ctx.measureText(item.text).width;
       if (w > MARGIN.left - 4) continue;
       ctx.fillText(item.text, MARGIN.left - 4 - w, y);
+      this.labelBoxes.push([MARGIN.left - 4 - w, y - 6, MARGIN.left - 4, y + 6]);
       lastTop = y;
       shown++;
     }
@@ -176,6 +180,7 @@ export class RoverMap {
     sx = Math.min(Math.max(sx, plot.x + MARKER_PAD), plot.x + plot.w - MARKER_PAD);
     sy = Math.min(Math.max(sy, plot.y + MARKER_PAD), plot.y + plot.h - MARKER_PAD);
     this.markerAt = [sx, sy];
+    this.plotBox = [plot.x, plot.y, plot.x + plot.w, plot.y + plot.h];
     ctx.fillStyle = "#f5c542";
     ctx.beginPath();
     ctx.arc(sx, sy, 6, 0, Math.PI * 2);
