@@ -82,6 +82,10 @@ export class AlarmsPanel {
     const all = [...this.alarms.values()].sort((a, b) => Date.parse(b.raised_at) - Date.parse(a.raised_at));
     const active = all.filter((alarm) => alarm.active);
     const cleared = all.filter((alarm) => !alarm.active).slice(0, SHOW_CLEARED);
+    // The header shows active alarms too: the worst state is visible from anywhere.
+    const header = document.getElementById("header-alarms");
+    header.hidden = active.length === 0;
+    header.textContent = `${active.length} active alarm${active.length === 1 ? "" : "s"}`;
     this.count.textContent = String(active.length);
     this.count.dataset.count = String(active.length);
     this.root.dataset.active = String(active.length > 0);

@@ -139,7 +139,14 @@ export class Charts {
         },
       ],
       series: [
-        { value: (u, v) => (v === null || v === undefined ? "latest" : fmtTime(v * 1000)) },
+        {
+          // Off the chart, the legend names the newest point's time ("latest").
+          value: (u, v, sidx, idx) => {
+            if (idx !== null && idx !== undefined && v !== null && v !== undefined) return fmtTime(v * 1000);
+            const times = this.data.t;
+            return times.length ? `${fmtTime(times[times.length - 1] * 1000)} (latest)` : "–";
+          },
+        },
         ...chart.series.map((s) => ({
           label: s.label,
           stroke: s.stroke,
