@@ -139,4 +139,6 @@ class Migration(migrations.Migration):
             field=models.FloatField(blank=True, null=True, verbose_name="y, north (m)"),
         ),
         migrations.RunPython(copy_link_lost_limit, migrations.RunPython.noop),
+        # One limit per rover now: Rover.stale_after_seconds.
+        migrations.RemoveField(model_name="alarmlimits", name="signal_lost_after_s"),
     ]

@@ -13,9 +13,6 @@ class AlarmLimits(models.Model):
     battery_low_pct = models.FloatField("battery low below (%)", default=20.0)
     temp_internal_min_c = models.FloatField("internal temperature min (°C)", default=-40.0)
     temp_internal_max_c = models.FloatField("internal temperature max (°C)", default=50.0)
-    signal_lost_after_s = models.PositiveIntegerField(
-        default=10, help_text="Raise 'link lost' after this many seconds without a frame."
-    )
 
     class Meta:
         verbose_name = "alarm limits"
