@@ -129,6 +129,8 @@ const seen = [];
 let feed = null;
 let pending = [];
 let frameRequest = null;
+// Live frames that arrive while the history loads: the map draws them after it.
+let mapBacklog = null;
 
 function render() {
   frameRequest = null;
@@ -136,7 +138,8 @@ function render() {
   pending = [];
   for (const frame of frames) {
     charts.push(frame);
-    map.add(frame);
+    if (mapBacklog) mapBacklog.push(frame);
+    else map.add(frame);
   }
   // A late frame (lower seq) is charted history, not the rover's current state.
   const newest = frames.reduce((a, b) => (b.seq > a.seq ? b : a), frames[0]);
@@ -171,6 +174,7 @@ async function selectRover(slug) {
   status.reset();
   status.setStaleAfter(rover.stale_after_seconds || config.staleAfterSeconds);
   map.reset();
+  mapBacklog = [];
   charts.clearMarkers("alarm:");
   charts.focusT = null;
   chartsLive.hidden = true;
@@ -190,9 +194,14 @@ async function selectRover(slug) {
   images.load(slug);
   alarms.load(slug);
   const frames = await history_;
-  for (const frame of frames) map.add(frame);
+  if (slug !== main.dataset.rover) return;
+  const backlog = mapBacklog || [];
+  mapBacklog = null;
+  // History first (its buckets up to the first live frame), then what arrived live.
+  for (const frame of frames) if (!backlog.length || frame.seq < backlog[0].seq) map.add(frame);
+  for (const frame of backlog) map.add(frame);
   map.draw();
-  if (slug === main.dataset.rover) status.historyLoaded();
+  status.historyLoaded();
 }
 
 function setupRoverSelect() {
