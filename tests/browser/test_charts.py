@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from playwright.sync_api import expect
 
-from .conftest import log_in, wait_until
+from tests.browser.pages import log_in, wait_until
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
