@@ -170,7 +170,12 @@ class Server:
     def stop(self) -> None:
         if self.proc:
             self.proc.terminate()
-            self.proc.wait(10)
+            try:
+                self.proc.wait(5)
+            except subprocess.TimeoutExpired:
+                # daphne may wait on open live streams: the "feed down" state needs it gone.
+                self.proc.kill()
+                self.proc.wait(5)
             self.proc = None
 
 
