@@ -34,6 +34,7 @@ export class ImagesPanel {
     this.live = true;
     this.page = 0;
     this.count = 0;
+    this.hasOlder = false;
     this.liveButton.addEventListener("click", () => this.backToLive());
     this.olderButton.addEventListener("click", () => this.loadOlder());
     this.fullButton.addEventListener("click", () => this.toggleFull());
@@ -46,6 +47,7 @@ export class ImagesPanel {
     this.live = true;
     this.page = 0;
     this.count = 0;
+    this.hasOlder = false;
     this.setFull(false);
     this.render();
     await this.loadOlder();
