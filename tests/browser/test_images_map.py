@@ -111,9 +111,17 @@ def test_map_labels_never_overlap_the_marker_is_never_clipped_it_follows_and_fit
 ):
     console_errors(page)
     frames = []
-    for n in range(60):  # a long drive east, then north
+    start = datetime.now(UTC) - timedelta(seconds=120)
+    for n in range(60):  # a long drive east, then north, a frame every 2 s
         x, y = (n * 8.0, 0.0) if n < 40 else (312.0, (n - 39) * 8.0)
-        frames.append(mission.frame(x_m=x, y_m=y, heading_deg=90.0 if n < 40 else 0.0))
+        frames.append(
+            mission.frame(
+                x_m=x,
+                y_m=y,
+                heading_deg=90.0 if n < 40 else 0.0,
+                recorded_at=(start + timedelta(seconds=2 * n)).isoformat(),
+            )
+        )
     mission.ingest(frames)
     log_in(page, mission.url, "alice")
     expect(page.locator("#map-caption")).to_contain_text("x 312.0 m, y 160.0 m")
