@@ -115,6 +115,10 @@ class UserWithTeamsAdmin(UserAdmin):
 
     inlines = [*UserAdmin.inlines, UserMembershipInline]
 
+    def get_inlines(self, request, obj=None):
+        # Adding a user is Django's two-step form (name and password first); teams come after.
+        return super().get_inlines(request, obj) if obj is not None else []
+
 
 # django.contrib.auth (listed before this app) has registered its UserAdmin by now.
 User = get_user_model()
