@@ -100,9 +100,11 @@ def seed(now: datetime) -> tuple[str, int]:
     times += [now - timedelta(seconds=300 - s) for s in range(300)]
     rows = [frame(seq, at) for seq, at in enumerate(times, start=1)]
     TelemetryFrame.objects.bulk_create(
-        TelemetryFrame(rover=rover, **{**row, "recorded_at": at})
+        TelemetryFrame(rover=rover, **{**row, "recorded_at": at, "ingest_id": row["seq"]})
         for row, at in zip(rows, times, strict=True)
     )
+    # The ingest API numbers the next frames after the rover's counter.
+    Rover.objects.filter(pk=rover.pk).update(last_ingest_id=len(rows))
     for row, at in zip(rows[-400:], times[-400:], strict=True):
         TelemetryFrame.objects.filter(rover=rover, seq=row["seq"]).update(received_at=at)
 

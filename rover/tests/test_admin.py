@@ -31,8 +31,9 @@ def curiosity() -> Rover:
 def frame(rover: Rover, seq: int, **values) -> TelemetryFrame:
     fields = {"battery_pct": 80.0, "signal_dbm": -90.0, "temp_internal_c": 12.5}
     fields.update(values)
+    at = datetime(2026, 11, 24, 13, 4, 5, tzinfo=UTC)
     return TelemetryFrame.objects.create(
-        rover=rover, seq=seq, recorded_at=datetime(2026, 11, 24, 13, 4, 5, tzinfo=UTC), **fields
+        rover=rover, seq=seq, ingest_id=seq, recorded_at=at, **fields
     )
 
 
