@@ -2,6 +2,8 @@ from __future__ import annotations
 
 from django import forms
 from django.contrib import admin, messages
+from django.contrib.auth import get_user_model
+from django.contrib.auth.admin import UserAdmin
 from django.db.models import Count
 from django.template.response import TemplateResponse
 
@@ -94,3 +96,31 @@ class MessageAdmin(admin.ModelAdmin):
 
     def has_delete_permission(self, request, obj=None) -> bool:
         return False
+
+
+class UserMembershipInline(admin.TabularInline):
+    """The user's teams, on the user's own admin page."""
+
+    model = Membership
+    fk_name = "user"
+    extra = 1
+    autocomplete_fields = ["team"]
+    readonly_fields = ["joined_at"]
+    verbose_name = "team membership"
+    verbose_name_plural = "teams"
+
+
+class UserWithTeamsAdmin(UserAdmin):
+    """django.contrib.auth's user page, plus the teams the user belongs to."""
+
+    inlines = [*UserAdmin.inlines, UserMembershipInline]
+
+    def get_inlines(self, request, obj=None):
+        # Adding a user is Django's two-step form (name and password first); teams come after.
+        return super().get_inlines(request, obj) if obj is not None else []
+
+
+# django.contrib.auth (listed before this app) has registered its UserAdmin by now.
+User = get_user_model()
+admin.site.unregister(User)
+admin.site.register(User, UserWithTeamsAdmin)

@@ -45,6 +45,7 @@ from .presence import get_tracker
 from .ratelimit import chat_rate_allow
 from .selectors import message_after, message_history, team_get, team_user_can_join
 from .services import (
+    CLIENT_ID_MAX_CHARS,
     MessageInvalid,
     NotAllowed,
     message_clean,
@@ -331,13 +332,25 @@ class TeamRoomConsumer(AsyncJsonWebsocketConsumer):
         )
         return False
 
+    @staticmethod
+    def _naming(client_id: Any) -> dict[str, str]:
+        """Name a refused message's valid client_id in its error.
+
+        The sender can then mark exactly that message failed and not resend it.
+        """
+        if isinstance(client_id, str) and 0 < len(client_id) <= CLIENT_ID_MAX_CHARS:
+            return {"client_id": client_id}
+        return {}
+
     async def _post(self, body: Any, client_id: Any) -> None:
         try:
             body, client_id = message_clean(body=body, client_id=client_id)
         except MessageInvalid as exc:
-            return await self._error(exc.code, exc.detail)
+            return await self._error(exc.code, exc.detail, **self._naming(client_id))
         if not await chat_rate_allow(user_id=self.user.pk):
-            return await self._error("rate_limited", "Too many messages; slow down.")
+            return await self._error(
+                "rate_limited", "Too many messages; slow down.", **self._naming(client_id)
+            )
         # Queued for the writer task, so frames sent back to back are stored in one
         # transaction while the previous batch is being written (order is kept).
         self._outbox.append((body, client_id))

@@ -3,10 +3,18 @@
 from __future__ import annotations
 
 from django.contrib import admin
+from django.http import HttpRequest, HttpResponseRedirect
+from django.templatetags.static import static
 from django.urls import include, path
 
 from mission_control.health import healthz, readyz
 from streams.views import metrics
+
+
+def favicon(request: HttpRequest) -> HttpResponseRedirect:
+    """Send /favicon.ico (asked for by clients that ignore <link rel=icon>) to the icon."""
+    return HttpResponseRedirect(static("favicon.svg"))
+
 
 urlpatterns = [
     path("admin/", admin.site.urls),
@@ -14,6 +22,7 @@ urlpatterns = [
     path("metrics", metrics, name="metrics"),
     path("healthz", healthz, name="healthz"),
     path("readyz", readyz, name="readyz"),
+    path("favicon.ico", favicon, name="favicon"),
     path("", include("rover.urls")),
     path("", include("comms.urls")),
 ]

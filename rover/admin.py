@@ -1,11 +1,19 @@
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 from django import forms
-from django.contrib import admin
+from django.contrib import admin, messages
+from django.db.models import Count, OuterRef, QuerySet, Subquery
 from django.urls import reverse
 from django.utils.html import format_html
 
 from .models import Alarm, AlarmLimits, Camera, Rover, RoverImage, TelemetryFrame
+
+
+def utc_seconds(value: datetime | None) -> str:
+    """Return a time as "YYYY-MM-DD HH:MM:SS UTC" (the dashboard's form), "-" when unset."""
+    return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC") if value else "-"
 
 
 class AlarmLimitsInline(admin.StackedInline):
@@ -15,10 +23,52 @@ class AlarmLimitsInline(admin.StackedInline):
 
 @admin.register(Rover)
 class RoverAdmin(admin.ModelAdmin):
-    list_display = ["name", "slug", "alarm_team", "created_at"]
+    list_display = [
+        "name",
+        "slug",
+        "last_frame",
+        "active_alarms",
+        "stale_after_seconds",
+        "alarm_team",
+    ]
     prepopulated_fields = {"slug": ["name"]}
     search_fields = ["name", "slug"]
+    fields = ["name", "slug", "description", "alarm_team", "landing_date", "stale_after_seconds"]
     inlines = [AlarmLimitsInline]
+
+    def get_queryset(self, request) -> QuerySet[Rover]:
+        # Subqueries, not joins: a join to frames and alarms would multiply the counts.
+        newest = TelemetryFrame.objects.filter(rover=OuterRef("pk")).order_by("-seq")
+        active = (
+            Alarm.objects.filter(rover=OuterRef("pk"), cleared_at__isnull=True)
+            .order_by()
+            .values("rover")
+            .annotate(n=Count("pk"))
+            .values("n")
+        )
+        return (
+            super()
+            .get_queryset(request)
+            .select_related("alarm_team")
+            .annotate(
+                _last_frame=Subquery(newest.values("received_at")[:1]),
+                _active_alarms=Subquery(active),
+            )
+        )
+
+    @admin.display(description="Last frame (UTC)", ordering="_last_frame")
+    def last_frame(self, rover: Rover) -> str:
+        return utc_seconds(rover._last_frame) if rover._last_frame else "no frame yet"
+
+    @admin.display(description="Active alarms", ordering="_active_alarms")
+    def active_alarms(self, rover: Rover):
+        count = rover._active_alarms or 0
+        if not count:
+            return "0"
+        url = reverse("admin:rover_alarm_changelist")
+        return format_html(
+            '<a href="{}?rover__id__exact={}&amp;state=active">{}</a>', url, rover.pk, count
+        )
 
 
 # --- telemetry and alarms ---
@@ -31,8 +81,8 @@ class TelemetryFrameAdmin(admin.ModelAdmin):
     list_display = [
         "rover",
         "seq",
-        "recorded_at",
-        "received_at",
+        "recorded",
+        "received",
         "mode",
         "battery_pct",
         "signal_dbm",
@@ -52,6 +102,33 @@ class TelemetryFrameAdmin(admin.ModelAdmin):
     def has_change_permission(self, request, obj=None) -> bool:
         return False
 
+    @admin.display(description="Recorded (UTC)", ordering="recorded_at")
+    def recorded(self, frame: TelemetryFrame) -> str:
+        return utc_seconds(frame.recorded_at)
+
+    @admin.display(description="Received (UTC)", ordering="received_at")
+    def received(self, frame: TelemetryFrame) -> str:
+        return utc_seconds(frame.received_at)
+
+
+class AlarmStateFilter(admin.SimpleListFilter):
+    """The dashboard's three states: active (nobody has answered), acknowledged, cleared."""
+
+    title = "state"
+    parameter_name = "state"
+
+    def lookups(self, request, model_admin):
+        return [("active", "Active"), ("acknowledged", "Acknowledged"), ("cleared", "Cleared")]
+
+    def queryset(self, request, queryset):
+        if self.value() == "active":
+            return queryset.filter(cleared_at__isnull=True, acknowledged_at__isnull=True)
+        if self.value() == "acknowledged":
+            return queryset.filter(cleared_at__isnull=True, acknowledged_at__isnull=False)
+        if self.value() == "cleared":
+            return queryset.filter(cleared_at__isnull=False)
+        return queryset
+
 
 @admin.register(Alarm)
 class AlarmAdmin(admin.ModelAdmin):
@@ -59,17 +136,14 @@ class AlarmAdmin(admin.ModelAdmin):
         "rover",
         "kind",
         "message",
-        "raised_at",
-        "cleared_at",
+        "state",
+        "raised",
+        "cleared",
         "acknowledged_by",
-        "acknowledged_at",
+        "acknowledged",
     ]
-    list_filter = [
-        "rover",
-        "kind",
-        ("cleared_at", admin.EmptyFieldListFilter),
-        ("acknowledged_at", admin.EmptyFieldListFilter),
-    ]
+    list_filter = [AlarmStateFilter, "rover", "kind"]
+    actions = ["acknowledge"]
     search_fields = ["message"]
     date_hierarchy = "raised_at"
     list_select_related = ["rover", "acknowledged_by"]
@@ -87,6 +161,39 @@ class AlarmAdmin(admin.ModelAdmin):
 
     def has_add_permission(self, request) -> bool:
         return False
+
+    @admin.display(description="State")
+    def state(self, alarm: Alarm) -> str:
+        if alarm.cleared_at is not None:
+            return "Cleared"
+        return "Acknowledged" if alarm.acknowledged_at is not None else "Active"
+
+    @admin.display(description="Raised (UTC)", ordering="raised_at")
+    def raised(self, alarm: Alarm) -> str:
+        return utc_seconds(alarm.raised_at)
+
+    @admin.display(description="Cleared (UTC)", ordering="cleared_at")
+    def cleared(self, alarm: Alarm) -> str:
+        return utc_seconds(alarm.cleared_at)
+
+    @admin.display(description="Acknowledged (UTC)", ordering="acknowledged_at")
+    def acknowledged(self, alarm: Alarm) -> str:
+        return utc_seconds(alarm.acknowledged_at)
+
+    @admin.action(description="Acknowledge selected alarms", permissions=["change"])
+    def acknowledge(self, request, queryset):
+        """Acknowledge each alarm as the admin user (announced like the dashboard's button)."""
+        from .services.alarms import alarm_acknowledge
+
+        changed = 0
+        for alarm in queryset.filter(acknowledged_at__isnull=True):
+            _alarm, did = alarm_acknowledge(alarm=alarm, user=request.user)
+            changed += did
+        skipped = queryset.count() - changed
+        text = f"Acknowledged {changed} alarm(s) as {request.user.get_username()}."
+        if skipped:
+            text += f" {skipped} already acknowledged, left as they were."
+        self.message_user(request, text, messages.SUCCESS)
 
 
 # --- images ----------------------------------------------------------------------------------
@@ -131,7 +238,7 @@ class RoverImageAddForm(forms.ModelForm):
 
 @admin.register(RoverImage)
 class RoverImageAdmin(admin.ModelAdmin):
-    list_display = ["id", "preview", "rover", "camera", "captured_at", "size", "dimensions"]
+    list_display = ["id", "preview", "rover", "camera", "captured", "size", "dimensions"]
     list_filter = ["rover", "camera", "captured_at"]
     date_hierarchy = "captured_at"
     search_fields = ["original_name", "sha256"]
@@ -192,6 +299,10 @@ class RoverImageAdmin(admin.ModelAdmin):
 
         for image in queryset:
             image_delete(image=image)
+
+    @admin.display(description="Captured (UTC)", ordering="captured_at")
+    def captured(self, obj: RoverImage) -> str:
+        return utc_seconds(obj.captured_at)
 
     @admin.display(description="thumbnail")
     def preview(self, obj: RoverImage):

@@ -1,9 +1,12 @@
 """A simulated rover: its physical model and its navcam pictures, free of any I/O.
 
 The rover drives between waypoints, the battery drains while driving and
-recharges in a compressed day, temperatures follow day and night, the signal
-fades and returns, and now and then a fault puts it in safe mode. The
-`simulate_rover` command steps this model and posts the frames and pictures
+recharges in a compressed day, and temperatures follow day and night. Trouble is
+opt-in (a scenario): with `fades` the signal fades now and then (frames are held
+on board, so the server raises and clears "link lost"), with `faults` a fault
+puts the rover in safe mode now and then; `healthy`, the default, has neither, so
+a demo starts without alarms. Each such event is announced through `on_event`.
+The `simulate_rover` command steps this model and posts the frames and pictures
 through the HTTP API.
 """
 
@@ -12,10 +15,21 @@ from __future__ import annotations
 import io
 import math
 import random
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from PIL import Image, ImageDraw
+
+SCENARIOS = {
+    "healthy": {"fades": False, "faults": False},
+    "fades": {"fades": True, "faults": False},
+    "faults": {"fades": False, "faults": True},
+    "eventful": {"fades": True, "faults": True},
+}
+FIRST_FADE_S = 120.0  # a demo shows a healthy start before any simulated trouble
+FADE_GAP_S = (180.0, 420.0)
+FAULT_EVERY_S = 600.0  # mean seconds between safe-mode faults
 
 
 @dataclass
@@ -33,8 +47,11 @@ class RoverModel:
     waypoint: tuple[float, float] | None = None
     mode_until: float = 0.0
     fade_until: float = 0.0
-    next_fade_at: float = 60.0
+    next_fade_at: float = FIRST_FADE_S
     clock: float = 0.0
+    fades: bool = False
+    faults: bool = False
+    on_event: Callable[[str], None] = field(default=lambda text: None)
 
     def sun(self) -> float:
         """Return the sun's height in [-1, 1] (sine of the compressed day)."""
@@ -84,13 +101,19 @@ class RoverModel:
     def step(self, dt: float) -> dict[str, Any]:
         """Advance dt seconds; return the frame fields (without seq and recorded_at)."""
         self.clock += dt
-        if self.clock >= self.next_fade_at:
-            self.fade_until = self.clock + self.rng.uniform(12, 20)
-            self.next_fade_at = self.fade_until + self.rng.uniform(90, 240)
-        if self.mode != "safe_mode" and self.rng.random() < dt / 400.0:
+        if self.fades and self.clock >= self.next_fade_at:
+            length = self.rng.uniform(12, 20)
+            self.fade_until = self.clock + length
+            self.next_fade_at = self.fade_until + self.rng.uniform(*FADE_GAP_S)
+            self.on_event(
+                f"Scenario: the signal fades for {length:.0f} s (frames are held on board "
+                "and sent afterwards; expect LINK LOST, then its clearing)."
+            )
+        if self.faults and self.mode != "safe_mode" and self.rng.random() < dt / FAULT_EVERY_S:
             self.mode = "safe_mode"
             self.mode_until = self.clock + self.rng.uniform(10, 25)
             self.waypoint = None
+            self.on_event("Scenario: a fault puts the rover in safe mode for a few seconds.")
         speed = 0.0
         if self.mode == "safe_mode":
             if self.clock >= self.mode_until:

@@ -147,6 +147,8 @@ HTTP_ROUTES: dict[str, list[Case]] = {
     # Probes send no credentials; a token is refused there as on every page (403 JSON).
     "healthz": [Case("GET", "/healthz", "page_public", 200)],
     "readyz": [Case("GET", "/readyz", "page_public", 200)],
+    # Clients that ignore <link rel=icon> ask here: sent to the static icon.
+    "favicon.ico": [Case("GET", "/favicon.ico", "page_public", 302)],
     "api/teams": [Case("GET", "/api/teams", "api", 200)],
     "api/teams/<slug:slug>/messages": [Case("GET", f"/api/teams/{TEAM}/messages", "api_room", 200)],
     "accounts/login/": [Case("GET", "/accounts/login/", "page_public", 200)],

@@ -182,6 +182,17 @@ async def test_bad_input_answers_an_error_and_keeps_the_connection(room, join, f
     await alice.disconnect()
 
 
+async def test_refused_message_error_names_its_client_id(room, join):
+    alice, _, _ = await join(room.alice)
+    await alice.send_json_to({"type": "message", "body": "   ", "client_id": "c-1"})
+    error = await alice.receive_json_from()
+    assert (error["code"], error["client_id"]) == ("empty_body", "c-1")
+    await alice.send_json_to({"type": "message", "body": "   ", "client_id": 7})
+    assert "client_id" not in await alice.receive_json_from()
+    await alice.disconnect()
+    assert await Message.objects.acount() == 0
+
+
 async def test_binary_frame_is_an_error(room, join):
     alice, _, _ = await join(room.alice)
     await alice.send_to(bytes_data=b"\x00\x01")
@@ -200,10 +211,11 @@ async def test_rate_limit_per_user_across_sockets(room, join, settings):
         await socket.send_json_to({"type": "message", "body": f"n{i}"})
     for _ in range(3):
         assert (await first.receive_json_from())["type"] == "message"
-    await second.send_json_to({"type": "message", "body": "one too many"})
-    # second got the 3 messages first, then the refusal.
+    await second.send_json_to({"type": "message", "body": "one too many", "client_id": "c-4"})
+    # second got the 3 messages first, then the refusal, naming the refused message.
     frames = [await second.receive_json_from() for _ in range(4)]
     assert frames[-1]["code"] == "rate_limited"
+    assert frames[-1]["client_id"] == "c-4"
     assert await Message.objects.acount() == 3
     await first.disconnect()
     await second.disconnect()

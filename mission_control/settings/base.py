@@ -207,11 +207,15 @@ CHAT_REPLAY_PER_SECOND = env.float("CHAT_REPLAY_PER_SECOND", default=2.0)
 PRESENCE_TTL_SECONDS = env.float("PRESENCE_TTL_SECONDS", default=30.0)
 PRESENCE_REFRESH_SECONDS = env.float("PRESENCE_REFRESH_SECONDS", default=10.0)
 
+LOG_ROVER_UPLINK = env.bool("LOG_ROVER_UPLINK", default=False)
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
-    "filters": {"redact_tokens": {"()": "accounts.logging.RedactTokensFilter"}},
+    "filters": {
+        "redact_tokens": {"()": "accounts.logging.RedactTokensFilter"},
+        "quiet_rover_uplink": {"()": "rover.log_filters.QuietRoverUplinkFilter"},
+    },
     "handlers": {
         "console": {
             "class": "logging.StreamHandler",
@@ -228,6 +232,8 @@ LOGGING = {
             "handlers": ["console"],
             "level": "INFO",
             "propagate": False,
+            # Accepted telemetry and image posts (10 a second from a rover) are not logged.
+            "filters": [] if LOG_ROVER_UPLINK else ["quiet_rover_uplink"],
         },
         "uvicorn": {"handlers": ["console"], "level": "INFO", "propagate": False},
         "uvicorn.error": {"handlers": [], "level": "INFO", "propagate": True},

@@ -10,12 +10,9 @@ class AlarmLimits(models.Model):
     """Per-rover alarm thresholds, edited in the admin."""
 
     rover = models.OneToOneField(Rover, on_delete=models.CASCADE, related_name="alarm_limits")
-    battery_low_pct = models.FloatField(default=20.0)
-    temp_internal_min_c = models.FloatField(default=-40.0)
-    temp_internal_max_c = models.FloatField(default=50.0)
-    signal_lost_after_s = models.PositiveIntegerField(
-        default=10, help_text="Raise 'link lost' after this many seconds without a frame."
-    )
+    battery_low_pct = models.FloatField("battery low below (%)", default=20.0)
+    temp_internal_min_c = models.FloatField("internal temperature min (°C)", default=-40.0)
+    temp_internal_max_c = models.FloatField("internal temperature max (°C)", default=50.0)
 
     class Meta:
         verbose_name = "alarm limits"
@@ -39,12 +36,12 @@ class Alarm(models.Model):
     message = models.CharField(max_length=300)
     value = models.FloatField(null=True, blank=True)
     seq = models.BigIntegerField(null=True, blank=True, help_text="Frame that raised it.")
-    raised_at = models.DateTimeField(auto_now_add=True)
-    cleared_at = models.DateTimeField(null=True, blank=True)
+    raised_at = models.DateTimeField("raised (UTC)", auto_now_add=True)
+    cleared_at = models.DateTimeField("cleared (UTC)", null=True, blank=True)
     acknowledged_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True
     )
-    acknowledged_at = models.DateTimeField(null=True, blank=True)
+    acknowledged_at = models.DateTimeField("acknowledged (UTC)", null=True, blank=True)
 
     class Meta:
         ordering = ["-raised_at", "-id"]

@@ -13,10 +13,10 @@ reading that hovers at the limit does not flap.
 
 Link lost is time-driven: each worker process runs a small watchdog task
 (started lazily by the first ingest or live-stream subscriber in that process)
-that raises the alarm when the newest frame is older than
-`signal_lost_after_s`; the next frame clears it. With several workers every
-watchdog checks, and the one-active-per-kind constraint lets exactly one of
-them store and announce the alarm.
+that raises the alarm when the newest frame is older than the rover's
+`stale_after_seconds` (the limit the dashboard uses too); the next frame clears
+it. With several workers every watchdog checks, and the one-active-per-kind
+constraint lets exactly one of them store and announce the alarm.
 """
 
 from __future__ import annotations
@@ -184,12 +184,9 @@ def alarms_check_link_lost(*, now: datetime | None = None) -> list[Alarm]:
     """Raise 'link lost' for every rover whose newest frame is older than its limit."""
     now = now or timezone.now()
     raised: list[Alarm] = []
-    for rover in Rover.objects.select_related("alarm_team", "alarm_limits"):
-        try:
-            limits = rover.alarm_limits
-        except AlarmLimits.DoesNotExist:
-            limits = AlarmLimits(rover=rover)
-        if not limits.signal_lost_after_s:
+    for rover in Rover.objects.select_related("alarm_team"):
+        limit = rover.stale_after_seconds
+        if not limit:
             continue
         # The newest frame by seq (the unique index) stands for "the last frame heard".
         newest = (
@@ -202,7 +199,7 @@ def alarms_check_link_lost(*, now: datetime | None = None) -> list[Alarm]:
             continue
         seq, received_at = newest
         silent = (now - received_at).total_seconds()
-        if silent < limits.signal_lost_after_s:
+        if silent < limit:
             continue
         if Alarm.objects.filter(
             rover=rover, kind=AlarmKind.LINK_LOST, cleared_at__isnull=True
@@ -211,10 +208,7 @@ def alarms_check_link_lost(*, now: datetime | None = None) -> list[Alarm]:
         alarm = alarm_raise(
             rover=rover,
             kind=AlarmKind.LINK_LOST,
-            message=(
-                f"No frame for {silent:.0f} s (limit {limits.signal_lost_after_s} s); "
-                f"last frame {seq}."
-            ),
+            message=(f"No frame for {silent:.0f} s (limit {limit} s); last frame {seq}."),
             value=round(silent, 1),
             seq=seq,
         )

@@ -12,7 +12,7 @@ from asgiref.sync import sync_to_async
 from django.utils import timezone
 
 from comms.models import Message
-from rover.models import Alarm, AlarmKind, AlarmLimits, TelemetryFrame
+from rover.models import Alarm, AlarmKind, AlarmLimits, Rover, TelemetryFrame
 from rover.services.alarms import alarm_raise, alarms_check_link_lost
 from rover.tests.clients import post_frames
 from rover.tests.factories import frame
@@ -100,6 +100,16 @@ def test_one_active_alarm_per_kind_even_when_raised_twice(rover):
     assert len(room_bodies(rover)) == 1
 
 
+def test_link_lost_uses_the_rovers_own_staleness_limit(rover, ingest):
+    Rover.objects.filter(pk=rover.pk).update(stale_after_seconds=60)
+    ingest(frame(1))
+    last = TelemetryFrame.objects.get(rover=rover, seq=1).received_at
+    assert alarms_check_link_lost(now=last + timedelta(seconds=59)) == []
+    raised = alarms_check_link_lost(now=last + timedelta(seconds=61))
+    assert [a.kind for a in raised] == [AlarmKind.LINK_LOST]
+    assert "(limit 60 s)" in raised[0].message
+
+
 def test_link_lost_after_silence_and_cleared_by_the_next_frame(
     rover, ingest, django_capture_on_commit_callbacks
 ):
@@ -123,7 +133,7 @@ def test_link_lost_after_silence_and_cleared_by_the_next_frame(
 async def test_the_watchdog_raises_link_lost_on_its_own(settings, rover, ingest_token):
     from rover.services import alarms
 
-    await sync_to_async(AlarmLimits.objects.filter(rover=rover).update)(signal_lost_after_s=1)
+    await sync_to_async(Rover.objects.filter(pk=rover.pk).update)(stale_after_seconds=1)
     settings.ALARM_WATCHDOG_SECONDS = 0.2
     assert (await post_frames("curiosity", [frame(1)], ingest_token))[0] == 201
     task = alarms._watchdogs[asyncio.get_running_loop()]

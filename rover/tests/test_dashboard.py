@@ -121,7 +121,14 @@ def test_rover_list_needs_a_login_and_lists_every_rover(client, user_factory):
     assert anonymous.json()["error"]
     client.force_login(user_factory())
     assert client.get("/api/rovers").json() == {
-        "rovers": [{"slug": "curiosity", "name": "Curiosity"}]
+        "rovers": [
+            {
+                "slug": "curiosity",
+                "name": "Curiosity",
+                "stale_after_seconds": 10,
+                "landing_date": None,
+            }
+        ]
     }
     assert client.post("/api/rovers").status_code == 405
 

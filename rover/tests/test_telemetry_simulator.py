@@ -34,6 +34,8 @@ def test_simulator_posts_valid_frames_and_images_and_continues_its_seq(
     )
     assert first.returncode == 0, first.stderr
     assert "frames refused" not in first.stderr
+    assert "(scenario: healthy)" in first.stdout
+    assert "HTTP Request" not in first.stderr  # httpx's per-request lines are quiet
     seqs = list(TelemetryFrame.objects.filter(rover=rover).values_list("seq", flat=True))
     assert len(seqs) >= 20
     assert seqs == list(range(len(seqs)))

@@ -2,18 +2,22 @@
 
 from __future__ import annotations
 
+import time
+
 from django.conf import settings
 from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
+from django.urls import reverse
 from django.views.decorators.http import require_GET
 
 from accounts.decorators import api_login_required
 
+from ..models import Camera, Rover
 from ..selectors.rovers import rover_choices
 
-# A rover silent for this long is shown as "link lost", its values greyed.
-STALE_AFTER_SECONDS = 5
+# The staleness limit of a rover the page knows nothing about (each rover has its own).
+STALE_AFTER_SECONDS = Rover._meta.get_field("stale_after_seconds").default
 
 
 @login_required
@@ -33,6 +37,14 @@ def dashboard(request: HttpRequest) -> HttpResponse:
         "rover": current,
         "canAcknowledge": request.user.has_perm("rover.change_alarm"),
         "staleAfterSeconds": STALE_AFTER_SECONDS,
+        "cameras": dict(Camera.choices),
+        # A first reading of the server's clock: frame ages are measured on it.
+        "serverTime": round(time.time() * 1000),
+        "teamHelp": {
+            "adminUrl": reverse("admin:comms_team_changelist")
+            if request.user.has_perm("comms.change_team")
+            else None
+        },
     }
     return render(request, "dashboard.html", {"config": config})
 

@@ -1,12 +1,12 @@
 // Alarms: active ones stand out; an operator acknowledges one (POST with the CSRF
 // token); who and when arrive for everyone with the alarm's live event. New and
 // cleared alarms are announced through the page's ARIA live region.
-import { fmtTime, getJSON, h } from "./util.js";
+import { fmtFull, fmtTime, getJSON, h } from "./util.js";
 
 const SHOW_CLEARED = 10;
 
 export class AlarmsPanel {
-  constructor(root, { announce, canAcknowledge, csrfToken, onAlarm }) {
+  constructor(root, { announce, canAcknowledge, csrfToken, onAlarm, onShowOnTimeline }) {
     this.root = root;
     this.list = root.querySelector("#alarm-list");
     this.empty = root.querySelector("#alarm-empty");
@@ -15,6 +15,8 @@ export class AlarmsPanel {
     this.canAcknowledge = canAcknowledge;
     this.csrfToken = csrfToken;
     this.onAlarm = onAlarm;
+    this.onShowOnTimeline = onShowOnTimeline;
+    this.highlightId = null;
     this.alarms = new Map();
     this.errors = new Map();
   }
@@ -47,6 +49,17 @@ export class AlarmsPanel {
     }
   }
 
+  /** Scroll to an alarm and highlight it (a timeline marker's click). */
+  reveal(id) {
+    this.highlightId = id;
+    this.render();
+    const item = this.list.querySelector(`[data-alarm-id="${Number(id)}"]`);
+    if (!item) return false;
+    item.scrollIntoView({ block: "nearest" });
+    item.focus({ preventScroll: true });
+    return true;
+  }
+
   async acknowledge(alarm, button) {
     button.disabled = true;
     this.errors.delete(alarm.id);
@@ -69,6 +82,10 @@ export class AlarmsPanel {
     const all = [...this.alarms.values()].sort((a, b) => Date.parse(b.raised_at) - Date.parse(a.raised_at));
     const active = all.filter((alarm) => alarm.active);
     const cleared = all.filter((alarm) => !alarm.active).slice(0, SHOW_CLEARED);
+    // The header shows active alarms too: the worst state is visible from anywhere.
+    const header = document.getElementById("header-alarms");
+    header.hidden = active.length === 0;
+    header.textContent = `${active.length} active alarm${active.length === 1 ? "" : "s"}`;
     this.count.textContent = String(active.length);
     this.count.dataset.count = String(active.length);
     this.root.dataset.active = String(active.length > 0);
@@ -78,14 +95,33 @@ export class AlarmsPanel {
 
   item(alarm) {
     const state = alarm.active ? (alarm.acknowledged_by ? "acknowledged" : "active") : "cleared";
-    const li = h("li", { className: `alarm alarm-${state}`, attrs: { "data-alarm-id": alarm.id } });
+    const li = h("li", {
+      className: `alarm alarm-${state}`,
+      attrs: { "data-alarm-id": alarm.id, tabindex: "-1", "data-highlight": alarm.id === this.highlightId ? "true" : null },
+    });
+    const timeline = h("button", {
+      className: "link-btn",
+      text: "show on timeline",
+      attrs: { type: "button", "aria-label": `Show on timeline: the ${alarm.kind.replace(/_/g, " ")} alarm` },
+    });
+    timeline.addEventListener("click", () => this.onShowOnTimeline(alarm.raised_at, `alarm:${alarm.id}`));
     li.append(
       h("span", { className: "alarm-kind", text: alarm.kind.replace(/_/g, " ") }),
       h("span", { className: "alarm-message", text: alarm.message }),
-      h("span", {
-        className: "alarm-time",
-        text: `raised ${fmtTime(alarm.raised_at)}${alarm.cleared_at ? ` · cleared ${fmtTime(alarm.cleared_at)}` : ""}`,
-      }),
+      h(
+        "span",
+        { className: "alarm-time" },
+        document.createTextNode("raised "),
+        h("time", { text: fmtTime(alarm.raised_at), attrs: { datetime: alarm.raised_at, title: fmtFull(alarm.raised_at) } }),
+        ...(alarm.cleared_at
+          ? [
+              document.createTextNode(" · cleared "),
+              h("time", { text: fmtTime(alarm.cleared_at), attrs: { datetime: alarm.cleared_at, title: fmtFull(alarm.cleared_at) } }),
+            ]
+          : []),
+        document.createTextNode(" "),
+        timeline,
+      ),
     );
     if (alarm.acknowledged_by) {
       li.append(

@@ -1,27 +1,49 @@
 // Battery, signal and temperature charts (uPlot) over a chosen window, with the
-// alarms and team messages drawn as markers on the shared time axis.
+// alarms and team messages drawn as markers on the shared time axis (UTC).
+//
+// Readable at every size: each axis has a title with its unit and at least three
+// ticks (splits are computed here, not left to uPlot's spacing), the legend shows
+// the latest values when the cursor is not on the chart, and an empty chart says so.
 import uPlot from "../vendor/uplot/uPlot.esm.js";
-import { getJSON, h, toSeconds } from "./util.js";
+import { markersPlugin } from "./chart-markers.js";
+import { fmtTime, getJSON, h, serverNow, toSeconds, utcDay } from "./util.js";
 
 const BACKFILL_POINTS = 600;
 // Live frames closer together than window / MAX_LIVE_POINTS replace the last point
 // instead of adding one: 0.1 s at 5 min (every frame at 10 Hz), 30 s over a sol.
 const MAX_LIVE_POINTS = 3000;
-const MARKER_HIT_PX = 6;
-const AXIS = { stroke: "#8a9aab", grid: { stroke: "#1c2834", width: 1 }, ticks: { stroke: "#1c2834" } };
-const COLORS = { alarm: "#ff5d5d", message: "#4fb3ff" };
+const HEIGHT = 170;
+const MIN_TICKS = 3;
+const AXIS = {
+  stroke: "#8a9aab",
+  grid: { stroke: "#1c2834", width: 1 },
+  ticks: { stroke: "#1c2834" },
+  font: "11px system-ui, sans-serif",
+  labelFont: "600 11px system-ui, sans-serif",
+  labelSize: 16,
+  labelGap: 0,
+};
+// Nice steps: seconds for time, plain numbers for values (times a power of ten).
+const TIME_STEPS = [1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200, 10800, 21600, 43200, 86400];
+const NUMBER_STEPS = [1, 2, 2.5, 5];
 
 const CHARTS = [
   {
     id: "chart-battery",
+    title: "Battery (%)",
+    empty: [0, 100],
     series: [{ key: "battery_pct", label: "Battery", unit: "%", stroke: "#3ddc84" }],
   },
   {
     id: "chart-signal",
+    title: "Signal (dBm)",
+    empty: [-120, -60],
     series: [{ key: "signal_dbm", label: "Signal", unit: "dBm", stroke: "#f5c542" }],
   },
   {
     id: "chart-temps",
+    title: "Temperature (°C)",
+    empty: [-60, 40],
     series: [
       { key: "temp_internal_c", label: "Internal", unit: "°C", stroke: "#ff9f5a" },
       { key: "temp_ambient_c", label: "Ambient", unit: "°C", stroke: "#b48cff" },
@@ -30,109 +52,131 @@ const CHARTS = [
 ];
 const KEYS = CHARTS.flatMap((chart) => chart.series.map((s) => s.key));
 
-function markersPlugin(owner) {
-  let tip = null;
-  return {
-    hooks: {
-      init: [
-        (u) => {
-          tip = h("div", { className: "marker-tip", attrs: { role: "tooltip" } });
-          tip.hidden = true;
-          u.over.append(tip);
-        },
-      ],
-      draw: [
-        (u) => {
-          const { ctx } = u;
-          const { left, top, width, height } = u.bbox;
-          const dpr = uPlot.pxRatio;
-          ctx.save();
-          for (const marker of owner.markers.values()) {
-            const x = Math.round(u.valToPos(marker.t, "x", true));
-            if (x < left || x > left + width) continue;
-            ctx.strokeStyle = COLORS[marker.kind];
-            ctx.fillStyle = COLORS[marker.kind];
-            ctx.lineWidth = (marker.kind === "alarm" ? 2 : 1) * dpr;
-            ctx.setLineDash(marker.kind === "alarm" ? [] : [4 * dpr, 3 * dpr]);
-            ctx.beginPath();
-            ctx.moveTo(x, top);
-            ctx.lineTo(x, top + height);
-            ctx.stroke();
-            ctx.beginPath();
-            ctx.moveTo(x - 4 * dpr, top);
-            ctx.lineTo(x + 4 * dpr, top);
-            ctx.lineTo(x, top + 6 * dpr);
-            ctx.fill();
-          }
-          ctx.restore();
-        },
-      ],
-      setCursor: [
-        (u) => {
-          const x = u.cursor.left;
-          if (x === undefined || x === null || x < 0) {
-            tip.hidden = true;
-            return;
-          }
-          const near = [...owner.markers.values()].filter(
-            (marker) => Math.abs(u.valToPos(marker.t, "x") - x) <= MARKER_HIT_PX,
-          );
-          if (!near.length) {
-            tip.hidden = true;
-            return;
-          }
-          tip.replaceChildren(
-            ...near.slice(-4).map((marker) => h("p", { className: `tip-${marker.kind}`, text: marker.label })),
-          );
-          tip.hidden = false;
-          const room = u.over.clientWidth - 260;
-          tip.style.left = `${Math.max(0, Math.min(x + 8, room))}px`;
-          tip.style.top = "4px";
-        },
-      ],
-    },
-  };
+/** Evenly spaced "nice" ticks in [min, max]: at least MIN_TICKS, at most `most`. */
+export function niceSplits(min, max, most, steps) {
+  const span = max - min;
+  if (!(span > 0)) return [min];
+  const candidates = [];
+  if (steps === TIME_STEPS) candidates.push(...TIME_STEPS);
+  else {
+    const base = 10 ** Math.floor(Math.log10(span / Math.max(most, MIN_TICKS)) - 1);
+    for (let power = base; power <= span * 10; power *= 10) for (const m of steps) candidates.push(m * power);
+  }
+  // The smallest step that fits, but never so large that fewer than MIN_TICKS remain.
+  let pick = null;
+  for (const step of candidates) {
+    const count = Math.floor(max / step) - Math.ceil(min / step) + 1;
+    if (count < MIN_TICKS) break;
+    pick = step;
+    if (count <= Math.max(most, MIN_TICKS)) break;
+  }
+  if (pick === null) pick = span / (MIN_TICKS - 1); // tiny spans: three plain ticks
+  const out = [];
+  for (let v = Math.ceil(min / pick - 1e-9) * pick; v <= max + 1e-9; v += pick) out.push(Number(v.toPrecision(12)));
+  return out;
 }
 
 export class Charts {
-  constructor(root) {
+  constructor(root, { onMarkerClick = () => {} } = {}) {
     this.root = root;
+    this.onMarkerClick = onMarkerClick;
     this.windowSeconds = 300;
+    this.pinned = null; // {since, until} in seconds when showing a past moment
+    this.focusT = null;
+    this.everHadData = false;
     this.markers = new Map();
     this.plots = [];
     this.clear();
     const sync = uPlot.sync("mission-control");
     for (const chart of CHARTS) {
       const el = root.querySelector(`#${chart.id}`);
-      const opts = {
-        width: Math.max(200, el.clientWidth),
-        height: 140,
-        cursor: { sync: { key: sync.key }, drag: { x: false, y: false } },
-        legend: { show: true, live: true },
-        scales: { x: { time: true, range: () => this.xRange() } },
-        axes: [
-          { ...AXIS, space: 70, values: (u, splits) => splits.map((v) => this.timeLabel(v, this.windowSeconds <= 600)) },
-          { ...AXIS, size: 56 },
-        ],
-        series: [
-          { value: (u, v) => (v === null || v === undefined ? "–" : this.timeLabel(v, true)) },
-          ...chart.series.map((s) => ({
-            label: s.label,
-            stroke: s.stroke,
-            width: 1.5,
-            spanGaps: false,
-            value: (u, v) => (v === null || v === undefined ? "–" : `${v.toFixed(1)} ${s.unit}`),
-          })),
-        ],
-        plugins: [markersPlugin(this)],
-      };
-      const plot = new uPlot(opts, this.plotData(chart), el);
-      this.plots.push({ chart, plot, el });
+      const empty = h("p", { className: "chart-empty", text: "No data yet" });
+      el.append(empty);
+      const plot = new uPlot(this.options(chart, el, sync), this.plotData(chart), el);
+      this.plots.push({ chart, plot, el, empty });
     }
     new ResizeObserver(() => this.resize()).observe(root);
     // Slide the window with the clock even when no frame arrives (a silent rover
     // shows as a line that stops short of "now").
     setInterval(() => this.scheduleRedraw(), 1000);
+  }
+
+  options(chart, el, sync) {
+    const latest = (key) => {
+      const values = this.data[key];
+      for (let i = values.length - 1; i >= 0; i--) if (values[i] !== null) return values[i];
+      return null;
+    };
+    return {
+      width: Math.max(200, el.clientWidth),
+      height: HEIGHT,
+      cursor: { sync: { key: sync.key }, drag: { x: false, y: false } },
+      legend: { show: true, live: true },
+      scales: {
+        x: { time: true, range: () => this.xRange() },
+        y: {
+          range: (u, min, max) => {
+            if (min === null || max === null || !Number.isFinite(min)) return chart.empty;
+            const pad = Math.max((max - min) * 0.1, 1);
+            return [min - pad, max + pad];
+          },
+        },
+      },
+      axes: [
+        {
+          ...AXIS,
+          label: "Time (UTC)",
+          size: 30,
+          splits: (u, i, min, max) => niceSplits(min, max, Math.floor(u.bbox.width / uPlot.pxRatio / this.tickSpace()), TIME_STEPS),
+          values: (u, splits) => this.timeTicks(splits),
+        },
+        {
+          ...AXIS,
+          label: chart.title,
+          size: 44,
+          splits: (u, i, min, max) => niceSplits(min, max, Math.floor(u.bbox.height / uPlot.pxRatio / 24), NUMBER_STEPS),
+          values: (u, splits) => splits.map((v) => String(Number(v.toFixed(2)))),
+        },
+      ],
+      series: [
+        {
+          // Off the chart, the legend names the newest point's time ("latest").
+          value: (u, v, sidx, idx) => {
+            if (idx !== null && idx !== undefined && v !== null && v !== undefined) return fmtTime(v * 1000);
+            const times = this.data.t;
+            return times.length ? `${fmtTime(times[times.length - 1] * 1000)} (latest)` : "–";
+          },
+        },
+        ...chart.series.map((s) => ({
+          label: s.label,
+          stroke: s.stroke,
+          width: 1.5,
+          spanGaps: false,
+          // With the cursor off the chart (idx null) the legend shows the newest value.
+          value: (u, v, sidx, idx) => {
+            const shown = idx === null || idx === undefined ? latest(s.key) : v;
+            return shown === null || shown === undefined ? "–" : `${shown.toFixed(1)} ${s.unit}`;
+          },
+        })),
+      ],
+      plugins: [markersPlugin(this)],
+    };
+  }
+
+  tickSpace() {
+    const span = this.xRange();
+    return span[1] - span[0] > 3600 ? 90 : 70;
+  }
+
+  timeTicks(splits) {
+    const step = splits.length > 1 ? splits[1] - splits[0] : 60;
+    const today = utcDay(serverNow());
+    return splits.map((v) => {
+      const date = new Date(v * 1000);
+      const time = date.toISOString().slice(11, step < 60 ? 19 : 16);
+      const day = utcDay(v * 1000);
+      return day === today ? time : `${day.slice(5)} ${time}`;
+    });
   }
 
   scheduleRedraw() {
@@ -143,12 +187,6 @@ export class Charts {
     });
   }
 
-  timeLabel(seconds, withSeconds) {
-    const options = { hour: "2-digit", minute: "2-digit", hour12: false };
-    if (withSeconds) options.second = "2-digit";
-    return new Date(seconds * 1000).toLocaleTimeString([], options);
-  }
-
   clear() {
     this.data = { t: [], ...Object.fromEntries(KEYS.map((key) => [key, []])) };
     this.loading = false;
@@ -156,7 +194,8 @@ export class Charts {
   }
 
   xRange() {
-    const now = Date.now() / 1000;
+    if (this.pinned) return [this.pinned.since, this.pinned.until];
+    const now = serverNow() / 1000;
     return [now - this.windowSeconds, now];
   }
 
@@ -167,35 +206,53 @@ export class Charts {
   resize() {
     for (const { plot, el } of this.plots) {
       const width = Math.max(200, el.clientWidth);
-      if (Math.abs(plot.width - width) > 1) plot.setSize({ width, height: 140 });
+      if (Math.abs(plot.width - width) > 1) plot.setSize({ width, height: HEIGHT });
     }
   }
 
-  async load(slug, windowSeconds = this.windowSeconds) {
+  /** Back-fill `windowSeconds` up to now (live), or a pinned past range {since, until}. */
+  async load(slug, windowSeconds = this.windowSeconds, pinned = null) {
+    if (slug !== this.slug) this.everHadData = false;
     this.slug = slug;
     this.windowSeconds = windowSeconds;
+    this.pinned = pinned;
+    this.root.dataset.pinned = String(Boolean(pinned));
     this.clear();
     this.loading = true;
-    const since = new Date(Date.now() - windowSeconds * 1000).toISOString();
-    const url = `/api/rovers/${encodeURIComponent(slug)}/telemetry?since=${encodeURIComponent(since)}&points=${BACKFILL_POINTS}`;
+    const [since, until] = this.xRange();
+    let url = `/api/rovers/${encodeURIComponent(slug)}/telemetry?since=${encodeURIComponent(new Date(since * 1000).toISOString())}&points=${BACKFILL_POINTS}`;
+    if (pinned) url += `&until=${encodeURIComponent(new Date(until * 1000).toISOString())}`;
     let frames = [];
     try {
       frames = (await getJSON(url)).frames;
     } catch (error) {
       console.warn("telemetry history unavailable:", error.message);
     }
-    if (slug !== this.slug) return [];
+    if (slug !== this.slug || pinned !== this.pinned) return [];
     this.loading = false;
     for (const frame of frames) this.append(frame, true);
     const queued = this.queue;
     this.queue = [];
-    for (const frame of queued) this.append(frame);
+    if (!this.pinned) for (const frame of queued) this.append(frame);
     this.redraw();
     return frames;
   }
 
+  /** Move the charts to a moment (seconds): the smallest live window holding it, else pinned there. */
+  showAt(t) {
+    this.focusT = t;
+    const age = serverNow() / 1000 - t;
+    const windows = [300, 3600, 88775];
+    const fits = windows.find((w) => age >= 0 && age <= w * 0.95);
+    if (fits) return this.load(this.slug, fits).then(() => fits);
+    const half = 150;
+    return this.load(this.slug, this.windowSeconds, { since: t - half, until: t + half }).then(() => null);
+  }
+
   /** Add one frame (the caller redraws once per animation frame). */
   push(frame) {
+    this.everHadData = true;
+    if (this.pinned) return; // a past range does not move
     if (this.loading) {
       this.queue.push(frame);
       return;
@@ -208,6 +265,7 @@ export class Charts {
     const times = this.data.t;
     const last = times.length ? times[times.length - 1] : -Infinity;
     if (t < last) return; // older than what is drawn (history already covers it)
+    this.everHadData = true;
     const replace = !exact && times.length && t - last < this.windowSeconds / MAX_LIVE_POINTS;
     if (replace) times[times.length - 1] = t;
     else times.push(t);
@@ -219,7 +277,8 @@ export class Charts {
   }
 
   trim() {
-    const oldest = Date.now() / 1000 - this.windowSeconds;
+    if (this.pinned) return;
+    const oldest = serverNow() / 1000 - this.windowSeconds;
     let drop = 0;
     while (drop < this.data.t.length - 1 && this.data.t[drop + 1] < oldest) drop++;
     if (drop > 0) for (const key of Object.keys(this.data)) this.data[key].splice(0, drop);
@@ -227,13 +286,22 @@ export class Charts {
 
   redraw() {
     this.trim();
-    for (const { chart, plot } of this.plots) plot.setData(this.plotData(chart));
+    const [since] = this.xRange();
+    const inWindow = this.data.t.some((t) => t >= since);
+    let emptyText = "";
+    if (!this.loading && !inWindow) emptyText = this.everHadData ? "No data in this window" : "No data yet";
+    for (const { chart, plot, empty } of this.plots) {
+      plot.setData(this.plotData(chart));
+      empty.textContent = emptyText;
+      empty.hidden = !emptyText;
+    }
     this.root.dataset.points = String(this.data.t.length);
+    this.root.dataset.empty = String(Boolean(emptyText));
   }
 
-  /** A marker on every chart: kind "alarm" or "message". */
-  setMarker(key, kind, iso, label) {
-    this.markers.set(key, { kind, t: toSeconds(iso), label });
+  /** A marker on every chart: kind "alarm" or "message"; `ref` says what a click opens. */
+  setMarker(key, kind, iso, label, ref = {}) {
+    this.markers.set(key, { key, kind, t: toSeconds(iso), label, ...ref });
     this.scheduleRedraw();
   }
 

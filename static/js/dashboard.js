@@ -7,13 +7,19 @@ import { ImagesPanel } from "./images.js";
 import { RoverMap } from "./map.js";
 import { RoomsPanel } from "./rooms.js";
 import { StatusPanel } from "./status.js";
-import { getJSON, h, setIndicator } from "./util.js";
+import { fmtFull, getJSON, h, learnServerTime, serverNow, setIndicator, setLanding, toSeconds } from "./util.js";
 
 const SEEN_LIMIT = 20000;
 const config = JSON.parse(document.getElementById("dashboard-config").textContent);
 const main = document.getElementById("dashboard");
 const announcer = document.getElementById("announcer");
 const feedIndicator = document.getElementById("conn-telemetry");
+const clock = document.getElementById("utc-clock");
+const chartsLive = document.getElementById("charts-live");
+
+// The server's time when it rendered this page had passed by the time this module
+// runs: a first lower bound of the clock offset (live frames refine it).
+learnServerTime(config.serverTime);
 
 function announce(text) {
   // Clear first: the same text set twice would not be read again.
@@ -23,29 +29,97 @@ function announce(text) {
   });
 }
 
+function roverConfig(slug) {
+  return config.rovers.find((rover) => rover.slug === slug) || {};
+}
+
+let feedState = "connecting";
+let linkState = "connecting";
+
+/** The header's telemetry indicator shows the worst of the feed and the rover's link. */
+function updateHeader() {
+  let state = "live";
+  let text = "live";
+  if (feedState !== "live") {
+    state = feedState;
+    text = feedState === "reconnecting" ? `FEED DOWN, ${feedText}` : feedText;
+  } else if (linkState === "lost") {
+    state = "lost";
+    text = "LINK LOST";
+  } else if (linkState === "empty") {
+    state = "idle";
+    text = "no data yet";
+  } else if (linkState === "connecting") {
+    state = "connecting";
+    text = "loading";
+  }
+  setIndicator(feedIndicator, state, text);
+}
+let feedText = "connecting";
+
 const status = new StatusPanel(document.getElementById("status-panel"), {
   staleAfter: config.staleAfterSeconds,
   onLinkChange: (stale, text) => announce(stale ? `Telemetry: ${text}` : "Telemetry link restored"),
+  onState: (state) => {
+    linkState = state;
+    updateHeader();
+  },
 });
-const charts = new Charts(document.getElementById("charts"));
-const map = new RoverMap(document.getElementById("map"), document.getElementById("map-caption"));
-const images = new ImagesPanel(document.getElementById("images-panel"));
-const alarms = new AlarmsPanel(document.getElementById("alarms-panel"), {
+
+let rooms = null;
+let alarms = null;
+const charts = new Charts(document.getElementById("charts"), {
+  onMarkerClick: (marker) => {
+    if (marker.kind === "message") rooms.reveal(marker.team, marker.id);
+    else alarms.reveal(marker.id);
+  },
+});
+
+/** Move the charts to a moment; "Back to live" returns to the live window. */
+async function showOnTimeline(iso, key) {
+  const window_ = await charts.showAt(toSeconds(iso));
+  for (const button of document.querySelectorAll(".window-select button")) {
+    button.setAttribute("aria-pressed", String(Number(button.dataset.window) === window_));
+  }
+  chartsLive.hidden = window_ !== null;
+  main.dataset.timeline = key;
+  document.getElementById("charts-panel").scrollIntoView({ block: "nearest" });
+}
+
+chartsLive.addEventListener("click", () => {
+  chartsLive.hidden = true;
+  charts.focusT = null;
+  document.querySelector(".window-select button[data-window='300']").click();
+});
+
+const map = new RoverMap(
+  document.getElementById("map"),
+  document.getElementById("map-caption"),
+  document.getElementById("map-controls"),
+);
+const images = new ImagesPanel(document.getElementById("images-panel"), { cameras: config.cameras });
+alarms = new AlarmsPanel(document.getElementById("alarms-panel"), {
   announce,
   canAcknowledge: config.canAcknowledge,
   csrfToken: main.dataset.csrfToken,
   onAlarm: (alarm) =>
-    charts.setMarker(`alarm:${alarm.id}`, "alarm", alarm.raised_at, `ALARM ${alarm.kind}: ${alarm.message}`),
+    charts.setMarker(`alarm:${alarm.id}`, "alarm", alarm.raised_at, `ALARM ${alarm.kind.replace(/_/g, " ")}: ${alarm.message}`, {
+      id: alarm.id,
+    }),
+  onShowOnTimeline: showOnTimeline,
 });
-const rooms = new RoomsPanel(document.getElementById("rooms-panel"), {
+rooms = new RoomsPanel(document.getElementById("rooms-panel"), {
   me: config.user,
   indicator: document.getElementById("conn-rooms"),
+  teamHelp: config.teamHelp,
+  onShowOnTimeline: showOnTimeline,
   onMessage: (team, message) =>
     charts.setMarker(
       `message:${message.id}`,
       "message",
       message.created_at,
       `${team.name} · ${message.author ? message.author.username : message.kind}: ${message.body}`,
+      { team: team.slug, id: message.id },
     ),
 });
 
@@ -55,6 +129,8 @@ const seen = [];
 let feed = null;
 let pending = [];
 let frameRequest = null;
+// Live frames that arrive while the history loads: the map draws them after it.
+let mapBacklog = null;
 
 function render() {
   frameRequest = null;
@@ -62,7 +138,8 @@ function render() {
   pending = [];
   for (const frame of frames) {
     charts.push(frame);
-    map.add(frame);
+    if (mapBacklog) mapBacklog.push(frame);
+    else map.add(frame);
   }
   // A late frame (lower seq) is charted history, not the rover's current state.
   const newest = frames.reduce((a, b) => (b.seq > a.seq ? b : a), frames[0]);
@@ -72,6 +149,8 @@ function render() {
 }
 
 function onFrame(frame) {
+  // The server stamped received_at before sending: a lower bound of its clock now.
+  learnServerTime(Date.parse(frame.received_at));
   seen.push(frame.seq);
   if (seen.length > SEEN_LIMIT) seen.splice(0, seen.length - SEEN_LIMIT);
   main.dataset.lastSeq = String(frame.seq);
@@ -80,8 +159,9 @@ function onFrame(frame) {
 }
 
 function onFeedState(state, wait) {
-  const text = state === "reconnecting" ? `reconnecting in ${(wait / 1000).toFixed(1)} s` : state;
-  setIndicator(feedIndicator, state, text);
+  feedState = state;
+  feedText = state === "reconnecting" ? `reconnecting in ${(wait / 1000).toFixed(1)} s` : state;
+  updateHeader();
   status.setFeedState(state);
 }
 
@@ -89,9 +169,15 @@ async function selectRover(slug) {
   if (feed) feed.close();
   seen.length = 0;
   pending = [];
+  const rover = roverConfig(slug);
+  setLanding(rover.landing_date || null);
   status.reset();
+  status.setStaleAfter(rover.stale_after_seconds || config.staleAfterSeconds);
   map.reset();
+  mapBacklog = [];
   charts.clearMarkers("alarm:");
+  charts.focusT = null;
+  chartsLive.hidden = true;
   main.dataset.rover = slug;
   const url = new URL(location.href);
   url.searchParams.set("rover", slug);
@@ -107,8 +193,15 @@ async function selectRover(slug) {
   feed.start();
   images.load(slug);
   alarms.load(slug);
-  for (const frame of await history_) map.add(frame);
+  const frames = await history_;
+  if (slug !== main.dataset.rover) return;
+  const backlog = mapBacklog || [];
+  mapBacklog = null;
+  // History first (its buckets up to the first live frame), then what arrived live.
+  for (const frame of frames) if (!backlog.length || frame.seq < backlog[0].seq) map.add(frame);
+  for (const frame of backlog) map.add(frame);
   map.draw();
+  status.historyLoaded();
 }
 
 function setupRoverSelect() {
@@ -126,9 +219,14 @@ function setupWindowSelect() {
   for (const button of buttons) {
     button.addEventListener("click", () => {
       for (const other of buttons) other.setAttribute("aria-pressed", String(other === button));
+      chartsLive.hidden = true;
       charts.load(charts.slug, Number(button.dataset.window));
     });
   }
+}
+
+function tickClock() {
+  clock.textContent = fmtFull(serverNow());
 }
 
 async function startRooms() {
@@ -142,10 +240,12 @@ async function startRooms() {
   }
 }
 
-window.missionControl = { framesSeen: () => [...seen], charts, rooms };
+window.missionControl = { framesSeen: () => [...seen], charts, rooms, map, serverNow };
 
 setupRoverSelect();
 setupWindowSelect();
+tickClock();
+setInterval(tickClock, 1000);
 if (config.rover) selectRover(config.rover);
 else {
   setIndicator(feedIndicator, "idle", "no rover");

@@ -1,155 +1,21 @@
-// Team rooms: one WebSocket per team the user belongs to (so other tabs can count
-// unread messages), history with "load older", composer, presence and typing.
-//
-// A socket that drops reconnects by itself with back-off and jitter, then sends
-// {"type": "resume", "after": <newest id seen>}; messages are de-duplicated by id,
-// and unsent messages keep their client_id and are resent (the server stores a
-// client_id once), so nothing is lost or shown twice. Bodies are set with
-// textContent only: whatever a user typed is shown as text.
-import { backoffDelay, clientId, fmtTime, h, setIndicator } from "./util.js";
+// Team rooms panel: a tab per team (so other tabs can count unread messages), the
+// active room's messages with day separators, a "new messages" line, the sender's
+// pending and failed messages, composer, presence and typing. Bodies are text
+// nodes (URLs become <a> elements built from strings): nothing a user typed is
+// ever parsed as HTML.
+import { Room } from "./room.js";
+import { fmtDay, fmtFull, fmtTime, h, linkify, setIndicator, utcDay } from "./util.js";
 
-const REFUSED = { 4401: "not logged in", 4403: "not a member", 4404: "no such room" };
-const TYPING_SHOW_MS = 4000;
-const TYPING_SEND_MS = 2000;
-
-class Room {
-  constructor(team, { me, onChange, onMessage }) {
-    this.team = team;
-    this.me = me;
-    this.onChange = onChange;
-    this.onMessage = onMessage;
-    this.messages = new Map();
-    this.lastId = 0;
-    this.hasMore = false;
-    this.loaded = false;
-    this.online = new Map();
-    this.typing = new Map();
-    this.unread = 0;
-    this.outbox = new Map();
-    this.state = "connecting";
-    this.attempt = 0;
-    this.ws = null;
-    this.error = "";
-  }
-
-  connect() {
-    const scheme = location.protocol === "https:" ? "wss" : "ws";
-    const ws = new WebSocket(`${scheme}://${location.host}/ws/comms/${encodeURIComponent(this.team.slug)}/`);
-    this.ws = ws;
-    ws.onopen = () => {
-      this.attempt = 0;
-      this.setState("live");
-      if (this.loaded) this.sendFrame({ type: "resume", after: this.lastId });
-      for (const frame of this.outbox.values()) this.sendFrame(frame);
-    };
-    ws.onmessage = (event) => this.receive(JSON.parse(event.data));
-    ws.onclose = (event) => {
-      if (this.ws !== ws) return;
-      this.ws = null;
-      this.online.clear();
-      this.typing.clear();
-      if (REFUSED[event.code]) {
-        this.setState("refused", REFUSED[event.code]);
-        return;
-      }
-      const wait = backoffDelay(this.attempt++);
-      this.setState("reconnecting");
-      this.timer = setTimeout(() => this.connect(), wait);
-    };
-  }
-
-  setState(state, detail = "") {
-    this.state = state;
-    this.stateDetail = detail;
-    this.onChange(this, "state");
-  }
-
-  sendFrame(frame) {
-    if (this.ws && this.ws.readyState === WebSocket.OPEN) {
-      this.ws.send(JSON.stringify(frame));
-      return true;
-    }
-    return false;
-  }
-
-  send(body) {
-    const frame = { type: "message", body, client_id: clientId() };
-    this.outbox.set(frame.client_id, frame);
-    this.sendFrame(frame);
-    this.onChange(this, "messages");
-  }
-
-  sendTyping() {
-    const now = Date.now();
-    if (now - (this.typingSentAt || 0) < TYPING_SEND_MS) return;
-    if (this.sendFrame({ type: "typing" })) this.typingSentAt = now;
-  }
-
-  loadOlder() {
-    const oldest = Math.min(...this.messages.keys());
-    if (Number.isFinite(oldest)) this.sendFrame({ type: "history", before: oldest });
-  }
-
-  add(message, { live }) {
-    if (this.messages.has(message.id)) return false;
-    this.messages.set(message.id, message);
-    this.lastId = Math.max(this.lastId, message.id);
-    if (message.client_id) this.outbox.delete(message.client_id);
-    if (message.author) this.typing.delete(message.author.id);
-    const mine = message.author && message.author.id === this.me.id;
-    if (live && !mine) this.unread += 1;
-    this.onMessage(this, message);
-    return true;
-  }
-
-  receive(frame) {
-    switch (frame.type) {
-      case "history": {
-        for (const message of frame.messages) this.add(message, { live: false });
-        const page = frame.before !== undefined && frame.before !== null;
-        // The join snapshot sets "has more" only on the first join; later pages move it.
-        if (page || !this.loaded) this.hasMore = frame.has_more;
-        this.loaded = true;
-        this.onChange(this, "messages");
-        break;
-      }
-      case "resume":
-        for (const message of frame.messages) this.add(message, { live: true });
-        this.onChange(this, "messages");
-        break;
-      case "message":
-        this.add(frame, { live: true });
-        this.onChange(this, "messages");
-        break;
-      case "presence":
-        if (frame.online) this.online = new Map(frame.online.map((user) => [user.id, user]));
-        if (frame.joined) this.online.set(frame.joined.id, frame.joined);
-        if (frame.left) this.online.delete(frame.left.id);
-        this.onChange(this, "presence");
-        break;
-      case "typing":
-        if (frame.user && frame.user.id !== this.me.id) {
-          this.typing.set(frame.user.id, { username: frame.user.username, until: Date.now() + TYPING_SHOW_MS });
-          this.onChange(this, "typing");
-          setTimeout(() => this.onChange(this, "typing"), TYPING_SHOW_MS + 50);
-        }
-        break;
-      case "error":
-        this.error = `${frame.detail} (${frame.code})`;
-        this.onChange(this, "error");
-        break;
-      default:
-        break;
-    }
-  }
-}
+const QUEUED = "Queued: it is sent when the room reconnects.";
 
 export class RoomsPanel {
-  constructor(root, { me, indicator, onMessage }) {
+  constructor(root, { me, indicator, onMessage, onShowOnTimeline, teamHelp }) {
     this.root = root;
     this.me = me;
     this.indicator = indicator;
     this.onMessageMarker = onMessage;
+    this.onShowOnTimeline = onShowOnTimeline;
+    this.teamHelp = teamHelp || {};
     this.tabs = root.querySelector("#room-tabs");
     this.panel = root.querySelector("#room-panel");
     this.list = root.querySelector("#message-list");
@@ -162,28 +28,33 @@ export class RoomsPanel {
     this.rooms = [];
     this.active = null;
     this.frame = null;
+    this.highlightId = null;
     this.older.addEventListener("click", () => this.active && this.active.loadOlder());
     this.form.addEventListener("submit", (event) => {
       event.preventDefault();
       const body = this.input.value.trim();
       if (!body || !this.active) return;
-      this.active.send(body);
+      const sent = this.active.send(body);
+      this.highlightId = null;
       this.input.value = "";
-      this.status.textContent = this.active.state === "live" ? "" : "Queued: it is sent when the room reconnects.";
+      this.status.textContent = sent ? "" : QUEUED;
     });
     this.input.addEventListener("input", () => this.active && this.active.sendTyping());
     this.tabs.addEventListener("keydown", (event) => this.onTabKey(event));
+    // Clicks on messages' own controls (retry, discard, show on timeline), delegated.
+    this.list.addEventListener("click", (event) => this.onListClick(event));
   }
 
   start(teams) {
-    this.rooms = teams.map(
-      (team) =>
-        new Room(team, {
-          me: this.me,
-          onChange: (room, what) => this.changed(room, what),
-          onMessage: (room, message) => this.onMessageMarker(room.team, message),
-        }),
-    );
+    this.rooms = teams.map((team) => {
+      const room = new Room(team, {
+        me: this.me,
+        onChange: (changed, what) => this.changed(changed, what),
+        onMessage: (changed, message) => this.onMessageMarker(changed.team, message),
+      });
+      room.isAway = (candidate) => this.isAway(candidate);
+      return room;
+    });
     this.tabs.replaceChildren(
       ...this.rooms.map((room, index) => {
         const tab = h(
@@ -203,15 +74,50 @@ export class RoomsPanel {
     );
     if (!this.rooms.length) {
       this.panel.hidden = true;
-      this.tabs.append(h("p", { className: "empty", text: "You are not in any team yet." }));
+      this.tabs.append(this.noTeamHelp());
       this.updateIndicator();
       return;
     }
     for (const room of this.rooms) room.connect();
+    document.addEventListener("visibilitychange", () => this.changed(this.active, "messages"));
     this.select(0);
   }
 
+  noTeamHelp() {
+    const help = h(
+      "div",
+      { className: "empty-state", attrs: { id: "no-team" } },
+      h("p", { text: "You are not in any team yet, so there is no room to talk in." }),
+    );
+    if (this.teamHelp.adminUrl) {
+      help.append(
+        h(
+          "p",
+          { text: "You can add yourself: " },
+          h("a", { text: "open Teams in the admin", attrs: { href: this.teamHelp.adminUrl } }),
+          document.createTextNode(", choose a team and add yourself as a member."),
+        ),
+      );
+    } else {
+      help.append(
+        h("p", {
+          text: "Ask a mission administrator to add you to a team (admin → Teams → Members). Its room appears here as soon as they do.",
+        }),
+      );
+    }
+    return help;
+  }
+
+  /** True when a new message in `room` would arrive unseen: another tab, a hidden page, or scrolled up. */
+  isAway(room) {
+    if (room !== this.active || document.hidden) return true;
+    return this.list.scrollHeight - this.list.scrollTop - this.list.clientHeight > 40;
+  }
+
   select(index, { focus = false } = {}) {
+    const previous = this.active;
+    this.highlightId = null;
+    if (previous && previous !== this.rooms[index]) previous.firstUnreadId = null; // seen
     this.active = this.rooms[index];
     this.active.unread = 0;
     for (const room of this.rooms) {
@@ -226,6 +132,20 @@ export class RoomsPanel {
     this.renderAll(true);
   }
 
+  /** Open `messageId` in its room, scrolled into view and highlighted (a timeline marker's click). */
+  reveal(teamSlug, messageId) {
+    const index = this.rooms.findIndex((room) => room.team.slug === teamSlug);
+    if (index < 0) return false;
+    if (this.rooms[index] !== this.active) this.select(index);
+    this.highlightId = messageId;
+    this.renderAll(true);
+    const item = this.list.querySelector(`.msg[data-id="${Number(messageId)}"]`);
+    if (!item) return false;
+    item.scrollIntoView({ block: "center" });
+    item.focus({ preventScroll: true });
+    return true;
+  }
+
   onTabKey(event) {
     const index = this.rooms.indexOf(this.active);
     const last = this.rooms.length - 1;
@@ -235,15 +155,30 @@ export class RoomsPanel {
     this.select(moves[event.key], { focus: true });
   }
 
+  onListClick(event) {
+    const button = event.target.closest("button[data-action]");
+    if (!button || !this.active) return;
+    const item = button.closest("li");
+    const { action } = button.dataset;
+    if (action === "retry") this.active.retry(item.dataset.clientId);
+    else if (action === "discard") this.active.discard(item.dataset.clientId);
+    else if (action === "timeline") {
+      const message = this.active.messages.get(Number(item.dataset.id));
+      if (message) this.onShowOnTimeline(message.created_at, `message:${message.id}`);
+    }
+  }
+
   changed(room, what) {
-    if (room === this.active && what === "messages") room.unread = 0;
+    if (!room) return;
+    if (room === this.active && what === "messages") {
+      if (!document.hidden) room.unread = 0;
+      // The "Queued" notice lasts while something is still waiting to be sent.
+      if (this.status.textContent === QUEUED && !room.outbox.size) this.status.textContent = "";
+    }
     if (room === this.active && what === "error") this.status.textContent = room.error;
-    this.pending = this.pending || new Set();
-    this.pending.add(what);
     if (this.frame) return;
     this.frame = requestAnimationFrame(() => {
       this.frame = null;
-      this.pending = null;
       this.renderAll(false);
     });
   }
@@ -279,31 +214,76 @@ export class RoomsPanel {
     const appendOnly =
       !switched && this.renderedRoom === room && rendered.every((id, index) => ids[index] === id);
     // Appending only the new items keeps the role=log region from re-reading the room.
-    for (const el of this.list.querySelectorAll(".msg-pending")) el.remove();
-    const fresh = (appendOnly ? ordered.slice(rendered.length) : ordered).map((m) => this.messageItem(m));
-    const pending = [...room.outbox.values()].map((frame) =>
-      h(
-        "li",
-        { className: "msg msg-pending", attrs: { "data-client-id": frame.client_id } },
-        h("span", { className: "meta", text: `${this.me.username} · sending…` }),
-        h("span", { className: "body", text: frame.body }),
-      ),
-    );
-    if (appendOnly) this.list.append(...fresh, ...pending);
-    else this.list.replaceChildren(...fresh, ...pending);
+    for (const el of this.list.querySelectorAll(".msg-pending, .msg-failed, .new-line")) el.remove();
+    const start = appendOnly ? rendered.length : 0;
+    const fresh = [];
+    let day = start > 0 ? utcDay(ordered[start - 1].created_at) : null;
+    for (const message of ordered.slice(start)) {
+      const messageDay = utcDay(message.created_at);
+      if (messageDay !== day) fresh.push(h("li", { className: "day-separator", text: fmtDay(message.created_at), attrs: { "data-day": messageDay } }));
+      day = messageDay;
+      fresh.push(this.messageItem(message));
+    }
+    const own = [
+      ...[...room.outbox.values()].map((frame) => this.ownItem(frame, null)),
+      ...[...room.failed.values()].map(({ frame, reason }) => this.ownItem(frame, reason)),
+    ];
+    if (appendOnly) this.list.append(...fresh, ...own);
+    else this.list.replaceChildren(...fresh, ...own);
+    if (room.firstUnreadId !== null) {
+      const first = this.list.querySelector(`.msg[data-id="${room.firstUnreadId}"]`);
+      if (first) first.before(h("li", { className: "new-line", text: "New messages", attrs: { role: "separator" } }));
+    }
+    for (const el of this.list.querySelectorAll(".msg[data-highlight]")) el.removeAttribute("data-highlight");
+    if (this.highlightId !== null) {
+      const target = this.list.querySelector(`.msg[data-id="${Number(this.highlightId)}"]`);
+      if (target) target.dataset.highlight = "true";
+    }
     this.renderedRoom = room;
     this.renderedIds = ids;
-    if (switched || atBottom) this.list.scrollTop = this.list.scrollHeight;
+    if ((switched || atBottom) && this.highlightId === null) this.list.scrollTop = this.list.scrollHeight;
   }
 
   messageItem(message) {
     const author = message.author ? message.author.username : message.kind;
     return h(
       "li",
-      { className: `msg msg-${message.kind}`, attrs: { "data-id": message.id } },
-      h("span", { className: "meta", text: `${fmtTime(message.created_at)} · ${author}` }),
-      h("span", { className: "body", text: message.body }),
+      { className: `msg msg-${message.kind}`, attrs: { "data-id": message.id, tabindex: "-1" } },
+      h(
+        "span",
+        { className: "meta" },
+        h("time", { text: fmtTime(message.created_at), attrs: { datetime: message.created_at, title: fmtFull(message.created_at) } }),
+        document.createTextNode(` · ${author}`),
+        h("button", {
+          className: "link-btn",
+          text: "show on timeline",
+          attrs: { type: "button", "data-action": "timeline", "aria-label": `Show on timeline: the message from ${author}` },
+        }),
+      ),
+      h("span", { className: "body" }, ...linkify(message.body)),
     );
+  }
+
+  ownItem(frame, reason) {
+    const failed = reason !== null;
+    const li = h(
+      "li",
+      { className: `msg ${failed ? "msg-failed" : "msg-pending"}`, attrs: { "data-client-id": frame.client_id } },
+      h("span", { className: "meta", text: `${this.me.username} · ${failed ? "not sent" : "sending…"}` }),
+      h("span", { className: "body", text: frame.body }),
+    );
+    if (failed) {
+      li.append(
+        h("span", { className: "failure", text: reason, attrs: { role: "alert" } }),
+        h(
+          "span",
+          { className: "actions" },
+          h("button", { className: "btn", text: "Retry", attrs: { type: "button", "data-action": "retry" } }),
+          h("button", { className: "btn", text: "Discard", attrs: { type: "button", "data-action": "discard" } }),
+        ),
+      );
+    }
+    return li;
   }
 
   updateIndicator() {

@@ -105,7 +105,9 @@ class Mission:
         assert response.status_code in (200, 201), response.text
         return response.json()
 
-    def upload_image(self, *, size: tuple[int, int] = (1400, 1000), camera: str = "") -> dict:
+    def upload_image(
+        self, *, size: tuple[int, int] = (1400, 1000), camera: str = "", captured_at: str = ""
+    ) -> dict:
         from PIL import Image
 
         # Noise does not compress: a PNG of a few MB, downloaded in many chunks.
@@ -113,6 +115,8 @@ class Mission:
         data = io.BytesIO()
         image.save(data, format="PNG")
         fields = {"camera": camera} if camera else {}
+        if captured_at:
+            fields["captured_at"] = captured_at
         response = httpx.post(
             f"{self.url}/api/rovers/{self.rover_slug}/images",
             files={"file": ("mars.png", data.getvalue(), "image/png")},
@@ -124,9 +128,8 @@ class Mission:
         return response.json()
 
 
-@pytest.fixture
-def mission(request, server_process, user_factory, token_for) -> Mission:
-    """Rover, teams, operators and a server (indirect parametrize: "daphne" or "uvicorn")."""
+def make_mission(server_process, user_factory, token_for, *, server="daphne", env=None) -> Mission:
+    """Rover, teams, operators (alice may acknowledge alarms) and a running server."""
     from comms.tests.factories import MembershipFactory, TeamFactory
     from rover.tests.factories import RoverFactory
 
@@ -139,8 +142,14 @@ def mission(request, server_process, user_factory, token_for) -> Mission:
     for user in (alice, bob):
         for team in (engineering, science):
             MembershipFactory(user=user, team=team)
-    server = server_process(server=getattr(request, "param", "daphne"))
-    return Mission(server=server, token=token_for(downlink))
+    return Mission(server=server_process(server=server, env=env or {}), token=token_for(downlink))
+
+
+@pytest.fixture
+def mission(request, server_process, user_factory, token_for) -> Mission:
+    """A mission on a server (indirect parametrize: "daphne" or "uvicorn")."""
+    server = getattr(request, "param", "daphne")
+    return make_mission(server_process, user_factory, token_for, server=server)
 
 
 @pytest.fixture

@@ -2,19 +2,15 @@
 
 from __future__ import annotations
 
-import os
 import re
-import shutil
 from datetime import UTC, datetime, timedelta
 
 import pytest
 from playwright.sync_api import expect
 
-from tests.browser.pages import ARTIFACTS, ROOT, log_in, wait_until
+from tests.browser.pages import ARTIFACTS, log_in, wait_until
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
-
-SCREENSHOT = ROOT / "docs" / "screenshots" / "dashboard.png"
 
 
 def seen_frames(page) -> list[int]:
@@ -70,12 +66,13 @@ def test_dashboard_is_live_charts_gain_points_and_an_image_downloads_with_progre
     alarm = page.locator("#alarm-list .alarm-active")
     expect(alarm).to_contain_text("battery")
     expect(page.locator("#alarms-panel")).to_have_attribute("data-active", "true")
+    expect(page.locator("#header-alarms")).to_have_text("1 active alarm")
     expect(page.locator("#announcer")).to_contain_text("Alarm on curiosity")
     expect(page.locator("#message-list .msg-alarm")).to_have_count(1)
     alarm.get_by_role("button", name="Acknowledge").click()
     expect(page.locator("#alarm-list .alarm-acknowledged")).to_contain_text("Acknowledged by alice")
     expect(bob.locator("#alarm-list .alarm-acknowledged")).to_contain_text("Acknowledged by alice")
-    expect(bob.locator("#alarm-list button")).to_have_count(0)
+    expect(bob.get_by_role("button", name="Acknowledge")).to_have_count(0)
     bob.context.close()
 
     # Team messages are markers on the charts' time axis; hovering one shows who said what.
@@ -101,8 +98,10 @@ def test_dashboard_is_live_charts_gain_points_and_an_image_downloads_with_progre
     )
 
     # A stale link is shown as such: no frame for longer than the stale limit.
-    expect(page.locator("#status-panel")).to_have_attribute("data-stale", "true", timeout=10_000)
+    expect(page.locator("#status-panel")).to_have_attribute("data-stale", "true", timeout=15_000)
     expect(page.locator("#link-state")).to_contain_text("LINK LOST")
+    expect(page.locator("#link-state")).to_contain_text("(limit 10 s)")  # the rover's own limit
+    expect(page.locator("#conn-telemetry")).to_have_attribute("data-state", "lost")
     # Wider windows back-fill from the history API again.
     page.get_by_role("button", name="1 h").click()
     expect(page.get_by_role("button", name="1 h")).to_have_attribute("aria-pressed", "true")
@@ -243,8 +242,9 @@ def test_server_restart_mid_session_loses_and_repeats_nothing(mission, browser, 
     mission.ingest([mission.frame() for _ in range(10)])
 
     for page in (alice, bob):
+        # The feed is back ("lost" only if the rover itself fell silent meanwhile).
         expect(page.locator("#conn-telemetry")).to_have_attribute(
-            "data-state", "live", timeout=20_000
+            "data-state", re.compile("^(live|lost)$"), timeout=20_000
         )
         expect(page.locator("[data-field=seq]")).to_have_text("#160", timeout=20_000)
         expect(page.locator("#conn-rooms")).to_have_attribute("data-state", "live", timeout=20_000)
@@ -261,18 +261,16 @@ def test_server_restart_mid_session_loses_and_repeats_nothing(mission, browser, 
     for page in (alice, bob):
         expect(page.locator("[data-field=seq]")).to_have_text("#170")
         expect(page.locator("#conn-rooms")).to_have_attribute("data-state", "live")
-        expect(page.locator("#message-list .msg .body")).to_have_text(bodies)
+        # The outage may be long enough for "link lost" alarm messages: not counted here.
+        expect(page.locator("#message-list .msg:not(.msg-alarm) .body")).to_have_text(bodies)
         ids = page.locator("#message-list .msg").evaluate_all("els => els.map(e => e.dataset.id)")
-        assert len(ids) == len(set(ids)) == 4
+        assert len(ids) == len(set(ids)) >= 4
         # The first connect starts at the newest stored frame (#140); then every frame once.
         assert seen_frames(page) == list(range(140, 171))
 
     ARTIFACTS.mkdir(exist_ok=True)
     alice.locator("#chart-battery").hover()
     alice.screenshot(path=str(ARTIFACTS / "dashboard.png"), full_page=True)
-    if os.environ.get("MC_UPDATE_SCREENSHOT") == "1":
-        SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(ARTIFACTS / "dashboard.png", SCREENSHOT)
 
     for page in (alice, bob):
         page.context.close()  # the server's shutdown need not wait for open streams

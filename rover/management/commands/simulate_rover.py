@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import math
 import os
 import random
@@ -28,7 +29,7 @@ from django.core.management.base import BaseCommand, CommandError
 from django.db import connection
 
 from accounts.services import token_create, token_user
-from rover.simulator import RoverModel, navcam_jpeg
+from rover.simulator import SCENARIOS, RoverModel, navcam_jpeg
 
 MAX_BATCH = 200
 SIMULATOR_USERNAME = "simulator"
@@ -111,8 +112,18 @@ class Command(BaseCommand):
         parser.add_argument("--image-every", type=float, default=60, help="seconds; 0: never")
         parser.add_argument("--sol-seconds", type=float, default=300, help="length of a day")
         parser.add_argument("--seed", type=int, default=None, help="random seed")
+        parser.add_argument(
+            "--scenario",
+            choices=sorted(SCENARIOS),
+            default="healthy",
+            help="simulated trouble: healthy (none, the default), fades (signal fades), "
+            "faults (safe-mode faults) or eventful (both); each event is announced",
+        )
 
     def handle(self, *args, **options):
+        # One line per request (10 a second) would bury everything else; -v 2 shows them.
+        if options["verbosity"] < 2:
+            logging.getLogger("httpx").setLevel(logging.WARNING)
         rate = options["rate"]
         if not 0 < rate <= 1000:
             raise CommandError("--rate must be between 0 and 1000 frames per second.")
@@ -154,13 +165,19 @@ class Command(BaseCommand):
 
     def _run(self, options: dict[str, Any], rate: float) -> None:
         rng = random.Random(options["seed"])
-        model = RoverModel(sol_seconds=options["sol_seconds"], rng=rng)
+        model = RoverModel(
+            sol_seconds=options["sol_seconds"],
+            rng=rng,
+            on_event=lambda text: self.stdout.write(text),
+            **SCENARIOS[options["scenario"]],
+        )
         last = self._last_frame()
         seq = 0 if last is None else int(last["seq"]) + 1
         if last is not None:
             model.resume_from(last)
         self.stdout.write(
             f"Simulating '{options['rover']}' at {rate:g} Hz from seq {seq} -> {self.frames_url}"
+            f" (scenario: {options['scenario']})"
         )
         period = 1.0 / rate
         image_every = options["image_every"]
