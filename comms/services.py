@@ -106,6 +106,29 @@ def message_store(
     return message, True
 
 
+def _room_lock(team: Team) -> None:
+    """Serialise a room's writers until the transaction ends: ids commit in id order.
+
+    Message ids come from one table-wide sequence, so two transactions could commit
+    a room's ids 6 before 5; a socket that has sent 6 could then never tell that 5
+    is still coming. With the team's row locked (PostgreSQL; SQLite has one writer
+    anyway), once a room's id is visible every lower id of the room is visible too,
+    so a replay up to id R holds every message up to R. Call inside `atomic()`.
+    """
+    Team.objects.select_for_update().filter(pk=team.pk).values_list("pk").first()
+
+
+def _previous_id(team: Team, message_id: int) -> int:
+    """Return the id of the room's message before `message_id` (0 if none), under the lock."""
+    previous = (
+        Message.objects.filter(team=team, id__lt=message_id)
+        .order_by("-id")
+        .values_list("id", flat=True)
+        .first()
+    )
+    return previous or 0
+
+
 def message_post(
     *, team: Team, author: AbstractBaseUser, body: Any, client_id: Any = None
 ) -> tuple[Message, bool]:
@@ -114,9 +137,12 @@ def message_post(
     A resend (same client_id) is not published again: sockets that already got it
     would see a duplicate. The caller answers the sender with the stored message.
     """
-    message, created = message_store(team=team, author=author, body=body, client_id=client_id)
-    if created:
-        publish_on_commit(room_stream(team.slug), message_event(message, team_slug=team.slug))
+    with transaction.atomic():
+        _room_lock(team)
+        message, created = message_store(team=team, author=author, body=body, client_id=client_id)
+        if created:
+            event = message_event(message, team_slug=team.slug, prev=_previous_id(team, message.id))
+            publish_on_commit(room_stream(team.slug), event)
     return message, created
 
 
@@ -126,8 +152,10 @@ def message_post_system(*, team: Team, body: str, kind: str = "system") -> Messa
         raise ValueError(f"kind must be 'system' or 'alarm', not {kind!r}")
     body = _clean_body(body)
     with transaction.atomic():
+        _room_lock(team)
         message = Message.objects.create(team=team, author=None, body=body, kind=kind)
-        publish_on_commit(room_stream(team.slug), message_event(message, team_slug=team.slug))
+        event = message_event(message, team_slug=team.slug, prev=_previous_id(team, message.id))
+        publish_on_commit(room_stream(team.slug), event)
     return message
 
 
@@ -187,14 +215,18 @@ def message_clean(*, body: Any, client_id: Any = None) -> tuple[str, str | None]
 
 def _store_many_as_member(
     *, team: Team, author: AbstractBaseUser, items: list[tuple[str, str | None]]
-) -> list[tuple[Message, bool]]:
+) -> tuple[list[tuple[Message, bool]], int]:
+    """Store the batch in one transaction; return the results and the new messages' `prev`."""
     if not team_user_can_post(team=team, user=author):
         raise NotAllowed(f"{author} may not post in {team.slug}")
     with transaction.atomic():
-        return [
+        _room_lock(team)
+        results = [
             message_store(team=team, author=author, body=body, client_id=client_id)
             for body, client_id in items
         ]
+        first = next((message.id for message, created in results if created), None)
+        return results, 0 if first is None else _previous_id(team, first)
 
 
 async def messages_post_async(
@@ -210,12 +242,15 @@ async def messages_post_async(
     written; one membership check and one commit per batch instead of per message.
     Order is kept; resends (same client_id) come back with created=False.
     """
-    results = await database_sync_to_async(_store_many_as_member)(
+    results, prev = await database_sync_to_async(_store_many_as_member)(
         team=team, author=author, items=items
     )
+    stream = room_stream(team.slug)
     for message, created in results:
         if created:
-            publisher.publish(room_stream(team.slug), message_event(message, team_slug=team.slug))
+            # The batch's new ids are the room's consecutive messages (the room was locked).
+            publisher.publish(stream, message_event(message, team_slug=team.slug, prev=prev))
+            prev = message.id
     return results
 
 
