@@ -7,10 +7,14 @@ docstring lists them.
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import re
 from typing import Any
 
+from asgiref.sync import async_to_sync
 from channels.db import database_sync_to_async
+from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import IntegrityError, transaction
 
@@ -26,6 +30,8 @@ from .events import (
 )
 from .models import Membership, Message, Team
 from .selectors import team_user_can_post
+
+logger = logging.getLogger(__name__)
 
 BODY_MAX_CHARS = 4000
 CLIENT_ID_MAX_CHARS = 64
@@ -191,17 +197,68 @@ def team_member_remove(*, team: Team, user: AbstractBaseUser) -> bool:
 
 
 def membership_removed_notify(*, team: Team, user_id: int, username: str = "") -> None:
-    """Publish, once the transaction commits, that a member left the team."""
+    """Publish, once the transaction commits, that a member left the team.
+
+    The room also gets a presence change at once: the online list without the
+    removed user (their sockets are closing; staff allowed into any room stay).
+    """
     publish_on_commit(
         room_stream(team.slug), member_removed_event(user_id=user_id, username=username)
     )
+    user = get_user_model().objects.filter(pk=user_id).first()
+    stays = user is not None and team_user_can_join(team=team, user=user)
+    _presence_refresh_on_commit(team.slug, without_user_id=None if stays else user_id)
 
 
 def membership_added_notify(*, team: Team, user_id: int, username: str) -> None:
-    """Publish, once the transaction commits, that someone joined the team."""
+    """Publish, once the transaction commits, that someone joined the team.
+
+    The room also gets a presence change: a fresh online list.
+    """
     publish_on_commit(
         room_stream(team.slug), member_added_event(user_id=user_id, username=username)
     )
+    _presence_refresh_on_commit(team.slug, without_user_id=None)
+
+
+async def presence_refresh(*, team_slug: str, without_user_id: int | None = None) -> None:
+    """Send a room who is online now (on every worker), leaving out `without_user_id`."""
+    from .presence import get_tracker  # presence imports this module
+
+    online = await get_tracker().online(team_slug)
+    if without_user_id is not None:
+        online = [user for user in online if user["id"] != without_user_id]
+    await presence_announce(team_slug=team_slug, online=online)
+
+
+# Scheduled presence refreshes, referenced until done so the event loop cannot drop them.
+_pending: set[asyncio.Task] = set()
+
+
+def _presence_refresh_on_commit(team_slug: str, *, without_user_id: int | None) -> None:
+    """Run `presence_refresh` once the transaction commits; log a failure (not stored)."""
+
+    def run() -> None:
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            loop = None
+        try:
+            if loop is None:
+                async_to_sync(presence_refresh)(
+                    team_slug=team_slug, without_user_id=without_user_id
+                )
+            else:
+                # Sync code called from async code in this thread: schedule it on the loop.
+                coro = presence_refresh(team_slug=team_slug, without_user_id=without_user_id)
+                task = loop.create_task(coro)
+                _pending.add(task)
+                task.add_done_callback(_pending.discard)
+        except Exception:
+            # The membership is stored; presence heals with the next join, leave or prune.
+            logger.exception("presence refresh of room %s failed", team_slug)
+
+    transaction.on_commit(run)
 
 
 class NotAllowed(PermissionError):
