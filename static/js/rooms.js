@@ -1,8 +1,8 @@
 // Team rooms: one WebSocket per team the user belongs to (so other tabs can count
 // unread messages), history with "load older", composer, presence and typing.
 //
-// A socket that drops reconnects by itself with back-off and jitter, then sends
-// {"type": "resume", "after": <newest id seen>}; messages are de-duplicated by id,
+// A socket that drops reconnects by itself with back-off and jitter, to
+// /ws/comms/<team>/?after=<newest id seen> (only what came after); de-duplicated by id,
 // and unsent messages keep their client_id and are resent (the server stores a
 // client_id once), so nothing is lost or shown twice. Bodies are set with
 // textContent only: whatever a user typed is shown as text.
@@ -34,12 +34,13 @@ class Room {
 
   connect() {
     const scheme = location.protocol === "https:" ? "wss" : "ws";
-    const ws = new WebSocket(`${scheme}://${location.host}/ws/comms/${encodeURIComponent(this.team.slug)}/`);
+    // A reconnect asks only for what came after the newest message seen (no join history).
+    const after = this.loaded ? `?after=${this.lastId}` : "";
+    const ws = new WebSocket(`${scheme}://${location.host}/ws/comms/${encodeURIComponent(this.team.slug)}/${after}`);
     this.ws = ws;
     ws.onopen = () => {
       this.attempt = 0;
       this.setState("live");
-      if (this.loaded) this.sendFrame({ type: "resume", after: this.lastId });
       for (const frame of this.outbox.values()) this.sendFrame(frame);
     };
     ws.onmessage = (event) => this.receive(JSON.parse(event.data));
