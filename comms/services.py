@@ -278,10 +278,28 @@ def _store_many_as_member(
         raise NotAllowed(f"{author} may not post in {team.slug}")
     with transaction.atomic():
         _room_lock(team)
-        results = [
-            message_store(team=team, author=author, body=body, client_id=client_id)
-            for body, client_id in items
-        ]
+        try:
+            # One INSERT for the whole batch (the common case: no resend in it).
+            with transaction.atomic():
+                stored = Message.objects.bulk_create(
+                    [
+                        Message(
+                            team=team,
+                            author=author,
+                            body=body,
+                            kind=Message.Kind.CHAT,
+                            client_id=client_id,
+                        )
+                        for body, client_id in items
+                    ]
+                )
+            results = [(message, True) for message in stored]
+        except IntegrityError:
+            # A resent client_id: one by one, each resend answered with the stored row.
+            results = [
+                message_store(team=team, author=author, body=body, client_id=client_id)
+                for body, client_id in items
+            ]
         first = next((message.id for message, created in results if created), None)
         return results, 0 if first is None else _previous_id(team, first)
 
@@ -302,12 +320,14 @@ async def messages_post_async(
     results, prev = await database_sync_to_async(_store_many_as_member)(
         team=team, author=author, items=items
     )
-    stream = room_stream(team.slug)
+    events = []
     for message, created in results:
         if created:
             # The batch's new ids are the room's consecutive messages (the room was locked).
-            publisher.publish(stream, message_event(message, team_slug=team.slug, prev=prev))
+            events.append(message_event(message, team_slug=team.slug, prev=prev))
             prev = message.id
+    # One hub message for the batch: each worker wakes its sockets once for all of it.
+    publisher.publish_many(room_stream(team.slug), events)
     return results
 
 
