@@ -198,6 +198,9 @@ class RoomSocket(asyncio.Protocol):
     def send_frame(self, opcode: int, payload: bytes) -> None:
         from websockets.utils import apply_mask
 
+        if self.transport.is_closing():
+            return  # closed by the server (1013 when cut off): its deliveries count as missing
+
         mask = os.urandom(4)
         length = len(payload)
         if length < 126:

@@ -64,6 +64,7 @@ from .services import (
     typing_announce,
 )
 from .throttle import TokenBucket
+from .wire import event_frame, raw_writer
 
 logger = logging.getLogger(__name__)
 
@@ -182,8 +183,10 @@ class TeamRoomConsumer(AsyncJsonWebsocketConsumer):
         )
         await self.accept()
         self.joined = True
-        # Live frames go straight to the server (see _server_send), once accepted.
+        # Live frames go straight to the server (see _server_send), once accepted;
+        # under uvicorn's websockets-sansio, pre-framed to its transport (comms.wire).
         self._send_live = _server_send(self.base_send)
+        self._write_raw = raw_writer(self._send_live)
         after = self._after_parameter()
         if after is not None:
             # A reconnect: only what came after the client's newest message.
@@ -314,8 +317,7 @@ class TeamRoomConsumer(AsyncJsonWebsocketConsumer):
                 return
             # Counted as sent before the await, so a resume meanwhile does not repeat it.
             self.floor = event["id"]
-            # The hot path (every delivery): straight to the server, pre-encoded text.
-            await self._send_live({"type": "websocket.send", "text": event["data"]})
+            await self._send_message(event)
             if self._held:
                 await self._release_held()
         elif kind in ("presence", "typing"):
@@ -331,6 +333,12 @@ class TeamRoomConsumer(AsyncJsonWebsocketConsumer):
         elif kind in ("member_removed", "member_added") and "data" in event:
             await self.send(text_data=event["data"])
 
+    async def _send_message(self, event: dict[str, Any]) -> None:
+        """The hot path (every delivery): the event's text, encoded and framed once per process."""
+        write = self._write_raw
+        if write is None or not write(event_frame(event)):
+            await self._send_live({"type": "websocket.send", "text": event["data"]})
+
     async def _release_held(self) -> None:
         """Send the held messages whose earlier message is sent now; drop those replayed."""
         held = self._held
@@ -343,7 +351,7 @@ class TeamRoomConsumer(AsyncJsonWebsocketConsumer):
             event = held.pop(min(ready))
             if event["id"] > self.floor:
                 self.floor = event["id"]
-                await self._send_live({"type": "websocket.send", "text": event["data"]})
+                await self._send_message(event)
         if held:
             self._held_since = asyncio.get_running_loop().time()
 
