@@ -74,7 +74,7 @@ RESUME_CHUNK = 500
 # from the store (another worker's publish is normally milliseconds behind).
 LATE_MESSAGE_WAIT = 0.5
 TYPING_MIN_INTERVAL = 1.0
-# A message id in a URL: ASCII digits (`int()` alone takes '²' and '٣'), bounded below.
+# A message id in a URL: ASCII digits (`int()` alone takes '²' and '٣'), at most INT64_MAX.
 _ID_TEXT = re.compile(r"[0-9]{1,19}")
 
 CLOSE_NOT_AUTHENTICATED = 4401
@@ -139,6 +139,8 @@ class TeamRoomConsumer(AsyncJsonWebsocketConsumer):
         # Live message events waiting for the room's earlier message, by its id (`prev`).
         self._held: dict[int, dict[str, Any]] = {}
         self._held_since = 0.0
+        # Older than sent_low yet sent once (the answer to a resent client_id): rare.
+        self._sent_below: set[int] = set()
         self._bad_after = False
         self._stack = contextlib.AsyncExitStack()
         self._reader: asyncio.Task | None = None
@@ -476,8 +478,10 @@ class TeamRoomConsumer(AsyncJsonWebsocketConsumer):
                 if created or self.sent_low <= message.id <= self.floor:
                     continue
                 if message.id < self.sent_low:
+                    if message.id in self._sent_below:
+                        continue
                     # A resend of an old message: answer with it (it is not broadcast again).
-                    self.sent_low = message.id
+                    self._sent_below.add(message.id)
                     await self.send(
                         text_data=_dumps(message_json(message, team_slug=self.team.slug))
                     )
@@ -514,7 +518,11 @@ class TeamRoomConsumer(AsyncJsonWebsocketConsumer):
                 batch = await database_sync_to_async(message_after)(
                     team=self.team, after=cursor, limit=RESUME_CHUNK
                 )
-                fresh = [m for m in batch if not self.sent_low <= m.id <= self.floor]
+                fresh = [
+                    m
+                    for m in batch
+                    if not self.sent_low <= m.id <= self.floor and m.id not in self._sent_below
+                ]
                 # A short page reached the newest message: nothing more to read.
                 more = len(batch) == RESUME_CHUNK
                 if batch:
@@ -538,6 +546,7 @@ class TeamRoomConsumer(AsyncJsonWebsocketConsumer):
                     # Each further page waits for a token: a long gap is paced, not refused.
                     await self._replays.take()
             self.sent_low = min(self.sent_low, after + 1)
+            self._sent_below = {i for i in self._sent_below if i < self.sent_low}
             await self._release_held()
 
     async def _typing(self) -> None:

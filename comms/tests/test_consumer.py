@@ -150,6 +150,12 @@ async def test_resend_answers_with_the_stored_message_when_not_yet_seen(room, jo
     frame = await alice.receive_json_from()
     assert frame["id"] == original.id and frame["client_id"] == "c9"
     assert await Message.objects.filter(client_id="c9").acount() == 1
+    # Sent once on this socket: neither another resend nor a resume repeats it.
+    await alice.send_json_to({"type": "message", "body": "orig", "client_id": "c9"})
+    assert await alice.receive_nothing(0.2)
+    await alice.send_json_to({"type": "resume", "after": 0})
+    resumed = await alice.receive_json_from()
+    assert resumed["messages"] == [] and resumed["more"] is False
     await alice.disconnect()
 
 
