@@ -29,7 +29,7 @@ from .events import (
     typing_event,
 )
 from .models import Membership, Message, Team
-from .selectors import team_user_can_post
+from .selectors import team_user_can_join, team_user_can_post
 
 logger = logging.getLogger(__name__)
 
