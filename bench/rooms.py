@@ -1,12 +1,15 @@
-"""Team rooms under load: the hub fan-out against the naive tutorial consumer, same run.
+"""Team rooms under load: the product against the seed and the naive tutorial, same run.
 
     .venv/bin/python bench/rooms.py            # 10 rooms x 100 members, 100 msg/s, 30 s
+    .venv/bin/python bench/rooms.py --only hub --only seed --duration 5   # quicker
 
 Creates the PostgreSQL database mc_bench_rooms (dropped first), starts two uvicorn
-workers with production settings over real Redis, and spreads the client sockets
-over both (even sockets on worker A, odd on B) from a few client processes. For
-each consumer (`/ws/comms/` = the product, `/ws/naive/` = the tutorial's one
-group member per socket):
+workers with production settings over real Redis (`--workers 1`: one), and spreads
+the client sockets over them (even sockets on worker A, odd on B) from a few client
+processes. For each consumer (`/ws/comms/` = the product, `/ws/naive/` = the
+tutorial's one group member per socket, and the seed: its FastAPI in-memory
+`ConnectionManager` in `bench/rooms_seed.py` on one uvicorn worker, nothing stored,
+no auth, frames `Message: <text>`):
 
 1. burst (first, on idle workers): one member sends `burst` messages back to back
    into one room; throughput is deliveries / (last receipt - first send).
@@ -97,11 +100,11 @@ def prepare_database(args) -> dict[str, list[tuple[str, str]]]:
     return rooms
 
 
-def start_server(args, name: str) -> ServerProcess:
+def start_server(args, name: str, application: str = "bench.rooms_asgi:application"):
     """Start one uvicorn worker with production settings; its log is LOG_DIR/server-<name>.log."""
     return ServerProcess(
         server="uvicorn",
-        application="bench.rooms_asgi:application",
+        application=application,
         env=server_env(args),
         log_path=LOG_DIR / f"server-{name}.log",
         options=["--ws", args.ws],
@@ -176,10 +179,16 @@ class RoomSocket(asyncio.Protocol):
         del buffer[:offset]
 
     def on_text(self, payload: bytearray) -> None:
-        if not payload.startswith(b'{"type":"message"'):
+        if payload.startswith(b"Message: "):
+            # The seed echoes the sent frame; it has no message ids.
+            now = time.monotonic()
+            frame = json.loads(payload[9:])
+            frame["id"] = None
+        elif not payload.startswith(b'{"type":"message"'):
             return  # history, presence
-        now = time.monotonic()
-        frame = json.loads(payload)
+        else:
+            now = time.monotonic()
+            frame = json.loads(payload)
         entry = self.got.get(frame["client_id"])
         if entry is None:
             self.got[frame["client_id"]] = [frame["id"], now - float(frame["body"]), 1, now]
@@ -188,6 +197,9 @@ class RoomSocket(asyncio.Protocol):
 
     def send_frame(self, opcode: int, payload: bytes) -> None:
         from websockets.utils import apply_mask
+
+        if self.transport.is_closing():
+            return  # closed by the server (1013 when cut off): its deliveries count as missing
 
         mask = os.urandom(4)
         length = len(payload)
@@ -218,7 +230,7 @@ async def client_main(conn, sockets: list[tuple[int, str, str, int]], path: str)
     limit = asyncio.Semaphore(50)
 
     async def open_one(idx: int, room: str, token: str, port: int) -> RoomSocket:
-        request = _handshake(port, f"{path}{room}/?token={token}")
+        request = _handshake(port, path.format(room=room) + f"?token={token}")
         async with limit:
             _, sock = await loop.create_connection(
                 lambda: RoomSocket(idx, room, request), "127.0.0.1", port
@@ -346,7 +358,7 @@ def measure(args, rooms, servers: list[ServerProcess], path: str, tag: str) -> d
     import psutil
 
     ports = [server.port for server in servers]
-    logs = [server.log_path for server in servers]
+    logs = list(dict.fromkeys(server.log_path for server in servers))
 
     # Sockets: member m of room r is socket r*members+m; even sockets on A, odd on B.
     sockets = []
@@ -369,7 +381,7 @@ def measure(args, rooms, servers: list[ServerProcess], path: str, tag: str) -> d
     for conn in pipes:
         kind, _ = conn.recv()
         assert kind == "ready"
-    cpu = [psutil.Process(s.pid) for s in servers]
+    cpu = [psutil.Process(pid) for pid in dict.fromkeys(s.pid for s in servers)]
 
     def server_cpu() -> float:
         return sum(sum(p.cpu_times()[:2]) for p in cpu)
@@ -443,8 +455,13 @@ def main() -> None:
     parser.add_argument("--burst", type=int, default=200)
     parser.add_argument("--client-procs", type=int, default=2)
     parser.add_argument("--redis-url", default="redis://127.0.0.1:6379/0")
-    parser.add_argument("--only", choices=["hub", "naive"], default=None)
-    parser.add_argument("--ws", default="auto", help="uvicorn's WebSocket implementation")
+    parser.add_argument(
+        "--only", choices=["hub", "naive", "seed"], action="append", help="repeatable"
+    )
+    parser.add_argument("--workers", type=int, choices=[1, 2], default=2, help="product workers")
+    parser.add_argument(
+        "--ws", default="auto", help="uvicorn's WebSocket implementation (all servers)"
+    )
     args = parser.parse_args()
 
     LOG_DIR.mkdir(parents=True, exist_ok=True)
@@ -456,15 +473,26 @@ def main() -> None:
     for key in client.scan_iter("mcbenchrooms*"):
         client.delete(key)
     results = {}
-    consumers = (("hub (product)", "/ws/comms/", "h"), ("naive tutorial", "/ws/naive/", "n"))
+    consumers = (
+        ("seed (FastAPI, in memory)", "/ws/comms/{room}", "s"),
+        ("hub (product)", "/ws/comms/{room}/", "h"),
+        ("naive tutorial", "/ws/naive/{room}/", "n"),
+    )
     for label, path, tag in consumers:
-        if args.only and not label.startswith(args.only):
+        if args.only and not any(label.startswith(only) for only in args.only):
             continue
-        # Fresh workers per consumer, so neither inherits the other's state.
+        # Fresh workers per consumer, so none inherits another's state.
         servers: list[ServerProcess] = []
         try:
-            for name in ("a", "b"):
-                servers.append(start_server(args, f"{tag}-{name}"))
+            if tag == "s":
+                # One process holds the seed's rooms: both "workers" are the same one.
+                servers.append(start_server(args, "s", "bench.rooms_seed:app"))
+                servers.append(servers[0])
+            else:
+                for name in ("a", "b")[: args.workers]:
+                    servers.append(start_server(args, f"{tag}-{name}"))
+                if len(servers) == 1:
+                    servers.append(servers[0])
             print(f"measuring {label} ...", flush=True)
             results[label] = measure(args, rooms, servers, path, tag)
         finally:
@@ -479,7 +507,8 @@ def print_table(args, results) -> None:
     print(
         f"{args.rooms} rooms x {args.members} members, {args.rate:g} msg/s "
         f"({offered:,.0f} deliveries/s offered) for {args.duration:g} s; burst {args.burst} "
-        f"messages into one room; 2 uvicorn workers, Redis, PostgreSQL, {os.cpu_count()} cores"
+        f"messages into one room; {args.workers} uvicorn worker(s) (the seed: 1), Redis, "
+        f"PostgreSQL, {os.cpu_count()} cores"
     )
     header = (
         "| consumer | phase | deliveries/s | delivered/expected | missing | dup | "
@@ -504,9 +533,10 @@ def print_table(args, results) -> None:
     for label, r in results.items():
         second, p99 = r["sustained"]["worst_second"]
         print(f"{label}: worst second of the sustained phase: second {second}, p99 {p99:.1f} ms")
-    if len(results) == 2:
-        hub, naive = (results[k]["burst"]["rate"] for k in results)
-        print(f"\nburst throughput, hub / naive: {hub / naive:.1f}x")
+    burst = {label.split(" ")[0]: r["burst"]["rate"] for label, r in results.items()}
+    for other in ("seed", "naive"):
+        if "hub" in burst and other in burst:
+            print(f"burst throughput, hub / {other}: {burst['hub'] / burst[other]:.2f}x")
 
 
 if __name__ == "__main__":

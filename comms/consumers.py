@@ -15,23 +15,34 @@ and daphne has none). daphne cannot send 1009 or 1013 (autobahn allows only 1000
 and 3000-4999), so under daphne they are 4009 and 4013.
 
 Seam rule: subscribe first, then replay from the database (history on join,
-`resume`), and skip live messages already sent on this socket. On one socket a
-message id arrives at most once across `history` (the join snapshot), `resume`
-and live `message` frames; explicit `{"type": "history", "before": id}` pages are
-the exception, being asked for.
+`resume`, or `?after=<id>` instead of the join history), and skip live messages
+already sent on this socket. On one socket a message id arrives at most once
+across `history` (the join snapshot), `resume` and live `message` frames;
+explicit `{"type": "history", "before": id}` pages are the exception, being asked
+for.
+
+What was sent is two numbers, not a set of ids: every room message with an id in
+[`sent_low`, `floor`] has been sent. That holds because a room's messages are
+delivered in id order: a room's ids commit in id order (the services lock the
+room), so a replay up to id R holds every message up to R; each live event
+carries `prev`, the room's message before it, and one whose `prev` is not sent yet
+(another worker's publish overtook it) is held until `prev` arrives, or, after
+`LATE_MESSAGE_WAIT`, the gap is read from the store (a publish that failed). A
+client's newest id is therefore a complete cursor for `after`.
 """
 
 from __future__ import annotations
 
 import asyncio
-import collections
 import contextlib
 import functools
 import json
 import logging
+import re
 import time
 import uuid
 from typing import Any
+from urllib.parse import parse_qs
 
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
@@ -54,15 +65,18 @@ from .services import (
     typing_announce,
 )
 from .throttle import TokenBucket
+from .wire import event_frame, raw_writer
 
 logger = logging.getLogger(__name__)
 
 MAX_FRAME_BYTES = 64 * 1024
 RESUME_CHUNK = 500
-# Newest ids remembered per socket to keep live frames from repeating a replay and a
-# resume from repeating live frames; as many as a subscriber may have queued.
-DELIVERED_MEMORY = 1000
+# How long a live message waits for the room's earlier one before the gap is read
+# from the store (another worker's publish is normally milliseconds behind).
+LATE_MESSAGE_WAIT = 0.5
 TYPING_MIN_INTERVAL = 1.0
+# A message id in a URL: ASCII digits (`int()` alone takes '²' and '٣'), at most INT64_MAX.
+_ID_TEXT = re.compile(r"[0-9]{1,19}")
 
 CLOSE_NOT_AUTHENTICATED = 4401
 CLOSE_FORBIDDEN = 4403
@@ -77,6 +91,23 @@ _dumps = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
 def _is_id(value: Any) -> bool:
     """Return whether a frame's value can be a message id (0 included), as a column holds it."""
     return isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= INT64_MAX
+
+
+def _server_send(send: Any) -> Any:
+    """Return the server's own send callable from under Channels' session wrapper.
+
+    `InstanceSessionWrapper.send` only acts on `http.response.start`; for every
+    `websocket.send` it still reads the lazy session twice, about 15% of a room
+    burst's CPU (profiled, README), so live frames skip it.
+    """
+    for _ in range(10):
+        if isinstance(send, functools.partial):
+            return send  # a partial binds arguments: call it as it is
+        if hasattr(getattr(send, "__self__", None), "real_send"):
+            send = send.__self__.real_send  # channels.sessions.InstanceSessionWrapper
+        else:
+            break
+    return send
 
 
 def _served_by_daphne(send: Any) -> bool:
@@ -103,8 +134,15 @@ class TeamRoomConsumer(AsyncJsonWebsocketConsumer):
         self.closing = False
         # This socket's own id in presence entries and in the `origin` of its events.
         self.presence_id = uuid.uuid4().hex
-        self.delivered: set[int] = set()
-        self._delivered_order: collections.deque[int] = collections.deque()
+        # Every room message with sent_low <= id <= floor has been sent on this socket.
+        self.sent_low = 1
+        self.floor = 0
+        # Live message events waiting for the room's earlier message, by its id (`prev`).
+        self._held: dict[int, dict[str, Any]] = {}
+        self._held_since = 0.0
+        # Older than sent_low yet sent once (the answer to a resent client_id): rare.
+        self._sent_below: set[int] = set()
+        self._bad_after = False
         self._stack = contextlib.AsyncExitStack()
         self._reader: asyncio.Task | None = None
         self._replay_lock = asyncio.Lock()
@@ -148,22 +186,50 @@ class TeamRoomConsumer(AsyncJsonWebsocketConsumer):
         )
         await self.accept()
         self.joined = True
-        messages, has_more = await database_sync_to_async(message_history)(team=team)
-        self._remember(m.id for m in messages)
-        await self.send(
-            text_data=_dumps(
-                {
-                    "type": "history",
-                    "messages": [message_json(m, team_slug=team.slug) for m in messages],
-                    "has_more": has_more,
-                }
-            )
-        )
+        # Live frames go straight to the server (see _server_send), once accepted;
+        # under uvicorn's websockets-sansio, pre-framed to its transport (comms.wire).
+        self._send_live = _server_send(self.base_send)
+        self._write_raw = raw_writer(self._send_live)
+        after = self._after_parameter()
+        if after is not None:
+            # A reconnect: only what came after the client's newest message.
+            self.floor = after
+            await self._resume(after)
+        else:
+            await self._join_history()
         tracker = get_tracker()
         online = await tracker.join(team.slug, self.presence_id, user.pk, user.get_username())
         await self.send(text_data=_dumps({"type": "presence", "online": online}))
         await presence_announce(team_slug=team.slug, origin=self.presence_id, joined=self.user_json)
         self._reader = asyncio.get_running_loop().create_task(self._forward())
+
+    def _after_parameter(self) -> int | None:
+        """Return `?after=<id>` of the connect URL, or None (absent or refused with an error)."""
+        values = parse_qs(self.scope.get("query_string", b"").decode("latin-1")).get("after")
+        if not values:
+            return None
+        if _ID_TEXT.fullmatch(values[-1]) is None or int(values[-1]) > INT64_MAX:
+            self._bad_after = True
+            return None
+        return int(values[-1])
+
+    async def _join_history(self) -> None:
+        if self._bad_after:
+            await self._error("bad_field", "'after' must be a message id (or 0).")
+        messages, has_more = await database_sync_to_async(message_history)(team=self.team)
+        if messages:
+            # The snapshot is the newest messages: everything from its first id is sent.
+            self.sent_low = messages[0].id if has_more else 1
+            self.floor = messages[-1].id
+        await self.send(
+            text_data=_dumps(
+                {
+                    "type": "history",
+                    "messages": [message_json(m, team_slug=self.team.slug) for m in messages],
+                    "has_more": has_more,
+                }
+            )
+        )
 
     async def _refuse(self, code: int) -> None:
         # Accept, then close: the client sees the code (see the module docstring).
@@ -218,20 +284,20 @@ class TeamRoomConsumer(AsyncJsonWebsocketConsumer):
 
     # Live events --------------------------------------------------------------------
 
-    def _remember(self, ids) -> None:
-        for message_id in ids:
-            if message_id in self.delivered:
-                continue
-            self.delivered.add(message_id)
-            self._delivered_order.append(message_id)
-            if len(self._delivered_order) > DELIVERED_MEMORY:
-                self.delivered.discard(self._delivered_order.popleft())
-
     async def _forward(self) -> None:
         """Copy this room's live events to the socket until it closes."""
+        loop = asyncio.get_running_loop()
         try:
             while not self.closing:
-                event = await self.sub.get()
+                if self._held:
+                    wait = self._held_since + LATE_MESSAGE_WAIT - loop.time()
+                    try:
+                        event = await asyncio.wait_for(self.sub.get(), max(wait, 0.0))
+                    except TimeoutError:
+                        await self._catch_up()
+                        continue
+                else:
+                    event = await self.sub.get()
                 if self._replay_lock.locked():
                     async with self._replay_lock:
                         await self._deliver(event)
@@ -244,12 +310,19 @@ class TeamRoomConsumer(AsyncJsonWebsocketConsumer):
     async def _deliver(self, event: dict[str, Any]) -> None:
         kind = event.get("event")
         if kind == "message":
-            message_id = event["id"]
-            if message_id in self.delivered:
+            if event["id"] <= self.floor:
+                return  # sent already (a replay, or the join history)
+            if event.get("prev", 0) > self.floor:
+                # The room's earlier message is not here yet: keep the id order.
+                if not self._held:
+                    self._held_since = asyncio.get_running_loop().time()
+                self._held[event["prev"]] = event
                 return
-            self._remember((message_id,))
-            # The hot path (every delivery): straight to the server, pre-encoded text.
-            await self.base_send({"type": "websocket.send", "text": event["data"]})
+            # Counted as sent before the await, so a resume meanwhile does not repeat it.
+            self.floor = event["id"]
+            await self._send_message(event)
+            if self._held:
+                await self._release_held()
         elif kind in ("presence", "typing"):
             if event.get("origin") != self.presence_id:
                 await self.send(text_data=event["data"])
@@ -262,6 +335,44 @@ class TeamRoomConsumer(AsyncJsonWebsocketConsumer):
                 await self._close(CLOSE_FORBIDDEN)
         elif kind in ("member_removed", "member_added") and "data" in event:
             await self.send(text_data=event["data"])
+
+    async def _send_message(self, event: dict[str, Any]) -> None:
+        """The hot path (every delivery): the event's text, encoded and framed once per process."""
+        write = self._write_raw
+        if write is None or not write(event_frame(event)):
+            await self._send_live({"type": "websocket.send", "text": event["data"]})
+
+    async def _release_held(self) -> None:
+        """Send the held messages whose earlier message is sent now; drop those replayed."""
+        held = self._held
+        for prev in [prev for prev, event in held.items() if event["id"] <= self.floor]:
+            del held[prev]
+        while held:
+            ready = [prev for prev in held if prev <= self.floor]
+            if not ready:
+                break
+            event = held.pop(min(ready))
+            if event["id"] > self.floor:
+                self.floor = event["id"]
+                await self._send_message(event)
+        if held:
+            self._held_since = asyncio.get_running_loop().time()
+
+    async def _catch_up(self) -> None:
+        """Send, in id order, what the store has after `floor` (a late or lost publish)."""
+        async with self._replay_lock:
+            while True:
+                batch = await database_sync_to_async(message_after)(
+                    team=self.team, after=self.floor, limit=RESUME_CHUNK
+                )
+                for message in batch:
+                    self.floor = message.id
+                    await self.send(
+                        text_data=_dumps(message_json(message, team_slug=self.team.slug))
+                    )
+                if len(batch) < RESUME_CHUNK:
+                    break
+            await self._release_held()
 
     # Client frames ------------------------------------------------------------------
 
@@ -377,12 +488,19 @@ class TeamRoomConsumer(AsyncJsonWebsocketConsumer):
                 self._outbox.clear()
                 return await self._close(CLOSE_INTERNAL_ERROR)
             for message, created in results:
-                if not created and message.id not in self.delivered:
-                    # A resend: answer with the stored message (it was not broadcast again).
-                    self._remember((message.id,))
+                if created or self.sent_low <= message.id <= self.floor:
+                    continue
+                if message.id < self.sent_low:
+                    if message.id in self._sent_below:
+                        continue
+                    # A resend of an old message: answer with it (it is not broadcast again).
+                    self._sent_below.add(message.id)
                     await self.send(
                         text_data=_dumps(message_json(message, team_slug=self.team.slug))
                     )
+                else:
+                    # Newer than what this socket has sent: send the room up to it, in order.
+                    await self._catch_up()
 
     async def _history(self, before: int | None) -> None:
         messages, has_more = await database_sync_to_async(message_history)(
@@ -400,16 +518,31 @@ class TeamRoomConsumer(AsyncJsonWebsocketConsumer):
         )
 
     async def _resume(self, after: int) -> None:
-        """Send the messages after `after` not yet sent on this socket, then go on live."""
+        """Send the messages after `after` not yet sent on this socket, then go on live.
+
+        Those are the ids between `after` and `sent_low` (older than the join history)
+        and those after `floor`; then everything from `after` on counts as sent.
+        """
         async with self._replay_lock:
             cursor = after
             while True:
+                if self.sent_low - 1 <= cursor < self.floor:
+                    cursor = self.floor  # skip what this socket has sent
                 batch = await database_sync_to_async(message_after)(
                     team=self.team, after=cursor, limit=RESUME_CHUNK
                 )
-                fresh = [m for m in batch if m.id not in self.delivered]
-                self._remember(m.id for m in fresh)
+                fresh = [
+                    m
+                    for m in batch
+                    if not self.sent_low <= m.id <= self.floor and m.id not in self._sent_below
+                ]
+                # A short page reached the newest message: nothing more to read.
                 more = len(batch) == RESUME_CHUNK
+                if batch:
+                    cursor = batch[-1].id
+                if not more or cursor >= self.floor:
+                    # Past the sent range: the replay holds every room id up to `cursor`.
+                    self.floor = max(self.floor, cursor)
                 await self.send(
                     text_data=_dumps(
                         {
@@ -421,11 +554,13 @@ class TeamRoomConsumer(AsyncJsonWebsocketConsumer):
                     )
                 )
                 if not more:
-                    return
-                cursor = batch[-1].id
+                    break
                 if self._replays is not None:
                     # Each further page waits for a token: a long gap is paced, not refused.
                     await self._replays.take()
+            self.sent_low = min(self.sent_low, after + 1)
+            self._sent_below = {i for i in self._sent_below if i < self.sent_low}
+            await self._release_held()
 
     async def _typing(self) -> None:
         now = time.monotonic()

@@ -4,8 +4,10 @@ Each team has one hub stream, `room.<team slug>` (`room_stream`). Its events are
 dicts whose `data` is the exact text each socket sends, encoded once by the
 publisher:
 
-- `{"event": "message", "id": <message id>, "data": "<message JSON>"}`
-  (`message_event`; the frame is `message_json`, also the history API's item).
+- `{"event": "message", "id": <message id>, "prev": <the room's previous message id
+  or 0>, "data": "<message JSON>"}` (`message_event`; the frame is `message_json`,
+  also the history API's item). `prev` lets a socket deliver a room's messages in
+  id order and notice one that is late or lost (comms.consumers).
 - `{"event": "typing", "id": None, "origin": <presence id>, "data": "<typing JSON>"}`
   (`typing_event`; not stored, not sent back to the socket it came from).
 - `{"event": "presence", "id": None, "origin": <presence id or None>, "data": ...}`
@@ -49,10 +51,13 @@ def message_json(message: Message, *, team_slug: str | None = None) -> dict[str,
     }
 
 
-def message_event(message: Message, *, team_slug: str | None = None) -> dict[str, Any]:
-    """Return the hub event carrying a message, its JSON encoded once."""
+def message_event(message: Message, *, prev: int, team_slug: str | None = None) -> dict[str, Any]:
+    """Return the hub event carrying a message, its JSON encoded once.
+
+    `prev` is the id of the room's message stored just before it (0 for the first).
+    """
     data = json_text(message_json(message, team_slug=team_slug))
-    return {"event": "message", "id": message.id, "data": data}
+    return {"event": "message", "id": message.id, "prev": prev, "data": data}
 
 
 def typing_event(*, user_json: dict[str, Any], origin: str) -> dict[str, Any]:

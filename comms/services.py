@@ -7,10 +7,14 @@ docstring lists them.
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import re
 from typing import Any
 
+from asgiref.sync import async_to_sync
 from channels.db import database_sync_to_async
+from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import IntegrityError, transaction
 
@@ -25,7 +29,9 @@ from .events import (
     typing_event,
 )
 from .models import Membership, Message, Team
-from .selectors import team_user_can_post
+from .selectors import team_user_can_join, team_user_can_post
+
+logger = logging.getLogger(__name__)
 
 BODY_MAX_CHARS = 4000
 CLIENT_ID_MAX_CHARS = 64
@@ -106,6 +112,29 @@ def message_store(
     return message, True
 
 
+def _room_lock(team: Team) -> None:
+    """Serialise a room's writers until the transaction ends: ids commit in id order.
+
+    Message ids come from one table-wide sequence, so two transactions could commit
+    a room's ids 6 before 5; a socket that has sent 6 could then never tell that 5
+    is still coming. With the team's row locked (PostgreSQL; SQLite has one writer
+    anyway), once a room's id is visible every lower id of the room is visible too,
+    so a replay up to id R holds every message up to R. Call inside `atomic()`.
+    """
+    Team.objects.select_for_update().filter(pk=team.pk).values_list("pk").first()
+
+
+def _previous_id(team: Team, message_id: int) -> int:
+    """Return the id of the room's message before `message_id` (0 if none), under the lock."""
+    previous = (
+        Message.objects.filter(team=team, id__lt=message_id)
+        .order_by("-id")
+        .values_list("id", flat=True)
+        .first()
+    )
+    return previous or 0
+
+
 def message_post(
     *, team: Team, author: AbstractBaseUser, body: Any, client_id: Any = None
 ) -> tuple[Message, bool]:
@@ -114,9 +143,12 @@ def message_post(
     A resend (same client_id) is not published again: sockets that already got it
     would see a duplicate. The caller answers the sender with the stored message.
     """
-    message, created = message_store(team=team, author=author, body=body, client_id=client_id)
-    if created:
-        publish_on_commit(room_stream(team.slug), message_event(message, team_slug=team.slug))
+    with transaction.atomic():
+        _room_lock(team)
+        message, created = message_store(team=team, author=author, body=body, client_id=client_id)
+        if created:
+            event = message_event(message, team_slug=team.slug, prev=_previous_id(team, message.id))
+            publish_on_commit(room_stream(team.slug), event)
     return message, created
 
 
@@ -126,8 +158,10 @@ def message_post_system(*, team: Team, body: str, kind: str = "system") -> Messa
         raise ValueError(f"kind must be 'system' or 'alarm', not {kind!r}")
     body = _clean_body(body)
     with transaction.atomic():
+        _room_lock(team)
         message = Message.objects.create(team=team, author=None, body=body, kind=kind)
-        publish_on_commit(room_stream(team.slug), message_event(message, team_slug=team.slug))
+        event = message_event(message, team_slug=team.slug, prev=_previous_id(team, message.id))
+        publish_on_commit(room_stream(team.slug), event)
     return message
 
 
@@ -163,17 +197,68 @@ def team_member_remove(*, team: Team, user: AbstractBaseUser) -> bool:
 
 
 def membership_removed_notify(*, team: Team, user_id: int, username: str = "") -> None:
-    """Publish, once the transaction commits, that a member left the team."""
+    """Publish, once the transaction commits, that a member left the team.
+
+    The room also gets a presence change at once: the online list without the
+    removed user (their sockets are closing; staff allowed into any room stay).
+    """
     publish_on_commit(
         room_stream(team.slug), member_removed_event(user_id=user_id, username=username)
     )
+    user = get_user_model().objects.filter(pk=user_id).first()
+    stays = user is not None and team_user_can_join(team=team, user=user)
+    _presence_refresh_on_commit(team.slug, without_user_id=None if stays else user_id)
 
 
 def membership_added_notify(*, team: Team, user_id: int, username: str) -> None:
-    """Publish, once the transaction commits, that someone joined the team."""
+    """Publish, once the transaction commits, that someone joined the team.
+
+    The room also gets a presence change: a fresh online list.
+    """
     publish_on_commit(
         room_stream(team.slug), member_added_event(user_id=user_id, username=username)
     )
+    _presence_refresh_on_commit(team.slug, without_user_id=None)
+
+
+async def presence_refresh(*, team_slug: str, without_user_id: int | None = None) -> None:
+    """Send a room who is online now (on every worker), leaving out `without_user_id`."""
+    from .presence import get_tracker  # presence imports this module
+
+    online = await get_tracker().online(team_slug)
+    if without_user_id is not None:
+        online = [user for user in online if user["id"] != without_user_id]
+    await presence_announce(team_slug=team_slug, online=online)
+
+
+# Scheduled presence refreshes, referenced until done so the event loop cannot drop them.
+_pending: set[asyncio.Task] = set()
+
+
+def _presence_refresh_on_commit(team_slug: str, *, without_user_id: int | None) -> None:
+    """Run `presence_refresh` once the transaction commits; log a failure (not stored)."""
+
+    def run() -> None:
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            loop = None
+        try:
+            if loop is None:
+                async_to_sync(presence_refresh)(
+                    team_slug=team_slug, without_user_id=without_user_id
+                )
+            else:
+                # Sync code called from async code in this thread: schedule it on the loop.
+                coro = presence_refresh(team_slug=team_slug, without_user_id=without_user_id)
+                task = loop.create_task(coro)
+                _pending.add(task)
+                task.add_done_callback(_pending.discard)
+        except Exception:
+            # The membership is stored; presence heals with the next join, leave or prune.
+            logger.exception("presence refresh of room %s failed", team_slug)
+
+    transaction.on_commit(run)
 
 
 class NotAllowed(PermissionError):
@@ -187,14 +272,36 @@ def message_clean(*, body: Any, client_id: Any = None) -> tuple[str, str | None]
 
 def _store_many_as_member(
     *, team: Team, author: AbstractBaseUser, items: list[tuple[str, str | None]]
-) -> list[tuple[Message, bool]]:
+) -> tuple[list[tuple[Message, bool]], int]:
+    """Store the batch in one transaction; return the results and the new messages' `prev`."""
     if not team_user_can_post(team=team, user=author):
         raise NotAllowed(f"{author} may not post in {team.slug}")
     with transaction.atomic():
-        return [
-            message_store(team=team, author=author, body=body, client_id=client_id)
-            for body, client_id in items
-        ]
+        _room_lock(team)
+        try:
+            # One INSERT for the whole batch (the common case: no resend in it).
+            with transaction.atomic():
+                stored = Message.objects.bulk_create(
+                    [
+                        Message(
+                            team=team,
+                            author=author,
+                            body=body,
+                            kind=Message.Kind.CHAT,
+                            client_id=client_id,
+                        )
+                        for body, client_id in items
+                    ]
+                )
+            results = [(message, True) for message in stored]
+        except IntegrityError:
+            # A resent client_id: one by one, each resend answered with the stored row.
+            results = [
+                message_store(team=team, author=author, body=body, client_id=client_id)
+                for body, client_id in items
+            ]
+        first = next((message.id for message, created in results if created), None)
+        return results, 0 if first is None else _previous_id(team, first)
 
 
 async def messages_post_async(
@@ -210,12 +317,17 @@ async def messages_post_async(
     written; one membership check and one commit per batch instead of per message.
     Order is kept; resends (same client_id) come back with created=False.
     """
-    results = await database_sync_to_async(_store_many_as_member)(
+    results, prev = await database_sync_to_async(_store_many_as_member)(
         team=team, author=author, items=items
     )
+    events = []
     for message, created in results:
         if created:
-            publisher.publish(room_stream(team.slug), message_event(message, team_slug=team.slug))
+            # The batch's new ids are the room's consecutive messages (the room was locked).
+            events.append(message_event(message, team_slug=team.slug, prev=prev))
+            prev = message.id
+    # One hub message for the batch: each worker wakes its sockets once for all of it.
+    publisher.publish_many(room_stream(team.slug), events)
     return results
 
 

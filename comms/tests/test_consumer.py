@@ -150,6 +150,12 @@ async def test_resend_answers_with_the_stored_message_when_not_yet_seen(room, jo
     frame = await alice.receive_json_from()
     assert frame["id"] == original.id and frame["client_id"] == "c9"
     assert await Message.objects.filter(client_id="c9").acount() == 1
+    # Sent once on this socket: neither another resend nor a resume repeats it.
+    await alice.send_json_to({"type": "message", "body": "orig", "client_id": "c9"})
+    assert await alice.receive_nothing(0.2)
+    await alice.send_json_to({"type": "resume", "after": 0})
+    resumed = await alice.receive_json_from()
+    assert resumed["messages"] == [] and resumed["more"] is False
     await alice.disconnect()
 
 
@@ -322,11 +328,26 @@ async def test_removing_the_member_closes_their_socket_within_a_second(room, joi
     output = await bob.receive_output(1)
     assert output == {"type": "websocket.close", "code": 4403}
     await bob.disconnect()
-    # alice stays, and hears that bob is no longer a member and has left.
-    frames = [await alice.receive_json_from() for _ in range(2)]
+    # alice stays, and hears that bob is no longer a member, at once no longer online
+    # (a presence change from the removal itself), and then that his socket left.
+    frames = [await alice.receive_json_from() for _ in range(3)]
     assert {"type": "members", "removed": {"id": room.bob.pk, "username": "bob"}} in frames
+    alice_json = {"id": room.alice.pk, "username": "alice"}
+    assert {"type": "presence", "online": [alice_json]} in frames
     assert {"type": "presence", "left": {"id": room.bob.pk, "username": "bob"}} in frames
     await alice.disconnect()
+
+
+async def test_removing_a_member_changes_presence_even_if_their_socket_hangs(room, join):
+    alice, _, _ = await join(room.alice)
+    bob, _, _ = await join(room.bob)
+    await alice.receive_json_from()  # bob joined
+    # bob's socket never completes the close (a dead network): presence does not wait.
+    await sync_to_async(team_member_remove)(team=room.team, user=room.bob)
+    frames = [await alice.receive_json_from() for _ in range(2)]
+    assert frames[1] == {"type": "presence", "online": [{"id": room.alice.pk, "username": "alice"}]}
+    await alice.disconnect()
+    await bob.disconnect()
 
 
 async def test_a_new_member_is_announced_to_the_room(room, join):
@@ -335,6 +356,11 @@ async def test_a_new_member_is_announced_to_the_room(room, join):
     assert await alice.receive_json_from() == {
         "type": "members",
         "added": {"id": room.carol.pk, "username": "carol"},
+    }
+    # and a presence change: who is online now, from the shared presence store.
+    assert await alice.receive_json_from() == {
+        "type": "presence",
+        "online": [{"id": room.alice.pk, "username": "alice"}],
     }
     await alice.disconnect()
 

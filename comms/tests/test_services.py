@@ -144,3 +144,67 @@ async def test_sync_writes_called_inside_a_running_loop_still_store_and_publish(
             connections.close_all()
         event = await asyncio.wait_for(sub.get(), 5)
     assert event["id"] == message.id
+
+
+def test_a_room_s_ids_commit_in_id_order_writers_wait_for_the_room(room):
+    """A writer holding the room stores its message before any writer that came later.
+
+    Without the room lock a later writer takes a lower id and may commit it after
+    (PostgreSQL checks the team foreign key only at commit), and a socket that sent
+    the higher id could never tell that a lower one was still coming.
+    """
+    if connection.vendor != "postgresql":
+        pytest.skip("SQLite has one writer at a time anyway (MC_TEST_SERVICES=1 runs this)")
+    from django.db import connections, transaction
+
+    from comms.services import _room_lock, messages_post_async
+    from streams.hub import OrderedPublisher
+
+    holding, release = threading.Event(), threading.Event()
+    ids: dict[str, int] = {}
+    done: dict[str, threading.Event] = {"post": threading.Event(), "batch": threading.Event()}
+
+    def open_writer() -> None:
+        # Holds the room, then stores: whoever came meanwhile must get a higher id.
+        try:
+            with transaction.atomic():
+                _room_lock(room.team)
+                holding.set()
+                release.wait(5)
+                ids["first"] = Message.objects.create(team=room.team, body="first").id
+        finally:
+            connections.close_all()
+
+    def post() -> None:
+        try:
+            ids["post"] = message_post(team=room.team, author=room.bob, body="second")[0].id
+            done["post"].set()
+        finally:
+            connections.close_all()
+
+    def batch() -> None:
+        async def store() -> int:
+            items = [("third", None)]
+            results = await messages_post_async(
+                team=room.team, author=room.bob, items=items, publisher=OrderedPublisher()
+            )
+            return results[0][0].id
+
+        try:
+            ids["batch"] = asyncio.run(store())
+            done["batch"].set()
+        finally:
+            connections.close_all()
+
+    threads = [threading.Thread(target=f) for f in (open_writer, post, batch)]
+    threads[0].start()
+    assert holding.wait(5)
+    threads[1].start()
+    threads[2].start()
+    assert not done["post"].wait(0.5), "message_post did not wait for the room"
+    assert not done["batch"].is_set(), "messages_post_async did not wait for the room"
+    release.set()
+    for thread in threads:
+        thread.join(10)
+    assert done["post"].is_set() and done["batch"].is_set()
+    assert ids["first"] < ids["post"] and ids["first"] < ids["batch"]

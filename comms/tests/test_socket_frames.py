@@ -104,12 +104,14 @@ async def test_a_long_resume_is_paced_not_refused(room, join, settings, monkeypa
     settings.CHAT_REPLAY_BURST = 2
     settings.CHAT_REPLAY_PER_SECOND = 20
 
-    def post_many() -> None:
-        for i in range(22):
-            message_post(team=room.team, author=room.bob, body=f"m{i}")
+    def store_many() -> None:
+        # Stored while alice was away (not published): what her resume has to page through.
+        Message.objects.bulk_create(
+            [Message(team=room.team, author=room.bob, body=f"m{i}") for i in range(22)]
+        )
 
-    await sync_to_async(post_many)()
     alice, _, _ = await join(room.alice)
+    await sync_to_async(store_many)()
     started = time.monotonic()
     await alice.send_json_to({"type": "resume", "after": 0})
     pages = []
@@ -117,6 +119,7 @@ async def test_a_long_resume_is_paced_not_refused(room, join, settings, monkeypa
         pages.append(await asyncio.wait_for(alice.receive_json_from(), 5))
     # 5 pages: the request and the second page from the burst, three paced at 20 a second.
     assert len(pages) == 5 and all(p["type"] == "resume" for p in pages)
+    assert sum(len(p["messages"]) for p in pages) == 22
     assert time.monotonic() - started >= 2 / 20
     assert json.dumps(pages)  # plain JSON, no surrogates
     await alice.disconnect()

@@ -1,8 +1,8 @@
 // One team room over one WebSocket: history, live messages, presence, typing, and
 // the sender's own messages until the server answers them.
 //
-// A socket that drops reconnects by itself with back-off and jitter, then sends
-// {"type": "resume", "after": <newest id seen>}; messages are de-duplicated by id.
+// A socket that drops reconnects by itself with back-off and jitter, to
+// /ws/comms/<team>/?after=<newest id seen> (only what came after); de-duplicated by id.
 // A message the server never answered stays in the outbox and is resent, in order,
 // with the same client_id on reconnect (the server stores a client_id once). A
 // message the server refused (its error names the client_id) moves to `failed`:
@@ -53,12 +53,13 @@ export class Room {
 
   connect() {
     const scheme = location.protocol === "https:" ? "wss" : "ws";
-    const ws = new WebSocket(`${scheme}://${location.host}/ws/comms/${encodeURIComponent(this.team.slug)}/`);
+    // A reconnect asks only for what came after the newest message seen (no join history).
+    const after = this.loaded ? `?after=${this.lastId}` : "";
+    const ws = new WebSocket(`${scheme}://${location.host}/ws/comms/${encodeURIComponent(this.team.slug)}/${after}`);
     this.ws = ws;
     ws.onopen = () => {
       this.attempt = 0;
       this.setState("live");
-      if (this.loaded) this.sendFrame({ type: "resume", after: this.lastId });
       // Only what the server never answered, in the order it was typed.
       for (const frame of this.outbox.values()) this.sendFrame(frame);
     };
