@@ -1,0 +1,215 @@
+"""Telemetry rollups: keep per-rover time buckets of the frames, in the ingest's transaction.
+
+Each stored frame adds to one bucket per resolution in ROLLUP_RESOLUTIONS:
+count, sum, min and max of every measured field, the highest seq, the latest
+receive time and the mode of the highest-seq frame. The buckets are upserted
+(INSERT ... SELECT ... GROUP BY ... ON CONFLICT DO UPDATE) from the frames
+just inserted, so a late or out-of-order frame lands in the bucket of its
+`recorded_at`, and a duplicate that ingest refused is never counted.
+
+One SQL statement builds buckets both at ingest (the new seqs) and in a
+rebuild (a time range of stored frames), on PostgreSQL and SQLite alike; only
+the epoch arithmetic differs by backend.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from datetime import UTC, datetime, timedelta
+
+from django.db import connection, transaction
+
+from ..models import ROLLUP_FIELDS, Rover, TelemetryFrame, TelemetryRollup
+
+# Bucket widths in seconds, finest first. Chosen by bench/history.py: per
+# second keeps windows up to ~10 min x points on small buckets (the dashboard's
+# 1 h is 3,600 of them), per minute serves a sol and more.
+ROLLUP_RESOLUTIONS: tuple[int, ...] = (1, 60)
+
+FRAMES = TelemetryFrame._meta.db_table
+ROLLUPS = TelemetryRollup._meta.db_table
+# Rebuilds work one slice of rover time at a time: a short lock, a small GROUP BY.
+REBUILD_SLICE = timedelta(hours=6)
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def epoch_sql(column: str) -> str:
+    """Return SQL for a datetime column as seconds since 1970 (a float, microseconds kept)."""
+    if connection.vendor == "postgresql":
+        return f"date_part('epoch', {column})"
+    # SQLite stores 'YYYY-MM-DD HH:MM:SS[.ffffff]' (UTC); its date functions keep
+    # only milliseconds, so the fraction is read from the text itself.
+    return f"(CAST(strftime('%%s', {column}) AS INTEGER) + CAST(substr({column}, 20) AS REAL))"
+
+
+def _bucket_sql(column: str, resolution: int) -> tuple[str, str]:
+    """Return SQL for (the bucket start of `column`, seconds from that start to `column`)."""
+    if connection.vendor == "postgresql":
+        epoch = epoch_sql(column)
+        start = f"floor({epoch} / {resolution}) * {resolution}"
+        return f"to_timestamp({start})", f"({epoch} - {start})"
+    seconds = f"CAST(strftime('%%s', {column}) AS INTEGER)"
+    # SQLite's % truncates toward zero; this is the floor remainder for any sign.
+    remainder = f"((({seconds} %% {resolution}) + {resolution}) %% {resolution})"
+    start = f"strftime('%%Y-%%m-%%d %%H:%%M:%%S', {seconds} - {remainder}, 'unixepoch')"
+    return start, f"({remainder} + CAST(substr({column}, 20) AS REAL))"
+
+
+def _greatest(a: str, b: str) -> str:
+    return f"{'GREATEST' if connection.vendor == 'postgresql' else 'max'}({a}, {b})"
+
+
+def _least(a: str, b: str) -> str:
+    return f"{'LEAST' if connection.vendor == 'postgresql' else 'min'}({a}, {b})"
+
+
+def _field_columns() -> list[str]:
+    return [f"{name}_{part}" for name in ROLLUP_FIELDS for part in ("count", "sum", "min", "max")]
+
+
+def _select_buckets(resolution: int, where: str) -> str:
+    """Return a SELECT of the buckets of one resolution over the frames matching `where`."""
+    start, offset = _bucket_sql("recorded_at", resolution)
+    measures = ", ".join(
+        f"COUNT({name}) AS {name}_count, COALESCE(SUM({name}), 0) AS {name}_sum, "
+        f"MIN({name}) AS {name}_min, MAX({name}) AS {name}_max"
+        for name in ROLLUP_FIELDS
+    )
+    fields = ", ".join(f"g.{column}" for column in _field_columns())
+    return (
+        f"SELECT g.rover_id, {resolution} AS resolution_s, g.bucket_start, g.frame_count, "  # noqa: S608 (identifiers and integer constants only)
+        f"g.offset_sum_s, g.seq_max, g.received_max, "
+        f"(SELECT m.mode FROM {FRAMES} m WHERE m.rover_id = g.rover_id AND m.seq = g.seq_max)"
+        f" AS mode, {fields} FROM ("
+        f"SELECT rover_id, {start} AS bucket_start, COUNT(*) AS frame_count, "
+        f"SUM({offset}) AS offset_sum_s, MAX(seq) AS seq_max, MAX(received_at) AS received_max, "
+        f"{measures} FROM {FRAMES} WHERE {where} GROUP BY rover_id, {start}) g"
+    )
+
+
+def _upsert_sql(where: str, resolutions: Sequence[int]) -> str:
+    """Return the statement adding the frames matching `where` to their buckets."""
+    columns = [
+        "rover_id",
+        "resolution_s",
+        "bucket_start",
+        "frame_count",
+        "offset_sum_s",
+        "seq_max",
+        "received_max",
+        "mode",
+        *_field_columns(),
+    ]
+    old = ROLLUPS
+    updates = [
+        f"frame_count = {old}.frame_count + excluded.frame_count",
+        f"offset_sum_s = {old}.offset_sum_s + excluded.offset_sum_s",
+        # Every right-hand side reads the row as it was before this update.
+        f"mode = CASE WHEN excluded.seq_max > {old}.seq_max THEN excluded.mode ELSE {old}.mode END",
+        f"seq_max = {_greatest(f'{old}.seq_max', 'excluded.seq_max')}",
+        f"received_max = {_greatest(f'{old}.received_max', 'excluded.received_max')}",
+    ]
+    for name in ROLLUP_FIELDS:
+        updates.append(f"{name}_count = {old}.{name}_count + excluded.{name}_count")
+        updates.append(f"{name}_sum = {old}.{name}_sum + excluded.{name}_sum")
+        for part, pick in (("min", _least), ("max", _greatest)):
+            column, new = f"{old}.{name}_{part}", f"excluded.{name}_{part}"
+            # LEAST/GREATEST skip NULLs on PostgreSQL; SQLite's min()/max() return NULL.
+            either = pick(f"COALESCE({column}, {new})", f"COALESCE({new}, {column})")
+            updates.append(f"{name}_{part} = {either}")
+    union = " UNION ALL ".join(_select_buckets(resolution, where) for resolution in resolutions)
+    # `WHERE true` keeps SQLite from reading ON CONFLICT as a join constraint.
+    return (
+        f"INSERT INTO {ROLLUPS} ({', '.join(columns)}) "  # noqa: S608 (identifiers only)
+        f"SELECT * FROM ({union}) b WHERE true "
+        f"ON CONFLICT (rover_id, resolution_s, bucket_start) DO UPDATE SET {', '.join(updates)}"
+    )
+
+
+def telemetry_rollups_add(*, rover: Rover, seqs: Iterable[int]) -> None:
+    """Add the just-stored frames with these seqs to their buckets (call inside ingest's
+    transaction, with the rover's row locked, so buckets and frames commit together)."""
+    seqs = list(seqs)
+    if not seqs:
+        return
+    where = f"rover_id = %s AND seq IN ({', '.join(['%s'] * len(seqs))})"
+    with connection.cursor() as cursor:
+        cursor.execute(
+            _upsert_sql(where, ROLLUP_RESOLUTIONS), [rover.pk, *seqs] * len(ROLLUP_RESOLUTIONS)
+        )
+
+
+def floor_time(value: datetime, seconds: int) -> datetime:
+    """Return `value` rounded down to a multiple of `seconds` since 1970 (a bucket start)."""
+    step = seconds * 1_000_000
+    micros = (value - EPOCH) // timedelta(microseconds=1)
+    return EPOCH + timedelta(microseconds=micros // step * step)
+
+
+def ceil_time(value: datetime, seconds: int) -> datetime:
+    """Return `value` rounded up to a multiple of `seconds` since 1970."""
+    step = seconds * 1_000_000
+    micros = (value - EPOCH) // timedelta(microseconds=1)
+    return EPOCH + timedelta(microseconds=-(-micros // step) * step)
+
+
+def telemetry_rollups_rebuild(*, rover: Rover, slice_length: timedelta = REBUILD_SLICE) -> int:
+    """Recompute a rover's buckets from its stored frames; return the number of frames read.
+
+    Works slice by slice of rover time (aligned to the coarsest resolution, so
+    no bucket straddles two slices), each in its own transaction with the
+    rover's row locked, so ingest may continue meanwhile and never sees a
+    slice half rebuilt. Buckets with no frames left (pruned) are kept.
+    """
+    coarsest = max(ROLLUP_RESOLUTIONS)
+    step = max(coarsest, int(slice_length.total_seconds()) // coarsest * coarsest)
+    frames = TelemetryFrame.objects.filter(rover=rover)
+    first = frames.order_by("recorded_at").values_list("recorded_at", flat=True).first()
+    last = frames.order_by("-recorded_at").values_list("recorded_at", flat=True).first()
+    if first is None or last is None:
+        return 0
+    where = "rover_id = %s AND recorded_at >= %s AND recorded_at < %s"
+    sql = _upsert_sql(where, ROLLUP_RESOLUTIONS)
+    total = 0
+    start = floor_time(first, coarsest)
+    while start <= last:
+        end = start + timedelta(seconds=step)
+        with transaction.atomic():
+            Rover.objects.select_for_update().filter(pk=rover.pk).values_list("pk").first()
+            TelemetryRollup.objects.filter(
+                rover=rover, bucket_start__gte=start, bucket_start__lt=end
+            ).filter(resolution_s__in=ROLLUP_RESOLUTIONS).delete()
+            params = [
+                rover.pk,
+                connection.ops.adapt_datetimefield_value(start),
+                connection.ops.adapt_datetimefield_value(end),
+            ]
+            with connection.cursor() as cursor:
+                cursor.execute(sql, params * len(ROLLUP_RESOLUTIONS))
+            total += frames.filter(recorded_at__gte=start, recorded_at__lt=end).count()
+        start = end
+    return total
+
+
+def telemetry_rollups_prune(*, before: datetime, rover: Rover | None = None, batch: int) -> int:
+    """Delete buckets that start before `before`, `batch` rows per transaction; return the count."""
+    rollups = TelemetryRollup.objects.filter(bucket_start__lt=before)
+    if rover is not None:
+        rollups = rollups.filter(rover=rover)
+    deleted = 0
+    while True:
+        with transaction.atomic():
+            ids = list(rollups.order_by("pk").values_list("pk", flat=True)[:batch])
+            if not ids:
+                return deleted
+            deleted += TelemetryRollup.objects.filter(pk__in=ids).delete()[0]
+
+
+def telemetry_rollups_backfill() -> None:
+    """Build every rover's buckets from all stored frames in one statement.
+
+    For the migration that adds rollups (no ingest runs during `migrate`); later
+    rebuilds go through telemetry_rollups_rebuild, slice by slice.
+    """
+    with connection.cursor() as cursor:
+        cursor.execute(_upsert_sql("true", ROLLUP_RESOLUTIONS), [])
