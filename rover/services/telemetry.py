@@ -214,7 +214,7 @@ def telemetry_store(
             # Duplicates take no id: give theirs back while the row is still locked.
             Rover.objects.filter(pk=rover.pk).update(last_ingest_id=first_id - 1 + len(new))
         TelemetryFrame.objects.bulk_create(new)
-        telemetry_rollups_add(rover=rover, seqs=[frame.seq for frame in new])
+        telemetry_rollups_add(rover=rover, frames=new)
     result.stored = new
     result.duplicates.sort()
     return result, previous_max

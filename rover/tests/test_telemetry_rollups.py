@@ -7,7 +7,7 @@ import random
 from datetime import datetime, timedelta
 
 import pytest
-from django.core.management import call_command
+from django.core.management import CommandError, call_command
 from django.db import connection
 from django.db.migrations.executor import MigrationExecutor
 from django.utils import timezone
@@ -54,7 +54,7 @@ def rollup_rows(rover) -> list[tuple]:
     result = []
     for row in rows.values(*columns, "offset_sum_s", *(f"{n}_sum" for n in ROLLUP_FIELDS)):
         sums = tuple(round(row[f"{n}_sum"], 6) for n in ROLLUP_FIELDS)
-        result.append((*(row[c] for c in columns), round(row["offset_sum_s"], 6), *sums))
+        result.append((*(row[c] for c in columns), round(row["offset_sum_s"], 4), *sums))
     return result
 
 
@@ -238,3 +238,16 @@ def test_migration_builds_rollups_for_frames_stored_before_it():
     minute = rows.get(resolution_s=60)
     assert (minute.frame_count, minute.battery_pct_min, minute.battery_pct_max) == (10, 60.0, 69.0)
     assert rows.filter(resolution_s=1).count() == 5
+
+
+def test_rebuild_command_recomputes_what_ingest_keeps(tele_rover):
+    store(tele_rover, [frame(i, recorded_at=at(i * 3.3)) for i in range(50)])
+    kept = rollup_rows(tele_rover)
+    TelemetryRollup.objects.filter(resolution_s=60).delete()
+    TelemetryRollup.objects.filter(resolution_s=1).update(frame_count=999)
+    out = io.StringIO()
+    call_command("rebuild_telemetry_rollups", "--rover", "curiosity", stdout=out)
+    assert "curiosity: rollups rebuilt from 50 frame(s)" in out.getvalue()
+    assert rollup_rows(tele_rover) == kept
+    with pytest.raises(CommandError):
+        call_command("rebuild_telemetry_rollups", "--rover", "spirit")
