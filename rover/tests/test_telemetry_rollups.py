@@ -251,3 +251,21 @@ def test_rebuild_command_recomputes_what_ingest_keeps(tele_rover):
     assert rollup_rows(tele_rover) == kept
     with pytest.raises(CommandError):
         call_command("rebuild_telemetry_rollups", "--rover", "spirit")
+
+
+def test_prune_deletes_frames_in_whole_minutes(tele_rover, monkeypatch):
+    """A rollup bucket never keeps only part of its frames, so rebuilds stay exact."""
+    now = timezone.now().replace(second=30, microsecond=0)
+    monkeypatch.setattr(timezone, "now", lambda: now)
+    minute = now - timedelta(days=30, seconds=30)  # the minute the cutoff falls in
+    frames = [
+        frame(i, recorded_at=(minute + timedelta(seconds=10 * i - 10)).isoformat())
+        for i in range(6)
+    ]
+    store(tele_rover, frames)
+    call_command("prune_telemetry", "--older-than", "30d", stdout=io.StringIO())
+    # Only the frame of the minute before goes; 12:..:00-12:..:40 stay although older than 30 d.
+    assert sorted(TelemetryFrame.objects.values_list("seq", flat=True)) == [1, 2, 3, 4, 5]
+    rebuilt = rollup_rows(tele_rover)
+    telemetry_rollups_rebuild(rover=tele_rover)
+    assert rollup_rows(tele_rover) == rebuilt
