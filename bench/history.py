@@ -18,7 +18,10 @@ per phase:
 3. starts ONE uvicorn worker with production settings and times
    `GET /api/rovers/curiosity/telemetry?since=&until=&points=600` for each
    dashboard window ending at "now": one warm-up, then --repeat timed requests
-   (client and server on the same machine).
+   (client and server on the same machine). The same server also answers the
+   request as the product did before rollups (bench/history_urls.py: every
+   frame into Python), timed the same way with 2 requests, for the windows up
+   to 1 sol.
 
 Finally it measures what rollups add to ingest: `telemetry_store` of single
 frames and of 50-frame batches, with and without the rollup upsert, in one
@@ -54,11 +57,15 @@ WINDOWS = [("5 min", 300), ("1 h", 3600), ("1 sol", SOL_S), ("30 sols", 30 * SOL
 POINTS = 600
 SPIKE_BEFORE_END_S = 100
 URL = "/api/rovers/curiosity/telemetry"
+# The same request answered as before rollups (bench/history_urls.py).
+NAIVE_URL = "/bench/naive/rovers/curiosity/telemetry"
+NAIVE_WINDOWS = ("5 min", "1 h", "1 sol")  # 30 sols would stream 26.6M frames per request
+NAIVE_REPEAT = 2
 
 
 def server_env() -> dict[str, str]:
     return production_env(
-        settings_module="mission_control.settings.production",
+        settings_module="bench.history_settings",
         database=DB_NAME,
         LOG_LEVEL="WARNING",
     )
@@ -219,24 +226,34 @@ def stop_server(proc: subprocess.Popen) -> None:
         proc.wait()
 
 
+def timed_get(client: httpx.Client, url: str, params: dict, repeat: int):
+    """Return the last response and the times of `repeat` requests after one warm-up."""
+    timings = []
+    for attempt in range(repeat + 1):
+        began = time.perf_counter()
+        response = client.get(url, params=params)
+        elapsed = time.perf_counter() - began
+        response.raise_for_status()
+        if attempt:  # the first request warms caches and the connection pool
+            timings.append(elapsed)
+    return response, timings
+
+
 def time_windows(port: int, token: str, end: datetime, repeat: int) -> list[dict]:
     results = []
     headers = {"Authorization": f"Bearer {token}"}
-    with httpx.Client(base_url=f"http://127.0.0.1:{port}", headers=headers, timeout=120) as client:
+    with httpx.Client(base_url=f"http://127.0.0.1:{port}", headers=headers, timeout=600) as client:
         for label, seconds in WINDOWS:
             params = {
                 "since": (end - timedelta(seconds=seconds)).isoformat(),
                 "until": end.isoformat(),
                 "points": POINTS,
             }
-            timings = []
-            for attempt in range(repeat + 1):
-                began = time.perf_counter()
-                response = client.get(URL, params=params)
-                elapsed = time.perf_counter() - began
-                response.raise_for_status()
-                if attempt:  # the first request warms caches and the connection pool
-                    timings.append(elapsed)
+            naive_ms = None
+            if label in NAIVE_WINDOWS:
+                _, naive = timed_get(client, NAIVE_URL, params, NAIVE_REPEAT)
+                naive_ms = statistics.median(naive) * 1000
+            response, timings = timed_get(client, URL, params, repeat)
             body = response.json()
             buckets = body["frames"]
             results.append(
@@ -244,6 +261,7 @@ def time_windows(port: int, token: str, end: datetime, repeat: int) -> list[dict
                     "window": label,
                     "median_ms": statistics.median(timings) * 1000,
                     "max_ms": max(timings) * 1000,
+                    "naive_ms": naive_ms,
                     "source": (
                         "raw frames"
                         if body["resolution_seconds"] is None

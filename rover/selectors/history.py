@@ -4,10 +4,10 @@
 (until - since) / N. The source is chosen as Grafana's min-interval and Open
 MCT's request strategies do: raw frames when a bucket is narrower than the
 finest rollup, otherwise the coarsest rollup that still fits in one bucket,
-with raw frames for the partial rollup buckets at both ends of the window (so
-the edges are exact and a spike one second before `until` shows). The cost
-follows the rows read, at most about N x (next resolution / this one), not
-the frames in the window.
+with the partial buckets at both ends of the window read from finer rollups
+and, last, raw frames (so the edges are exact and a spike one second before
+`until` shows). The cost follows the rows read, at most about
+N x (next resolution / this one), not the frames in the window.
 """
 
 from __future__ import annotations
@@ -67,7 +67,7 @@ def _frames_partials(since_e: float) -> str:
 
 
 def _rollup_partials(since_e: float, resolution: int) -> str:
-    """Return a SELECT of the rollup rows starting in [%s, %s) shaped as partial buckets."""
+    """Return a SELECT of one resolution's rows starting in [%s, %s) as partial buckets."""
     position = f"({epoch_sql('bucket_start')} - {since_e!r})"
     measures = ", ".join(f"{name}_{part}" for name in ROLLUP_FIELDS for part in MEASURE_PARTS)
     return (
@@ -102,6 +102,26 @@ def _aggregate_sql(partials: list[str], width: float, points: int) -> str:
     )
 
 
+def _pieces(
+    since: datetime, until: datetime, levels: list[int]
+) -> list[tuple[int | None, datetime, datetime]]:
+    """Split [since, until) into whole buckets of levels[0], the ends into whole buckets of
+    the next finer level, and so on; what no level covers whole comes from raw frames (None).
+
+    Each end is less than one bucket of the level above, so it adds at most
+    that ratio of rows: the window's edges are exact at little cost.
+    """
+    if since >= until:
+        return []
+    if not levels:
+        return [(None, since, until)]
+    level, finer = levels[0], levels[1:]
+    first, last = ceil_time(since, level), floor_time(until, level)
+    if first >= last:
+        return _pieces(since, until, finer)
+    return [*_pieces(since, first, finer), (level, first, last), *_pieces(last, until, finer)]
+
+
 def _as_datetime(value: Any) -> datetime:
     if isinstance(value, datetime):
         return value if value.tzinfo else value.replace(tzinfo=UTC)
@@ -125,22 +145,14 @@ def telemetry_downsample(
     since_e = (since - EPOCH).total_seconds()
     adapt = connection.ops.adapt_datetimefield_value
     resolution = history_resolution(span_s=span, points=points)
-    ranges: list[tuple[datetime, datetime]] = []
+    levels = sorted((r for r in ROLLUP_RESOLUTIONS if resolution and r <= resolution), reverse=True)
     partials: list[str] = []
-    if resolution is None:
-        partials.append(_frames_partials(since_e))
-        ranges.append((since, until))
-    else:
-        first_full = ceil_time(since, resolution)
-        end_full = floor_time(until, resolution)
-        partials.append(_rollup_partials(since_e, resolution))
-        ranges.append((first_full, end_full))
-        for start, end in ((since, first_full), (end_full, until)):
-            if start < end:
-                partials.append(_frames_partials(since_e))
-                ranges.append((start, end))
     params: list[Any] = []
-    for start, end in ranges:
+    for level, start, end in _pieces(since, until, levels):
+        if level is None:
+            partials.append(_frames_partials(since_e))
+        else:
+            partials.append(_rollup_partials(since_e, level))
         params += [rover.pk, adapt(start), adapt(end)]
     with transaction.atomic(), connection.cursor() as cursor:
         if connection.vendor == "postgresql":

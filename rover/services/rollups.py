@@ -9,8 +9,9 @@ that ingest refused is never counted.
 
 Ingest sums its frames per bucket in Python and upserts them with VALUES; a
 rebuild (a time range of stored frames) or the migration's backfill upserts
-a GROUP BY over the frames. Both meet in the same ON CONFLICT clause, on
-PostgreSQL and SQLite alike; only the epoch arithmetic differs by backend.
+a GROUP BY over the frames for the finest resolution and over that one for
+each coarser one. All meet in the same ON CONFLICT clause, on PostgreSQL and
+SQLite alike; only the epoch arithmetic differs by backend.
 """
 
 from __future__ import annotations
@@ -22,10 +23,11 @@ from django.db import connection, transaction
 
 from ..models import ROLLUP_FIELDS, Rover, TelemetryFrame, TelemetryRollup
 
-# Bucket widths in seconds, finest first. Chosen by bench/history.py: per
-# second keeps windows up to ~10 min x points on small buckets (the dashboard's
-# 1 h is 3,600 of them), per minute serves a sol and more.
-ROLLUP_RESOLUTIONS: tuple[int, ...] = (1, 60)
+# Bucket widths in seconds, finest first, each a multiple of the one before.
+# Chosen by bench/history.py: a window reads at most ~60 x points rows of a
+# resolution before the next one takes over (per second: the dashboard's 1 h;
+# per minute: a sol; per hour: 30 sols and more, which per minute read 44k rows).
+ROLLUP_RESOLUTIONS: tuple[int, ...] = (1, 60, 3600)
 
 FRAMES = TelemetryFrame._meta.db_table
 ROLLUPS = TelemetryRollup._meta.db_table
@@ -97,6 +99,45 @@ def _select_buckets(resolution: int, where: str) -> str:
     )
 
 
+def _select_coarser(resolution: int, source: int, where: str) -> str:
+    """Return a SELECT of the buckets of `resolution` summed from the stored `source` buckets
+    matching `where` (a rebuild reads frames once, for the finest resolution only)."""
+    start, offset = _bucket_sql("bucket_start", resolution)
+    measures = ", ".join(
+        f"SUM({name}_count) AS {name}_count, SUM({name}_sum) AS {name}_sum, "
+        f"MIN({name}_min) AS {name}_min, MAX({name}_max) AS {name}_max"
+        for name in ROLLUP_FIELDS
+    )
+    fields = ", ".join(f"g.{column}" for column in COLUMNS[8:])
+    return (
+        f"SELECT g.rover_id, {resolution} AS resolution_s, g.bucket_start, g.frame_count, "  # noqa: S608 (identifiers and integer constants only)
+        f"g.offset_sum_s, g.seq_max, g.received_max, "
+        f"(SELECT m.mode FROM {FRAMES} m WHERE m.rover_id = g.rover_id AND m.seq = g.seq_max)"
+        f" AS mode, {fields} FROM ("
+        f"SELECT rover_id, {start} AS bucket_start, SUM(frame_count) AS frame_count, "
+        f"SUM(offset_sum_s + frame_count * {offset}) AS offset_sum_s, MAX(seq_max) AS seq_max, "
+        f"MAX(received_max) AS received_max, {measures} FROM {ROLLUPS} "
+        f"WHERE resolution_s = {source} AND {where} GROUP BY rover_id, {start}) g"
+    )
+
+
+def _rebuild_statements(frames_where: str, rollups_where: str) -> list[str]:
+    """Return the upserts that build every resolution: the finest from the frames matching
+    `frames_where`, each coarser one from the one below it (`rollups_where`)."""
+    finest, *coarser = ROLLUP_RESOLUTIONS
+    selects = [_select_buckets(finest, frames_where)]
+    selects += [
+        _select_coarser(resolution, source, rollups_where)
+        for source, resolution in zip(ROLLUP_RESOLUTIONS, coarser, strict=False)
+    ]
+    # `WHERE true` keeps SQLite from reading ON CONFLICT as a join constraint.
+    return [
+        f"INSERT INTO {ROLLUPS} ({', '.join(COLUMNS)}) "  # noqa: S608 (identifiers only)
+        f"SELECT * FROM ({select}) b WHERE true {_on_conflict_sql()}"
+        for select in selects
+    ]
+
+
 def _on_conflict_sql() -> str:
     """Return the ON CONFLICT clause that adds an incoming bucket to the stored one."""
     old = ROLLUPS
@@ -117,16 +158,6 @@ def _on_conflict_sql() -> str:
             either = pick(f"COALESCE({column}, {new})", f"COALESCE({new}, {column})")
             updates.append(f"{name}_{part} = {either}")
     return "ON CONFLICT (rover_id, resolution_s, bucket_start) DO UPDATE SET " + ", ".join(updates)
-
-
-def _upsert_sql(where: str, resolutions: Sequence[int]) -> str:
-    """Return the statement adding the stored frames matching `where` to their buckets."""
-    union = " UNION ALL ".join(_select_buckets(resolution, where) for resolution in resolutions)
-    # `WHERE true` keeps SQLite from reading ON CONFLICT as a join constraint.
-    return (
-        f"INSERT INTO {ROLLUPS} ({', '.join(COLUMNS)}) "  # noqa: S608 (identifiers only)
-        f"SELECT * FROM ({union}) b WHERE true {_on_conflict_sql()}"
-    )
 
 
 class _Bucket:
@@ -245,8 +276,10 @@ def telemetry_rollups_rebuild(*, rover: Rover, slice_length: timedelta = REBUILD
     last = frames.order_by("-recorded_at").values_list("recorded_at", flat=True).first()
     if first is None or last is None:
         return 0
-    where = "rover_id = %s AND recorded_at >= %s AND recorded_at < %s"
-    sql = _upsert_sql(where, ROLLUP_RESOLUTIONS)
+    statements = _rebuild_statements(
+        "rover_id = %s AND recorded_at >= %s AND recorded_at < %s",
+        "rover_id = %s AND bucket_start >= %s AND bucket_start < %s",
+    )
     total = 0
     start = floor_time(first, coarsest)
     while start <= last:
@@ -263,7 +296,8 @@ def telemetry_rollups_rebuild(*, rover: Rover, slice_length: timedelta = REBUILD
             ]
             with connection.cursor() as cursor:
                 _tune_bulk_statement(cursor)
-                cursor.execute(sql, params * len(ROLLUP_RESOLUTIONS))
+                for sql in statements:
+                    cursor.execute(sql, params)
             total += frames.filter(recorded_at__gte=start, recorded_at__lt=end).count()
         start = end
     return total
@@ -291,4 +325,5 @@ def telemetry_rollups_backfill() -> None:
     """
     with transaction.atomic(), connection.cursor() as cursor:
         _tune_bulk_statement(cursor)
-        cursor.execute(_upsert_sql("true", ROLLUP_RESOLUTIONS), [])
+        for sql in _rebuild_statements("true", "true"):
+            cursor.execute(sql, [])

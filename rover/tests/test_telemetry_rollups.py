@@ -14,7 +14,7 @@ from django.utils import timezone
 
 from rover.models import ROLLUP_FIELDS, TelemetryFrame, TelemetryRollup
 from rover.selectors.history import history_resolution, telemetry_downsample
-from rover.services.rollups import ROLLUP_RESOLUTIONS, telemetry_rollups_rebuild
+from rover.services.rollups import ROLLUP_RESOLUTIONS, floor_time, telemetry_rollups_rebuild
 from rover.services.telemetry import telemetry_store, telemetry_validate
 
 from .telemetry_fixtures import BASE_TIME, frame, tele_rover, telemetry_test_env, viewer_token
@@ -27,7 +27,7 @@ WINDOWS = [
     (timedelta(minutes=5), None),
     (timedelta(hours=1), 1),
     (SOL, 60),
-    (30 * SOL, 60),
+    (30 * SOL, 3600),
 ]
 
 
@@ -70,6 +70,7 @@ def test_window_reads_the_coarsest_fitting_resolution(window, resolution):
     assert history_resolution(span_s=window.total_seconds(), points=600) == resolution
     assert history_resolution(span_s=599, points=600) is None
     assert history_resolution(span_s=600 * 60, points=600) == 60
+    assert history_resolution(span_s=600 * 3600, points=600) == 3600
 
 
 @pytest.mark.parametrize(("window", "resolution"), WINDOWS)
@@ -253,19 +254,36 @@ def test_rebuild_command_recomputes_what_ingest_keeps(tele_rover):
         call_command("rebuild_telemetry_rollups", "--rover", "spirit")
 
 
-def test_prune_deletes_frames_in_whole_minutes(tele_rover, monkeypatch):
+def test_prune_deletes_frames_in_whole_buckets(tele_rover, monkeypatch):
     """A rollup bucket never keeps only part of its frames, so rebuilds stay exact."""
-    now = timezone.now().replace(second=30, microsecond=0)
+    coarsest = max(ROLLUP_RESOLUTIONS)
+    now = floor_time(timezone.now(), coarsest) + timedelta(seconds=30)
     monkeypatch.setattr(timezone, "now", lambda: now)
-    minute = now - timedelta(days=30, seconds=30)  # the minute the cutoff falls in
+    minute = now - timedelta(days=30, seconds=30)  # where the cutoff falls
     frames = [
         frame(i, recorded_at=(minute + timedelta(seconds=10 * i - 10)).isoformat())
         for i in range(6)
     ]
     store(tele_rover, frames)
     call_command("prune_telemetry", "--older-than", "30d", stdout=io.StringIO())
-    # Only the frame of the minute before goes; 12:..:00-12:..:40 stay although older than 30 d.
+    # Only the frame of the bucket before goes; those from `minute` on stay, although
+    # the first three are older than 30 days.
     assert sorted(TelemetryFrame.objects.values_list("seq", flat=True)) == [1, 2, 3, 4, 5]
     rebuilt = rollup_rows(tele_rover)
     telemetry_rollups_rebuild(rover=tele_rover)
     assert rollup_rows(tele_rover) == rebuilt
+
+
+def test_long_windows_read_hours_and_fill_the_ends_from_finer_levels(tele_rover):
+    # A frame every 30 s for 5 hours from 12:00:00.25, one spike at 14:17:30.25.
+    frames = [frame(i, recorded_at=at(30 * i + 0.25), signal_dbm=-90.0) for i in range(600)]
+    frames[275]["signal_dbm"] = -199.0
+    store(tele_rover, frames)
+    since = BASE_TIME - timedelta(days=30) + timedelta(seconds=0.5)
+    until = BASE_TIME + timedelta(hours=4, minutes=31, seconds=7.3)
+    result = telemetry_downsample(rover=tele_rover, since=since, until=until, points=600)
+    assert result.resolution_s == 3600
+    expected = [f for f in frames if datetime.fromisoformat(f["recorded_at"]) < until]
+    assert sum(b["count"] for b in result.frames) == len(expected) == 543
+    assert [b["signal_dbm_min"] for b in result.frames].count(-199.0) == 1
+    assert max(b["seq"] for b in result.frames) == 542
