@@ -1,6 +1,6 @@
 """Delete telemetry frames older than a retention period, and rollups older than theirs.
 
-Rollups (per-second and per-minute buckets) are what long history windows read,
+Rollups (per-second, per-minute and per-hour buckets) are what long history windows read,
 so they are kept longer than raw frames: `--rollups-older-than`, by default the
 TELEMETRY_ROLLUP_RETENTION setting, and never shorter than `--older-than`.
 The frame cutoff is rounded down to a whole rollup bucket, so a bucket never
