@@ -32,7 +32,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import socket
 import statistics
 import subprocess
 import sys
@@ -45,7 +44,8 @@ import httpx
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.common import PG, free_port, production_env, recreate_database  # noqa: E402
+from bench.common import PG, production_env, recreate_database  # noqa: E402
+from testing.servers import ServerProcess  # noqa: E402
 
 PYTHON = sys.executable
 DB_NAME = "mc_bench_history"
@@ -182,48 +182,14 @@ def seed_phase(rover_id: int, sols: int, done_sols: int, end: datetime) -> dict:
     return {"frames": frames, "seed_s": seeded, "rollups_s": rollups, "vacuum_s": vacuum}
 
 
-def start_server() -> tuple[subprocess.Popen, int]:
-    port = free_port()
-    LOG_DIR.mkdir(parents=True, exist_ok=True)
-    with open(LOG_DIR / "server.log", "wb") as out:
-        proc = subprocess.Popen(
-            [
-                PYTHON,
-                "-m",
-                "uvicorn",
-                "mission_control.asgi:application",
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(port),
-                "--no-access-log",
-                "--log-level",
-                "warning",
-            ],
-            cwd=ROOT,
-            env=server_env(),
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
-                return proc, port
-        except OSError:
-            if proc.poll() is not None:
-                raise RuntimeError((LOG_DIR / "server.log").read_text()) from None
-            time.sleep(0.1)
-    raise RuntimeError("the server did not start")
-
-
-def stop_server(proc: subprocess.Popen) -> None:
-    proc.terminate()
-    try:
-        proc.wait(timeout=15)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
+def start_server() -> ServerProcess:
+    """Start ONE uvicorn worker with production settings, as the other benches do."""
+    return ServerProcess(
+        env=server_env(),
+        log_path=LOG_DIR / "server.log",
+        server="uvicorn",
+        options=["--log-level", "warning"],
+    ).start()
 
 
 def timed_get(client: httpx.Client, url: str, params: dict, repeat: int):
@@ -379,11 +345,11 @@ def main() -> None:
         for sols in (1, 30)[: 1 if args.sols == 1 else 2]:
             seed = seed_phase(rover_id, sols, done, end)
             done = sols
-            proc, port = start_server()
+            server = start_server()
             try:
-                results = time_windows(port, token, end, args.repeat)
+                results = time_windows(server.port, token, end, args.repeat)
             finally:
-                stop_server(proc)
+                server.stop(timeout=15)
             print_phase(sols, seed, results)
         print("\nSizes:", ", ".join(f"{k} {v}" for k, v in sizes().items()))
         cost = ingest_cost()

@@ -19,9 +19,11 @@ from django.urls import path
 
 from accounts.decorators import api_login_required
 from mission_control.urls import urlpatterns as product_urlpatterns
+from rover.events import FRAME_FIELDS
 from rover.models import Rover
 from rover.selectors.telemetry import telemetry_frames
-from rover.services.telemetry import FRAME_FIELDS, NUMBER_FIELDS, iso
+from rover.services.telemetry import NUMBER_FIELDS
+from streams.encoding import utc_iso
 
 AVERAGED_FIELDS = tuple(name for name in FRAME_FIELDS if name in NUMBER_FIELDS)
 
@@ -76,10 +78,10 @@ def telemetry_downsample(
         bucket = buckets[index]
         item: dict[str, Any] = {
             "seq": bucket.last["seq"],
-            "recorded_at": iso(
+            "recorded_at": utc_iso(
                 datetime.fromtimestamp(bucket.time_sum / bucket.count, since.tzinfo)
             ),
-            "received_at": iso(bucket.last["received_at"]),
+            "received_at": utc_iso(bucket.last["received_at"]),
         }
         for name in AVERAGED_FIELDS:
             n = bucket.counts.get(name)

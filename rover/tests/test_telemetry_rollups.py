@@ -16,10 +16,8 @@ from rover.models import ROLLUP_FIELDS, TelemetryFrame, TelemetryRollup
 from rover.selectors.history import history_resolution, telemetry_downsample
 from rover.services.rollups import ROLLUP_RESOLUTIONS, floor_time, telemetry_rollups_rebuild
 from rover.services.telemetry import telemetry_store, telemetry_validate
+from rover.tests.factories import BASE_TIME, frame
 
-from .telemetry_fixtures import BASE_TIME, frame, tele_rover, telemetry_test_env, viewer_token
-
-__all__ = ["tele_rover", "telemetry_test_env", "viewer_token"]
 URL = "/api/rovers/curiosity/telemetry"
 SOL = timedelta(seconds=88_775)
 # The dashboard's windows (static/js/charts.js) and the resolution each must read.
@@ -76,13 +74,13 @@ def test_window_reads_the_coarsest_fitting_resolution(window, resolution):
 @pytest.mark.parametrize(("window", "resolution"), WINDOWS)
 @pytest.mark.parametrize("spike_at", ["middle", "edge"])
 def test_a_single_spike_frame_shows_at_every_window(
-    client, tele_rover, viewer_token, window, resolution, spike_at
+    client, rover, viewer_token, window, resolution, spike_at
 ):
     # A frame every 2 s for 20 minutes, one of them a battery dip and a signal spike.
     frames = [frame(i, recorded_at=at(2 * i + 0.25), battery_pct=80.0) for i in range(600)]
     spike_seq = 300 if spike_at == "middle" else 599
     frames[spike_seq].update(battery_pct=3.5, signal_dbm=-180.0, temp_internal_c=99.0)
-    store(tele_rover, frames)
+    store(rover, frames)
     spike_time = BASE_TIME + timedelta(seconds=2 * spike_seq + 0.25)
     # "edge": `until` falls 0.5 s after the spike, inside a partial rollup bucket.
     until = spike_time + timedelta(seconds=0.5 if spike_at == "edge" else 100)
@@ -99,7 +97,7 @@ def test_a_single_spike_frame_shows_at_every_window(
     assert sum(b["count"] for b in body["frames"]) == len(in_window)
 
 
-def test_rollup_buckets_equal_the_raw_frames_they_summarise(client, tele_rover, viewer_token):
+def test_rollup_buckets_equal_the_raw_frames_they_summarise(client, rover, viewer_token):
     """With bucket edges on whole minutes, rollups answer exactly what raw frames would."""
     rng = random.Random(12)
     seqs = list(range(1, 1200))  # recorded within the 10 minutes from BASE_TIME
@@ -114,10 +112,10 @@ def test_rollup_buckets_equal_the_raw_frames_they_summarise(client, tele_rover, 
         )
         for seq in seqs
     ]
-    store(tele_rover, frames[:600])
-    store(tele_rover, frames[600:])
+    store(rover, frames[:600])
+    store(rover, frames[600:])
     since, until = BASE_TIME, BASE_TIME + timedelta(minutes=10)
-    rolled = telemetry_downsample(rover=tele_rover, since=since, until=until, points=10)
+    rolled = telemetry_downsample(rover=rover, since=since, until=until, points=10)
     assert rolled.resolution_s == 60
     by_minute: dict[int, list[dict]] = {}
     for item in frames:
@@ -137,46 +135,46 @@ def test_rollup_buckets_equal_the_raw_frames_they_summarise(client, tele_rover, 
         assert bucket["temp_ambient_c"] is None and bucket["temp_ambient_c_min"] is None
 
 
-def test_late_and_out_of_order_frames_land_in_their_bucket(tele_rover):
+def test_late_and_out_of_order_frames_land_in_their_bucket(rover):
     frames = [frame(i, recorded_at=at(i * 0.7), battery_pct=50.0 + i % 13) for i in range(400)]
     held_back = frames.pop(5)  # recorded at 3.5 s, arrives after everything else
     random.Random(3).shuffle(frames)
     # A higher seq recorded earlier, in the same second as the held-back frame.
-    store(tele_rover, [frame(1000, recorded_at=at(3.1), battery_pct=1.0, mode="safe_mode")])
+    store(rover, [frame(1000, recorded_at=at(3.1), battery_pct=1.0, mode="safe_mode")])
     for start in range(0, len(frames), 37):
-        store(tele_rover, frames[start : start + 37])
-    store(tele_rover, [held_back])
-    incremental = rollup_rows(tele_rover)
-    second = TelemetryRollup.objects.get(rover=tele_rover, resolution_s=1, bucket_start=at(3))
+        store(rover, frames[start : start + 37])
+    store(rover, [held_back])
+    incremental = rollup_rows(rover)
+    second = TelemetryRollup.objects.get(rover=rover, resolution_s=1, bucket_start=at(3))
     assert (second.frame_count, second.battery_pct_min, second.battery_pct_max) == (2, 1.0, 55.0)
     # The bucket's mode is the highest seq's, although seq 5 arrived last.
     assert (second.seq_max, second.mode) == (1000, "safe_mode")
     assert second.offset_sum_s == pytest.approx(0.1 + 0.5)
-    minute = TelemetryRollup.objects.get(rover=tele_rover, resolution_s=60, bucket_start=at(0))
+    minute = TelemetryRollup.objects.get(rover=rover, resolution_s=60, bucket_start=at(0))
     assert minute.frame_count == 1 + len([i for i in range(400) if i * 0.7 < 60])
     # Rebuilding from the stored frames gives the very same buckets.
     TelemetryRollup.objects.all().delete()
-    telemetry_rollups_rebuild(rover=tele_rover, slice_length=timedelta(minutes=2))
-    assert rollup_rows(tele_rover) == incremental
+    telemetry_rollups_rebuild(rover=rover, slice_length=timedelta(minutes=2))
+    assert rollup_rows(rover) == incremental
 
 
-def test_refused_duplicates_are_not_counted(tele_rover):
-    first = store(tele_rover, [frame(i, recorded_at=at(i * 0.1)) for i in range(10)])
+def test_refused_duplicates_are_not_counted(rover):
+    first = store(rover, [frame(i, recorded_at=at(i * 0.1)) for i in range(10)])
     assert len(first.stored) == 10
     again = store(
-        tele_rover,
+        rover,
         [frame(i, recorded_at=at(i * 0.1), battery_pct=1.0) for i in (3, 4, 10, 10)],
     )
     assert again.duplicates == [3, 4, 10] and [f.seq for f in again.stored] == [10]
     for resolution in ROLLUP_RESOLUTIONS:
-        rows = TelemetryRollup.objects.filter(rover=tele_rover, resolution_s=resolution)
+        rows = TelemetryRollup.objects.filter(rover=rover, resolution_s=resolution)
         assert sum(r.frame_count for r in rows) == 11
         assert sum(r.battery_pct_count for r in rows) == 11
         assert min(r.battery_pct_min for r in rows) == 1.0  # seq 10 counts once, with its value
         assert sum(r.battery_pct_sum for r in rows) == pytest.approx(10 * 80.0 + 1.0)
 
 
-def test_prune_keeps_rollups_longer_than_frames(settings, client, tele_rover, viewer_token):
+def test_prune_keeps_rollups_longer_than_frames(settings, client, rover, viewer_token):
     now = timezone.now()
     old_time = now - timedelta(days=40)
     old = [
@@ -185,7 +183,7 @@ def test_prune_keeps_rollups_longer_than_frames(settings, client, tele_rover, vi
     ]
     ancient = [frame(500, recorded_at=(now - timedelta(days=800)).isoformat())]
     recent = [frame(1000, recorded_at=(now - timedelta(days=5)).isoformat())]
-    store(tele_rover, old + ancient + recent)
+    store(rover, old + ancient + recent)
     settings.TELEMETRY_ROLLUP_RETENTION = "730d"
     out = io.StringIO()
     call_command("prune_telemetry", "--older-than", "30d", stdout=out)
@@ -241,20 +239,20 @@ def test_migration_builds_rollups_for_frames_stored_before_it():
     assert rows.filter(resolution_s=1).count() == 5
 
 
-def test_rebuild_command_recomputes_what_ingest_keeps(tele_rover):
-    store(tele_rover, [frame(i, recorded_at=at(i * 3.3)) for i in range(50)])
-    kept = rollup_rows(tele_rover)
+def test_rebuild_command_recomputes_what_ingest_keeps(rover):
+    store(rover, [frame(i, recorded_at=at(i * 3.3)) for i in range(50)])
+    kept = rollup_rows(rover)
     TelemetryRollup.objects.filter(resolution_s=60).delete()
     TelemetryRollup.objects.filter(resolution_s=1).update(frame_count=999)
     out = io.StringIO()
     call_command("rebuild_telemetry_rollups", "--rover", "curiosity", stdout=out)
     assert "curiosity: rollups rebuilt from 50 frame(s)" in out.getvalue()
-    assert rollup_rows(tele_rover) == kept
+    assert rollup_rows(rover) == kept
     with pytest.raises(CommandError):
         call_command("rebuild_telemetry_rollups", "--rover", "spirit")
 
 
-def test_prune_deletes_frames_in_whole_buckets(tele_rover, monkeypatch):
+def test_prune_deletes_frames_in_whole_buckets(rover, monkeypatch):
     """A rollup bucket never keeps only part of its frames, so rebuilds stay exact."""
     coarsest = max(ROLLUP_RESOLUTIONS)
     now = floor_time(timezone.now(), coarsest) + timedelta(seconds=30)
@@ -264,24 +262,24 @@ def test_prune_deletes_frames_in_whole_buckets(tele_rover, monkeypatch):
         frame(i, recorded_at=(minute + timedelta(seconds=10 * i - 10)).isoformat())
         for i in range(6)
     ]
-    store(tele_rover, frames)
+    store(rover, frames)
     call_command("prune_telemetry", "--older-than", "30d", stdout=io.StringIO())
     # Only the frame of the bucket before goes; those from `minute` on stay, although
     # the first three are older than 30 days.
     assert sorted(TelemetryFrame.objects.values_list("seq", flat=True)) == [1, 2, 3, 4, 5]
-    rebuilt = rollup_rows(tele_rover)
-    telemetry_rollups_rebuild(rover=tele_rover)
-    assert rollup_rows(tele_rover) == rebuilt
+    rebuilt = rollup_rows(rover)
+    telemetry_rollups_rebuild(rover=rover)
+    assert rollup_rows(rover) == rebuilt
 
 
-def test_long_windows_read_hours_and_fill_the_ends_from_finer_levels(tele_rover):
+def test_long_windows_read_hours_and_fill_the_ends_from_finer_levels(rover):
     # A frame every 30 s for 5 hours from 12:00:00.25, one spike at 14:17:30.25.
     frames = [frame(i, recorded_at=at(30 * i + 0.25), signal_dbm=-90.0) for i in range(600)]
     frames[275]["signal_dbm"] = -199.0
-    store(tele_rover, frames)
+    store(rover, frames)
     since = BASE_TIME - timedelta(days=30) + timedelta(seconds=0.5)
     until = BASE_TIME + timedelta(hours=4, minutes=31, seconds=7.3)
-    result = telemetry_downsample(rover=tele_rover, since=since, until=until, points=600)
+    result = telemetry_downsample(rover=rover, since=since, until=until, points=600)
     assert result.resolution_s == 3600
     expected = [f for f in frames if datetime.fromisoformat(f["recorded_at"]) < until]
     assert sum(b["count"] for b in result.frames) == len(expected) == 543
