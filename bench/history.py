@@ -313,9 +313,9 @@ def sizes() -> dict[str, str]:
 
 def print_phase(sols: int, seed: dict, results: list[dict]) -> None:
     print(
-        f"\n### {sols} sol{'s' if sols > 1 else ''}: {seed['frames']:,} frames "
+        f"\n**{sols} sol{'s' if sols > 1 else ''}: {seed['frames']:,} frames "
         f"(seeded in {seed['seed_s']:.0f} s; rollups rebuilt in {seed['rollups_s']:.0f} s; "
-        f"VACUUM ANALYZE {seed['vacuum_s']:.0f} s)\n"
+        f"VACUUM ANALYZE {seed['vacuum_s']:.0f} s)**\n"
     )
     print(
         "| window | median | max | before rollups (median of 2) | read from | buckets | "

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from django.db import connection, transaction
+from django.db import connection
 
 from streams.encoding import utc_iso
 
@@ -154,11 +154,7 @@ def telemetry_downsample(
         else:
             partials.append(_rollup_partials(since_e, level))
         params += [rover.pk, adapt(start), adapt(end)]
-    with transaction.atomic(), connection.cursor() as cursor:
-        if connection.vendor == "postgresql":
-            # A wide window's estimate crosses jit_above_cost, and compiling the
-            # query takes far longer than running it (bench/history.py).
-            cursor.execute("SET LOCAL jit = off")
+    with connection.cursor() as cursor:
         cursor.execute(_aggregate_sql(partials, width, points), params)
         rows = cursor.fetchall()
     frames = [_bucket_json(row, since) for row in rows]
