@@ -21,7 +21,7 @@ from django.db import connection
 from streams.encoding import utc_iso
 
 from ..events import FRAME_FIELDS
-from ..models import ROLLUP_FIELDS, Rover
+from ..models import ROLLUP_FIELDS, Rover, TelemetryFrame
 from ..services.rollups import (
     EPOCH,
     FRAMES,
@@ -31,6 +31,7 @@ from ..services.rollups import (
     epoch_sql,
     floor_time,
 )
+from .readable import unreadable_warn
 
 MEASURE_PARTS = ("count", "sum", "min", "max")
 
@@ -138,6 +139,7 @@ def telemetry_downsample(
     `seq`, `received_at` and `mode` of its newest frame (highest seq; latest
     receive time). Fields absent from every frame of a bucket stay null.
     """
+    unreadable_warn(TelemetryFrame, "recorded_at", rover_id=rover.pk)
     span = (until - since).total_seconds()
     if span <= 0 or points <= 0:
         return Downsampled(frames=[], resolution_s=None, bucket_s=0.0)

@@ -22,6 +22,7 @@ from datetime import UTC, datetime, timedelta
 from django.db import connection, transaction
 
 from ..models import ROLLUP_FIELDS, Rover, TelemetryFrame, TelemetryRollup
+from ..selectors.readable import READABLE_FROM, READABLE_UNTIL, readable
 
 # Bucket widths in seconds, finest first, each a multiple of the one before.
 # Chosen by bench/history.py: a window reads at most ~60 x points rows of a
@@ -271,7 +272,8 @@ def telemetry_rollups_rebuild(*, rover: Rover, slice_length: timedelta = REBUILD
     """
     coarsest = max(ROLLUP_RESOLUTIONS)
     step = max(coarsest, int(slice_length.total_seconds()) // coarsest * coarsest)
-    frames = TelemetryFrame.objects.filter(rover=rover)
+    # Frames with timestamps Python cannot load are skipped by every read; so here.
+    frames = readable(TelemetryFrame.objects.filter(rover=rover), "recorded_at")
     first = frames.order_by("recorded_at").values_list("recorded_at", flat=True).first()
     last = frames.order_by("-recorded_at").values_list("recorded_at", flat=True).first()
     if first is None or last is None:
@@ -323,7 +325,11 @@ def telemetry_rollups_backfill() -> None:
     For the migration that adds rollups (no ingest runs during `migrate`); later
     rebuilds go through telemetry_rollups_rebuild, slice by slice.
     """
+    adapt = connection.ops.adapt_datetimefield_value
+    finest, *coarser = _rebuild_statements("recorded_at >= %s AND recorded_at < %s", "true")
     with transaction.atomic(), connection.cursor() as cursor:
         _tune_bulk_statement(cursor)
-        for sql in _rebuild_statements("true", "true"):
+        # Only frames every read can load (see rover.selectors.readable).
+        cursor.execute(finest, [adapt(READABLE_FROM), adapt(READABLE_UNTIL)])
+        for sql in coarser:
             cursor.execute(sql, [])

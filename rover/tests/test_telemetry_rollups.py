@@ -285,3 +285,18 @@ def test_long_windows_read_hours_and_fill_the_ends_from_finer_levels(rover):
     assert sum(b["count"] for b in result.frames) == len(expected) == 543
     assert [b["signal_dbm_min"] for b in result.frames].count(-199.0) == 1
     assert max(b["seq"] for b in result.frames) == 542
+
+
+@pytest.mark.django_db(transaction=True)
+def test_rebuild_and_backfill_skip_rows_no_read_can_load(rover):
+    from rover.services.rollups import telemetry_rollups_backfill
+    from rover.tests.test_unreadable_rows import insert_frames
+
+    store(rover, [frame(i, recorded_at=at(i * 1.5)) for i in range(20)])
+    kept = rollup_rows(rover)
+    insert_frames(rover, first_seq=100)
+    telemetry_rollups_rebuild(rover=rover)
+    assert rollup_rows(rover) == kept
+    TelemetryRollup.objects.all().delete()
+    telemetry_rollups_backfill()
+    assert rollup_rows(rover) == kept
