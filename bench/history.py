@@ -58,7 +58,7 @@ POINTS = 600
 SPIKE_BEFORE_END_S = 100
 URL = "/api/rovers/curiosity/telemetry"
 # The same request answered as before rollups (bench/history_urls.py).
-NAIVE_URL = "/bench/naive/rovers/curiosity/telemetry"
+NAIVE_URL = "/api/bench/naive/rovers/curiosity/telemetry"  # tokens work under /api/ only
 NAIVE_WINDOWS = ("5 min", "1 h", "1 sol")  # 30 sols would stream 26.6M frames per request
 NAIVE_REPEAT = 2
 
@@ -252,7 +252,8 @@ from rover.services import telemetry
 from rover.services.telemetry import telemetry_store, telemetry_validate
 
 rover = Rover.objects.create(slug=f"bench-ingest-{time.time_ns()}", name="Bench ingest")
-start = datetime(2030, 1, 1, tzinfo=UTC)
+# Recent: ingest refuses rover times more than a day ahead.
+start = datetime.now(UTC) - timedelta(hours=6)
 seq = 0
 
 def frames(n):

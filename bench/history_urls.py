@@ -1,6 +1,6 @@
 """The product's URLs plus the history downsampling it had before rollups, for bench/history.py.
 
-`/bench/naive/rovers/<slug>/telemetry?since=&until=&points=` answers what the
+`/api/bench/naive/rovers/<slug>/telemetry?since=&until=&points=` answers what the
 product answered before rollups: every frame of the window streamed from the
 database into Python (in recorded_at order, 5,000 rows a fetch) and averaged
 per bucket, no min or max. Same middleware and login check as the product.
@@ -105,6 +105,6 @@ async def naive_history(request, slug: str):
 
 
 urlpatterns = [
-    path("bench/naive/rovers/<slug:slug>/telemetry", naive_history),
+    path("api/bench/naive/rovers/<slug:slug>/telemetry", naive_history),
     *product_urlpatterns,
 ]
