@@ -116,10 +116,10 @@ def seed_frames(rover_id: int, first_seq: int, last_seq: int, start: datetime) -
     day = f"(2 * pi() * s / {SOL_FRAMES})"
     # Only integers and a timestamp this script computed are interpolated.
     sql = f"""
-        INSERT INTO rover_telemetryframe (rover_id, seq, recorded_at, received_at, x_m, y_m,
-            heading_deg, battery_pct, battery_v, signal_dbm, temp_internal_c, temp_ambient_c,
-            speed_mps, mode)
-        SELECT {rover_id}, s, t, t + interval '1.2 seconds',
+        INSERT INTO rover_telemetryframe (rover_id, seq, ingest_id, recorded_at, received_at,
+            x_m, y_m, heading_deg, battery_pct, battery_v, signal_dbm, temp_internal_c,
+            temp_ambient_c, speed_mps, mode)
+        SELECT {rover_id}, s, s, t, t + interval '1.2 seconds',
             50 * sin(s / 20000.0), 50 * cos(s / 23000.0), mod(s / 50, 360),
             55 + 35 * sin({day}), 27 + 0.04 * (55 + 35 * sin({day})),
             -95 + 20 * sin(s / 3000.0), 15 + 10 * sin({day}), -60 + 40 * sin({day}),
@@ -171,6 +171,9 @@ def seed_phase(rover_id: int, sols: int, done_sols: int, end: datetime) -> dict:
     seeded = time.monotonic() - began
     spike = total - 1 - SPIKE_BEFORE_END_S * RATE_HZ
     psql(f"UPDATE rover_telemetryframe SET battery_pct = 1.0 WHERE seq = {spike}")  # noqa: S608
+    # The rover's ingest-id counter continues after the seeded frames, as ingest keeps it.
+    counter = "UPDATE rover_rover SET last_ingest_id = (SELECT max(ingest_id) FROM {f} WHERE {w})"
+    psql(counter.format(f="rover_telemetryframe", w=f"rover_id = {rover_id}"))
     began = time.monotonic()
     manage("rebuild_telemetry_rollups", "--rover", "curiosity")
     rollups = time.monotonic() - began

@@ -224,6 +224,7 @@ def test_migration_builds_rollups_for_frames_stored_before_it():
         OldFrame(
             rover=rover,
             seq=i,
+            ingest_id=i,
             recorded_at=BASE_TIME + timedelta(seconds=i * 0.5),
             battery_pct=60.0 + i,
             signal_dbm=-80.0,

@@ -15,7 +15,7 @@ def backfill_rollups(apps, schema_editor):
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('rover', '0001_initial'),
+        ('rover', '0002_telemetry_ingest_id'),
     ]
 
     operations = [
