@@ -172,8 +172,11 @@ def seed_phase(rover_id: int, sols: int, done_sols: int, end: datetime) -> dict:
     spike = total - 1 - SPIKE_BEFORE_END_S * RATE_HZ
     psql(f"UPDATE rover_telemetryframe SET battery_pct = 1.0 WHERE seq = {spike}")  # noqa: S608
     # The rover's ingest-id counter continues after the seeded frames, as ingest keeps it.
-    counter = "UPDATE rover_rover SET last_ingest_id = (SELECT max(ingest_id) FROM {f} WHERE {w})"
-    psql(counter.format(f="rover_telemetryframe", w=f"rover_id = {rover_id}"))
+    counter = (
+        "UPDATE rover_rover SET last_ingest_id = "
+        "(SELECT max(ingest_id) FROM rover_telemetryframe WHERE rover_id = {id}) WHERE id = {id}"
+    )
+    psql(counter.format(id=int(rover_id)))
     began = time.monotonic()
     manage("rebuild_telemetry_rollups", "--rover", "curiosity")
     rollups = time.monotonic() - began
