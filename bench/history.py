@@ -213,7 +213,8 @@ def timed_get(client: httpx.Client, url: str, params: dict, repeat: int):
 
 def time_windows(port: int, token: str, end: datetime, repeat: int, *, naive: bool) -> list[dict]:
     results = []
-    headers = {"Authorization": f"Bearer {token}"}
+    # As nginx forwards it: production settings redirect plain HTTP to HTTPS.
+    headers = {"Authorization": f"Bearer {token}", "X-Forwarded-Proto": "https"}
     with httpx.Client(base_url=f"http://127.0.0.1:{port}", headers=headers, timeout=600) as client:
         for label, seconds in WINDOWS:
             params = {
