@@ -197,6 +197,9 @@ STREAM_SUBSCRIBER_QUEUE = env.int("STREAM_SUBSCRIBER_QUEUE", default=1000)
 STREAM_GAP_GRACE_SECONDS = env.float("STREAM_GAP_GRACE_SECONDS", default=1.0)
 # How often each worker checks for rovers gone silent (link-lost alarm); 0 disables.
 ALARM_WATCHDOG_SECONDS = env.float("ALARM_WATCHDOG_SECONDS", default=1.0)
+# prune_telemetry keeps rollups (what long history windows read) this long, at
+# least as long as frames: "<n>d", "<n>h" or "<n>m"; empty keeps them forever.
+TELEMETRY_ROLLUP_RETENTION = env.str("TELEMETRY_ROLLUP_RETENTION", default="730d")
 CHAT_RATE_MESSAGES = env.int("CHAT_RATE_MESSAGES", default=10)
 CHAT_RATE_SECONDS = env.float("CHAT_RATE_SECONDS", default=5.0)
 # history/resume requests per socket: a burst, then this many a second (comms.throttle).

@@ -2,10 +2,12 @@
 
 from .alarms import Alarm, AlarmKind, AlarmLimits
 from .images import Camera, ImageUpload, RoverImage
+from .rollups import ROLLUP_FIELDS, TelemetryRollup
 from .rovers import Rover
 from .telemetry import RoverMode, TelemetryFrame
 
 __all__ = [
+    "ROLLUP_FIELDS",
     "Alarm",
     "AlarmKind",
     "AlarmLimits",
@@ -15,4 +17,5 @@ __all__ = [
     "RoverImage",
     "RoverMode",
     "TelemetryFrame",
+    "TelemetryRollup",
 ]

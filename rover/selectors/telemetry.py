@@ -1,22 +1,14 @@
-"""Reads of telemetry: replay pages for the live stream, history, downsampling, CSV pages."""
+"""Reads of telemetry: live-stream replay pages, history pages, CSV (downsampling: history.py)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
 
 from django.db.models import F, QuerySet
 
-from streams.encoding import utc_iso
-
 from ..events import FRAME_FIELDS
 from ..models import Rover, TelemetryFrame
-from ..services.telemetry import NUMBER_FIELDS
 from .readable import aunreadable_warn, readable, unreadable_warn
-
-# Every measured value, in the frame's field order.
-AVERAGED_FIELDS = tuple(name for name in FRAME_FIELDS if name in NUMBER_FIELDS)
 
 
 def _readable_frames(rover: Rover) -> QuerySet[TelemetryFrame]:
@@ -83,71 +75,6 @@ def telemetry_history(
         return list(reversed(page[:limit])), truncated
     page = list(frames.order_by("seq")[: limit + 1])
     return page[:limit], len(page) > limit
-
-
-@dataclass
-class _Bucket:
-    count: int = 0
-    sums: dict[str, float] = field(default_factory=dict)
-    counts: dict[str, int] = field(default_factory=dict)
-    time_sum: float = 0.0
-    last: dict[str, Any] = field(default_factory=dict)
-
-
-def telemetry_downsample(
-    *, rover: Rover, since: datetime, until: datetime, points: int
-) -> list[dict[str, Any]]:
-    """Return at most `points` buckets of equal rover-time width over [since, until).
-
-    Each bucket averages the numeric fields of its frames (fields absent from
-    every frame stay null), carries the seq, received_at and mode of its
-    newest frame, the mean recorded_at, and `count`. Frames are streamed from
-    the database in recorded_at order, so memory grows with `points`, not with
-    the number of frames in the range.
-    """
-    _warn_unreadable(rover)
-    span = (until - since).total_seconds()
-    if span <= 0 or points <= 0:
-        return []
-    width = span / points
-    start = since.timestamp()
-    buckets: dict[int, _Bucket] = {}
-    rows = (
-        telemetry_frames(rover=rover, since=since, until=until)
-        .order_by("recorded_at", "seq")
-        .values_list(*FRAME_FIELDS)
-        .iterator(chunk_size=5000)
-    )
-    for row in rows:
-        values = dict(zip(FRAME_FIELDS, row, strict=True))
-        recorded = values["recorded_at"].timestamp()
-        index = min(points - 1, int((recorded - start) / width))
-        bucket = buckets.setdefault(index, _Bucket())
-        bucket.count += 1
-        bucket.time_sum += recorded
-        for name in AVERAGED_FIELDS:
-            value = values[name]
-            if value is not None:
-                bucket.sums[name] = bucket.sums.get(name, 0.0) + value
-                bucket.counts[name] = bucket.counts.get(name, 0) + 1
-        bucket.last = values
-    result = []
-    for index in sorted(buckets):
-        bucket = buckets[index]
-        item: dict[str, Any] = {
-            "seq": bucket.last["seq"],
-            "recorded_at": utc_iso(
-                datetime.fromtimestamp(bucket.time_sum / bucket.count, since.tzinfo)
-            ),
-            "received_at": utc_iso(bucket.last["received_at"]),
-        }
-        for name in AVERAGED_FIELDS:
-            n = bucket.counts.get(name)
-            item[name] = round(bucket.sums[name] / n, 6) if n else None
-        item["mode"] = bucket.last["mode"]
-        item["count"] = bucket.count
-        result.append({name: item[name] for name in (*FRAME_FIELDS, "count")})
-    return result
 
 
 async def telemetry_csv_page(

@@ -27,6 +27,7 @@ from streams.hub import publish_stored
 from ..events import frame_event, rover_stream
 from ..models import Rover, RoverMode, TelemetryFrame
 from .alarms import alarms_evaluate, link_watchdog_ensure
+from .rollups import telemetry_rollups_add
 
 MAX_BATCH_FRAMES = 1000
 MAX_BODY_BYTES = 1024 * 1024
@@ -213,6 +214,7 @@ def telemetry_store(
             # Duplicates take no id: give theirs back while the row is still locked.
             Rover.objects.filter(pk=rover.pk).update(last_ingest_id=first_id - 1 + len(new))
         TelemetryFrame.objects.bulk_create(new)
+        telemetry_rollups_add(rover=rover, frames=new)
     result.stored = new
     result.duplicates.sort()
     return result, previous_max

@@ -34,11 +34,11 @@ from streams.sse import (
 
 from ..events import FRAME_FIELDS, frame_event, frame_json, rover_stream
 from ..models import Rover
+from ..selectors.history import telemetry_downsample
 from ..selectors.rovers import rover_get
 from ..selectors.telemetry import (
     telemetry_after,
     telemetry_csv_page,
-    telemetry_downsample,
     telemetry_history,
     telemetry_latest,
 )
@@ -148,10 +148,17 @@ async def telemetry_history_view(request: HttpRequest, slug: str) -> HttpRespons
     if points is not None:
         until = until or datetime.now(UTC)
         since = since or until - POINTS_DEFAULT_SPAN
-        frames = await sync_to_async(telemetry_downsample)(
+        downsampled = await sync_to_async(telemetry_downsample)(
             rover=rover, since=since, until=until, points=points
         )
-        body.update(points=points, since=utc_iso(since), until=utc_iso(until), frames=frames)
+        body.update(
+            points=points,
+            since=utc_iso(since),
+            until=utc_iso(until),
+            bucket_seconds=downsampled.bucket_s,
+            resolution_seconds=downsampled.resolution_s,
+            frames=downsampled.frames,
+        )
     else:
         frames, truncated = await sync_to_async(telemetry_history)(
             rover=rover, since=since, until=until, limit=limit
