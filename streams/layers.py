@@ -13,6 +13,7 @@ import inspect
 import itertools
 import logging
 import os
+import re
 import uuid
 import weakref
 from collections.abc import Callable
@@ -223,6 +224,14 @@ def _on_redis_back() -> None:
     listener = _listeners.get(asyncio.get_running_loop())
     if listener is not None:
         listener.redis_back()
+
+
+_GROUP_UNSAFE = re.compile(r"[^a-zA-Z0-9_.-]")
+
+
+def group_name(stream: str) -> str:
+    """Return the channel-layer group for a stream name like 'telemetry.curiosity'."""
+    return "hub." + _GROUP_UNSAFE.sub("_", stream)[:90]
 
 
 def hub_layer():
