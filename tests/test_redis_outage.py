@@ -210,6 +210,8 @@ def test_while_redis_is_down_ingest_stores_alarms_fire_and_clients_wait(
     from comms.models import Message
     from rover.models import Alarm
 
+    mission.rover.alarm_team = mission.team
+    mission.rover.save(update_fields=["alarm_team"])
     worker = server_process(server="uvicorn", redis_url=private_redis.url, env=WORKER_ENV)
     private_redis.shutdown()
     ingest_url = f"{worker.url}/api/rovers/curiosity/telemetry"
@@ -249,6 +251,8 @@ def test_while_redis_is_down_ingest_stores_alarms_fire_and_clients_wait(
     # Alarms were evaluated for the stored frame although nothing could be published.
     alarm = Alarm.objects.get(rover=mission.rover, kind="battery_low")
     assert alarm.seq == 3 and alarm.cleared_at is None
+    # ...and posted into the alarm team's room, where members get it on `resume`.
+    assert Message.objects.filter(team=mission.team, kind="alarm").count() == 1
     lines = result["lines"]
     assert lines[0] == "retry: 300"
     assert [line for line in lines if line.startswith("id: ")] == ["id: 1", "id: 2", "id: 3"]
