@@ -65,7 +65,7 @@ _PUBLISH_NUMBERED = """
 redis.call('HSETNX', KEYS[1], 'e', ARGV[3])
 local n = redis.call('HINCRBY', KEYS[1], 'n', 1)
 local e = redis.call('HGET', KEYS[1], 'e')
-redis.call('PUBLISH', ARGV[1], '#' .. e .. ':' .. n .. ':' .. ARGV[2])
+redis.call('PUBLISH', ARGV[1], '#' .. e .. ':' .. string.format('%d', n) .. ':' .. ARGV[2])
 return n
 """
 _NUMBERED = b"#"
