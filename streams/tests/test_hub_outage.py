@@ -154,3 +154,25 @@ async def test_a_failed_publish_makes_every_subscriber_resync_once_redis_answers
         await hub.publish("rover.broken", {"id": 2})
         assert await asyncio.wait_for(sub.get(), 5) == {"id": 2}
     await client.aclose()
+
+
+@pytest.mark.redis
+async def test_a_counter_that_restarted_cuts_subscribers_off_without_any_reconnect(
+    private_redis, settings
+):
+    """Redis emptied under a live connection (FLUSHALL): the new epoch gives it away."""
+    import redis.asyncio
+
+    _use_redis(settings, private_redis.url)
+    hub = get_hub()
+    client = redis.asyncio.Redis.from_url(private_redis.url)
+    async with hub.subscribe("rover.flushed") as sub:
+        for i in range(1, 4):
+            await hub.publish("rover.flushed", {"id": i})
+        assert [await asyncio.wait_for(sub.get(), 5) for _ in range(3)] == [
+            {"id": i} for i in range(1, 4)
+        ]
+        await client.flushall()  # the counter is at 1 again, under a new epoch
+        await hub.publish("rover.flushed", {"id": 4})
+        assert await _cut_off_reason(sub, 5) == "resync"
+    await client.aclose()
