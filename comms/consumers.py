@@ -41,6 +41,7 @@ import logging
 import re
 import time
 import uuid
+from collections.abc import Awaitable
 from typing import Any
 from urllib.parse import parse_qs
 
@@ -200,7 +201,9 @@ class TeamRoomConsumer(AsyncJsonWebsocketConsumer):
         tracker = get_tracker()
         online = await tracker.join(team.slug, self.presence_id, user.pk, user.get_username())
         await self.send(text_data=_dumps({"type": "presence", "online": online}))
-        await presence_announce(team_slug=team.slug, origin=self.presence_id, joined=self.user_json)
+        await self._ephemeral(
+            presence_announce(team_slug=team.slug, origin=self.presence_id, joined=self.user_json)
+        )
         self._reader = asyncio.get_running_loop().create_task(self._forward())
 
     def _after_parameter(self) -> int | None:
@@ -304,7 +307,10 @@ class TeamRoomConsumer(AsyncJsonWebsocketConsumer):
                 else:
                     await self._deliver(event)
         except SubscriberOverflow:
-            await self._error("too_slow", "This socket fell behind; reconnect and resume.")
+            if self.sub.reason == "resync":
+                await self._error("resync", "Live delivery was interrupted; reconnect and resume.")
+            else:
+                await self._error("too_slow", "This socket fell behind; reconnect and resume.")
             await self._close(CLOSE_TOO_SLOW)
 
     async def _deliver(self, event: dict[str, Any]) -> None:
@@ -567,6 +573,19 @@ class TeamRoomConsumer(AsyncJsonWebsocketConsumer):
         if now - self._last_typing < TYPING_MIN_INTERVAL:
             return
         self._last_typing = now
-        await typing_announce(
-            team_slug=self.team.slug, presence_id=self.presence_id, user_json=self.user_json
+        await self._ephemeral(
+            typing_announce(
+                team_slug=self.team.slug, presence_id=self.presence_id, user_json=self.user_json
+            )
         )
+
+    async def _ephemeral(self, announcement: Awaitable[None]) -> None:
+        """Await a presence or typing announcement; if Redis is away it is dropped, not fatal.
+
+        Neither is stored: a lost one is repaired by the next presence snapshot
+        (the heartbeat after recovery) or does not matter (typing).
+        """
+        try:
+            await announcement
+        except Exception as exc:
+            logger.warning("presence or typing on %s not sent: %r", self.team.slug, exc)

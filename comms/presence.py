@@ -7,6 +7,11 @@ Each process refreshes its own sockets' entries every PRESENCE_REFRESH_SECONDS
 and drops entries older than PRESENCE_TTL_SECONDS, so a worker that dies without
 running its disconnect handlers leaves ghosts for at most the TTL; the pruning
 worker then publishes a presence update to the room.
+
+While Redis does not answer, presence fails open: a socket still joins (its
+entry is kept locally), and the room's list is this worker's own sockets. The
+first heartbeat that reaches Redis again re-adds every local entry (a Redis
+that came back empty has none) and publishes the room's full `online` list.
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ import weakref
 from typing import Any
 
 from django.conf import settings
+from redis import exceptions as redis_errors
 
 from .redis_client import get_redis, key
 from .services import presence_announce
@@ -94,6 +100,8 @@ class PresenceTracker:
         self.store = _RedisStore(client) if client is not None else _MemoryStore()
         self.local: dict[str, dict[str, str]] = {}
         self._heartbeat: asyncio.Task | None = None
+        # Set while the shared store does not answer; the next good beat re-announces.
+        self.degraded = False
 
     def _oldest(self) -> float:
         return time.time() - settings.PRESENCE_TTL_SECONDS
@@ -102,9 +110,12 @@ class PresenceTracker:
         """Mark a socket online in a room; return who is online now."""
         member = json.dumps([user_id, username, presence_id])
         self.local.setdefault(slug, {})[presence_id] = member
-        await self.store.add(slug, [member], time.time())
         if self._heartbeat is None or self._heartbeat.done():
             self._heartbeat = asyncio.get_running_loop().create_task(self._beat())
+        try:
+            await self.store.add(slug, [member], time.time())
+        except redis_errors.RedisError as exc:
+            self._degrade(exc)
         return await self.online(slug)
 
     async def leave(self, slug: str, presence_id: str) -> list[dict]:
@@ -117,21 +128,45 @@ class PresenceTracker:
             self._heartbeat.cancel()
             self._heartbeat = None
         if member is not None:
-            await self.store.remove(slug, member)
+            try:
+                await self.store.remove(slug, member)
+            except redis_errors.RedisError as exc:
+                self._degrade(exc)  # the entry ages out after the TTL
         return await self.online(slug)
 
     async def online(self, slug: str) -> list[dict]:
-        """Return the users online in a room (any worker), by username."""
-        return _online(await self.store.members(slug, self._oldest()))
+        """Return the users online in a room (any worker), by username.
+
+        While Redis does not answer: this worker's own sockets in the room.
+        """
+        try:
+            return _online(await self.store.members(slug, self._oldest()))
+        except redis_errors.RedisError as exc:
+            self._degrade(exc)
+            return _online(list(self.local.get(slug, {}).values()))
+
+    def _degrade(self, exc: Exception) -> None:
+        if not self.degraded:
+            logger.warning("presence is local to this worker until Redis answers: %r", exc)
+        self.degraded = True
 
     async def beat_once(self) -> None:
-        """Refresh this process's entries and prune stale ones, announcing any change."""
+        """Refresh this process's entries and prune stale ones, announcing any change.
+
+        After an outage (`degraded`) every room gets its full list again, since
+        entries may have been lost (a Redis restarted empty) or aged out.
+        """
         now = time.time()
+        recovering = self.degraded
         for slug, room in tuple(self.local.items()):
             if room:
                 await self.store.add(slug, list(room.values()), now)
-            if await self.store.prune(slug, now - settings.PRESENCE_TTL_SECONDS):
+            pruned = await self.store.prune(slug, now - settings.PRESENCE_TTL_SECONDS)
+            if pruned or recovering:
                 await presence_announce(team_slug=slug, online=await self.online(slug))
+        if recovering:
+            self.degraded = False
+            logger.warning("presence is shared through Redis again")
 
     async def _beat(self) -> None:
         while True:
@@ -140,8 +175,10 @@ class PresenceTracker:
                 await self.beat_once()
             except asyncio.CancelledError:
                 raise
+            except redis_errors.RedisError as exc:
+                # Redis away: entries age out; the next beat after recovery restores them.
+                self._degrade(exc)
             except Exception:
-                # Redis down: entries age out; the next beat after recovery restores them.
                 logger.exception("presence heartbeat failed")
 
 

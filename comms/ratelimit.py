@@ -1,18 +1,22 @@
 """Per-user chat rate limit: CHAT_RATE_MESSAGES per CHAT_RATE_SECONDS, sliding window.
 
 With REDIS_URL the window lives in Redis, so the limit holds per user across all
-their sockets on every worker; without it, per user within the process.
+their sockets on every worker; without it, per user within the process. While
+Redis does not answer, the limit falls back to the process's own window (per
+user per worker): chat keeps working through an outage, still rate-limited.
 """
 
 from __future__ import annotations
 
 import asyncio
 import collections
+import logging
 import time
 import uuid
 import weakref
 
 from django.conf import settings
+from redis import exceptions as redis_errors
 
 from .redis_client import get_redis, key
 
@@ -29,6 +33,8 @@ end
 return 0
 """
 
+logger = logging.getLogger(__name__)
+
 _local: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
@@ -40,16 +46,24 @@ async def chat_rate_allow(*, user_id: int) -> bool:
         return True
     client = get_redis()
     if client is not None:
-        admitted = await client.eval(
-            _SLIDING_WINDOW,
-            1,
-            key("rate", str(user_id)),
-            time.time(),
-            window,
-            limit,
-            uuid.uuid4().hex,
-        )
-        return bool(admitted)
+        try:
+            admitted = await client.eval(
+                _SLIDING_WINDOW,
+                1,
+                key("rate", str(user_id)),
+                time.time(),
+                window,
+                limit,
+                uuid.uuid4().hex,
+            )
+        except redis_errors.RedisError as exc:
+            logger.warning("rate limit falls back to this worker (Redis: %r)", exc)
+        else:
+            return bool(admitted)
+    return _local_allow(user_id=user_id, limit=limit, window=window)
+
+
+def _local_allow(*, user_id: int, limit: int, window: float) -> bool:
     loop = asyncio.get_running_loop()
     users = _local.setdefault(loop, {})
     now = time.monotonic()

@@ -14,6 +14,14 @@ subscribers' bounded queues. A subscriber that falls behind is cut off
 (`SubscriberOverflow`) rather than silently skipped; it resumes from the store
 by id.
 
+Over Redis, losing Redis loses nothing stored: every event is numbered per
+stream together with an epoch (one per Redis run of the counter), so a receiver
+notices a gap, or a counter that started again; a lost pub/sub connection is
+reported by the layer's reconnect hook. Either way the hub resubscribes, proves
+its subscription works with a probe, and only then cuts its local subscribers
+off, so they replay from the database by id everything stored meanwhile. A
+publish that failed makes every worker do the same once Redis answers.
+
 Events are plain dicts that msgpack can carry, built in each app's `events.py`
 with their JSON text encoded once for every subscriber.
 """
@@ -23,7 +31,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import re
 import weakref
 from collections.abc import AsyncIterator
 from typing import Any
@@ -32,9 +39,10 @@ from asgiref.sync import async_to_sync
 from django.conf import settings
 from django.db import transaction
 
-from . import metrics
+from . import layers, metrics
 from .gaps import GapTracker
-from .layers import hub_layer, redis_counter
+from .layers import ReportingPubSubChannelLayer, group_name, hub_layer
+from .recovery import OutageRecovery
 
 logger = logging.getLogger(__name__)
 
@@ -42,16 +50,13 @@ HUB_MESSAGE_TYPE = "hub.event"
 # channels-redis forgets group members after `group_expiry` (a day by default);
 # a long-lived subscription re-joins well before that.
 GROUP_REFRESH_SECONDS = 3600.0
-_GROUP_UNSAFE = re.compile(r"[^a-zA-Z0-9_.-]")
 
 
 class SubscriberOverflow(Exception):
-    """The subscriber's queue filled up: it must reconnect and replay from the store."""
+    """The subscriber was cut off: it must reconnect and replay from the store.
 
-
-def group_name(stream: str) -> str:
-    """Return the channel-layer group for a stream name like 'telemetry.curiosity'."""
-    return "hub." + _GROUP_UNSAFE.sub("_", stream)[:90]
+    The subscription's `reason` says why (see `Subscription.cut_off`).
+    """
 
 
 class Subscription:
@@ -80,8 +85,10 @@ class Subscription:
     def cut_off(self, reason: str = "too_slow") -> None:
         """End this subscription: the next get() raises SubscriberOverflow.
 
-        `reason` tells the client why: "too_slow" (fell behind, or events were
-        lost on the way) or "restart" (this worker is shutting down).
+        `reason` tells the client why: "too_slow" (it fell behind), "resync" (live
+        delivery was interrupted, e.g. by a Redis outage, or events were lost on
+        the way: what is stored must be replayed) or "restart" (this worker is
+        shutting down).
         """
         if self.overflowed:
             return
@@ -89,6 +96,8 @@ class Subscription:
         self.reason = reason
         if reason == "too_slow":
             metrics.SUBSCRIBER_OVERFLOWS.labels(self.kind).inc()
+        elif reason == "resync":
+            metrics.SUBSCRIBER_RESYNCS.labels(self.kind).inc()
         # Wake a reader blocked in get() so it notices at once.
         if self._queue.full():
             self._queue.get_nowait()
@@ -116,20 +125,31 @@ class Subscription:
         return self._queue.qsize()
 
 
-class Hub:
+class Hub(OutageRecovery):
     """One process's (one event loop's) member of the channel layer."""
 
     def __init__(self) -> None:
         self.layer = hub_layer()
         self._subscribers: dict[str, set[Subscription]] = {}
+        # Streams whose group this process has joined (when), for the streams wanted
+        # (those with subscribers). A join that failed (Redis away) is retried.
         self._joined: dict[str, float] = {}
         self._channel: str | None = None
         self._reader: asyncio.Task | None = None
         self._watchdog: asyncio.Task | None = None
+        self._wake = asyncio.Event()
         self._lock = asyncio.Lock()
         self._gaps: dict[str, GapTracker] = {}
+        # stream -> (token, when last sent): a probe this hub waits for before it
+        # cuts the stream's subscribers off after a reconnect or a late join.
+        self._probes: dict[str, tuple[str, float | None]] = {}
+        # Streams where a publish from this process failed: a resync is owed.
+        self._unpublished: set[str] = set()
+        self._resyncer: asyncio.Task | None = None
         # Over Redis, events are numbered per stream so lost ones are noticed.
-        self._counter = redis_counter(self.layer)
+        self._numbered = isinstance(self.layer, ReportingPubSubChannelLayer)
+        with contextlib.suppress(RuntimeError):  # no running loop: nothing to tell
+            layers.listen(self)
 
     @property
     def local_subscriber_count(self) -> int:
@@ -144,15 +164,22 @@ class Hub:
 
         Subscribers receive them in the same turn of the event loop, so a batch
         (a telemetry downlink of many frames) wakes each subscriber once, not once
-        per event.
+        per event. When sending fails (Redis away), the error is raised and a
+        resync of the stream is sent once Redis answers again (see `_resync_later`).
         """
         if not events:
             return
         metrics.EVENTS_PUBLISHED.labels(metrics.stream_kind(stream)).inc(len(events))
         message = {"type": HUB_MESSAGE_TYPE, "stream": stream, "events": events}
-        if self._counter is not None:
-            message["n"] = await self._counter.next(stream)
-        await self.layer.group_send(group_name(stream), message)
+        if not self._numbered:
+            await self.layer.group_send(group_name(stream), message)
+            return
+        try:
+            # Numbered and published in one round trip (see streams.layers).
+            await self.layer.group_send_numbered(group_name(stream), message)
+        except Exception:
+            self._resync_later(stream)
+            raise
 
     @contextlib.asynccontextmanager
     async def subscribe(
@@ -162,6 +189,9 @@ class Hub:
 
         Once the block is entered, every event published afterwards is queued, so
         a caller can subscribe first and then replay from the store without a gap.
+        While Redis is away the subscription still opens (a client can replay and
+        wait); once the hub has joined the stream's group again it cuts the
+        subscriber off (reason "resync") so it replays what it missed.
         """
         sub = Subscription(stream, maxsize or settings.STREAM_SUBSCRIBER_QUEUE)
         await self._add(sub)
@@ -173,14 +203,26 @@ class Hub:
 
     async def _add(self, sub: Subscription) -> None:
         async with self._lock:
-            await self._ensure_reader()
             subs = self._subscribers.setdefault(sub.stream, set())
             subs.add(sub)
             metrics.LOCAL_SUBSCRIBERS.labels(sub.kind).inc()
-            if sub.stream not in self._joined:
-                await self.layer.group_add(group_name(sub.stream), self._channel)
-                self._joined[sub.stream] = asyncio.get_running_loop().time()
-                self._gaps[sub.stream] = GapTracker(settings.STREAM_GAP_GRACE_SECONDS)
+            if sub.stream in self._joined:
+                return
+            self._gaps.setdefault(sub.stream, GapTracker(settings.STREAM_GAP_GRACE_SECONDS))
+            try:
+                await self._join(sub.stream)
+            except Exception as exc:
+                if not self._numbered:
+                    subs.discard(sub)
+                    metrics.LOCAL_SUBSCRIBERS.labels(sub.kind).dec()
+                    raise
+                logger.warning("cannot join stream %s now (%r); retrying", sub.stream, exc)
+                self._ensure_watchdog()
+
+    async def _join(self, stream: str) -> None:
+        await self._ensure_reader()
+        await self.layer.group_add(group_name(stream), self._channel)
+        self._joined[stream] = asyncio.get_running_loop().time()
 
     async def _remove(self, sub: Subscription) -> None:
         async with self._lock:
@@ -194,16 +236,22 @@ class Hub:
                 del self._subscribers[sub.stream]
                 self._joined.pop(sub.stream, None)
                 self._gaps.pop(sub.stream, None)
-                await self.layer.group_discard(group_name(sub.stream), self._channel)
+                self._probes.pop(sub.stream, None)
+                if self._channel is not None:
+                    try:
+                        await self.layer.group_discard(group_name(sub.stream), self._channel)
+                    except Exception as exc:
+                        # Redis away: the subscription ends with the connection anyway.
+                        logger.warning("cannot leave stream %s (%r)", sub.stream, exc)
+            if not self._subscribers and self._watchdog is not None:
+                self._watchdog.cancel()
+                self._watchdog = None
             if not self._subscribers and self._reader is not None:
                 # Nothing local listens any more: stop reading until someone does.
                 # Not awaited: channels-redis may finish its blocking pop first,
                 # and a leaving client must not wait for that.
                 reader, self._reader = self._reader, None
                 reader.cancel()
-                if self._watchdog is not None:
-                    self._watchdog.cancel()
-                    self._watchdog = None
                 # The pub/sub layer drops a channel whose receive was cancelled.
                 self._channel = None
 
@@ -212,10 +260,12 @@ class Hub:
             return
         if self._channel is None:
             self._channel = await self.layer.new_channel("hub.")
-        loop = asyncio.get_running_loop()
-        self._reader = loop.create_task(self._read_forever())
-        if self._counter is not None and (self._watchdog is None or self._watchdog.done()):
-            self._watchdog = loop.create_task(self._watch_for_losses())
+        self._reader = asyncio.get_running_loop().create_task(self._read_forever())
+        self._ensure_watchdog()
+
+    def _ensure_watchdog(self) -> None:
+        if self._numbered and (self._watchdog is None or self._watchdog.done()):
+            self._watchdog = asyncio.get_running_loop().create_task(self._watch())
 
     async def _read_forever(self) -> None:
         me = asyncio.current_task()
@@ -243,37 +293,31 @@ class Hub:
 
     def _dispatch(self, message: dict[str, Any]) -> None:
         if message.get("type") != HUB_MESSAGE_TYPE:
+            self._dispatch_control(message)
             return
         stream = message["stream"]
         tracker = self._gaps.get(stream)
-        number = message.get("n")
-        if tracker is not None and number is not None:
-            now = asyncio.get_running_loop().time()
-            if not tracker.seen(number, now):
+        epoch = message.get("e")
+        # Unnumbered: in-memory layer, or (during a rolling upgrade) an older worker
+        # numbering with another counter; its numbers must not be mixed with ours.
+        if tracker is not None and epoch is not None:
+            number = message["n"]
+            if tracker.restarted(epoch):
+                logger.warning("stream %s numbering restarted (Redis lost its data)", stream)
+                self.cut_off_stream(stream, reason="resync", reset=False)
+            if not tracker.seen(number, asyncio.get_running_loop().time(), epoch):
                 return  # a duplicate delivery (channels-redis#299)
         events = message["events"]
         for sub in tuple(self._subscribers.get(stream, ())):
             for event in events:
                 sub.offer(event)
 
-    def cut_off_stream(self, stream: str) -> None:
+    def cut_off_stream(self, stream: str, *, reason: str = "too_slow", reset: bool = True) -> None:
         """Cut off every local subscriber of a stream; they resume from the store by id."""
         for sub in tuple(self._subscribers.get(stream, ())):
-            sub.cut_off()
-        if stream in self._gaps:
+            sub.cut_off(reason)
+        if reset and stream in self._gaps:
             self._gaps[stream] = GapTracker(settings.STREAM_GAP_GRACE_SECONDS)
-
-    async def _watch_for_losses(self) -> None:
-        """Cut off the subscribers of a stream whose events went missing on the way."""
-        loop = asyncio.get_running_loop()
-        interval = max(0.05, settings.STREAM_GAP_GRACE_SECONDS / 4)
-        while True:
-            await asyncio.sleep(interval)
-            now = loop.time()
-            for stream, tracker in tuple(self._gaps.items()):
-                if tracker.lost(now):
-                    logger.warning("events lost on stream %s; subscribers resume by id", stream)
-                    self.cut_off_stream(stream)
 
     async def _refresh_groups(self) -> None:
         now = asyncio.get_running_loop().time()

@@ -21,3 +21,10 @@ LOCAL_SUBSCRIBERS = Gauge(
 def stream_kind(stream: str) -> str:
     """Return the label for a stream ('rover.curiosity' -> 'rover'): bounded cardinality."""
     return stream.partition(".")[0]
+
+
+SUBSCRIBER_RESYNCS = Counter(
+    "mc_stream_subscriber_resyncs_total",
+    "Subscribers cut off to replay by id after live delivery was interrupted (Redis outage).",
+    ["kind"],
+)

@@ -12,7 +12,9 @@ are consecutive in commit order, so a live event that arrives before its
 predecessor (two workers publishing) waits for it, and a predecessor that
 never arrives (a lost publish) is read from the store. A subscriber that falls
 behind gets a final `event: overflow` and the response ends; the browser's
-EventSource reconnects with Last-Event-ID and replays from the store.
+EventSource reconnects with Last-Event-ID and replays from the store. After a
+Redis outage the hub cuts subscribers off the same way (data reason "resync");
+while Redis is away a stream still opens, replays, and waits with heartbeats.
 A client that leaves cancels the generator (Django raises CancelledError at
 its current await) and the `async with` releases the subscription.
 """
@@ -76,6 +78,16 @@ RESTART_DATA = (
     'Reconnect with Last-Event-ID to resume."}'
 )
 RESTART = sse_encode({"event": "restart", "id": None, "data": RESTART_DATA})
+# The overflow ending when live delivery was interrupted (a Redis outage): the
+# browser reconnects with Last-Event-ID and replays what was stored meanwhile.
+RESYNC = sse_encode(
+    {
+        "event": "overflow",
+        "id": None,
+        "data": '{"reason":"resync","detail":"Live delivery was interrupted. '
+        'Reconnect with Last-Event-ID to catch up from the store."}',
+    }
+)
 
 # Every open stream's subscription in this process, so a shutdown can end them all.
 _live: weakref.WeakSet[Subscription] = weakref.WeakSet()
@@ -97,7 +109,7 @@ def drain_live_streams() -> None:
 
 
 def _final_event(subscription: Subscription) -> bytes:
-    return RESTART if subscription.reason == "restart" else OVERFLOW
+    return {"restart": RESTART, "resync": RESYNC}.get(subscription.reason, OVERFLOW)
 
 
 _shared: OrderedDict[int, tuple[Event, bytes]] = OrderedDict()
