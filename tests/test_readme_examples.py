@@ -18,9 +18,11 @@ import subprocess
 import sys
 from pathlib import Path
 
+from django.contrib.auth import get_user_model
 from django.core.management import call_command
 from websockets.sync.client import connect
 
+from accounts.services import token_create
 from rover.models import RoverImage
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -59,7 +61,14 @@ def test_readme_examples_run_as_written(server_process, tmp_path):
     server = server_process()
     bash, python = readme_examples()
     joined = "\n".join(bash)
-    for needle in ("create_token", "/stream/rover-image", "/download", "file=@", "wscat"):
+    for needle in (
+        "create_token",
+        "/stream/rover-image",
+        "/download",
+        "file=@",
+        "wscat",
+        "/metrics",
+    ):
         assert needle in joined, f"no README example with {needle!r} found"
     assert len(python) == 1 and "tusclient" in python[0]
 
@@ -82,6 +91,7 @@ def test_readme_examples_run_as_written(server_process, tmp_path):
     assert (tmp_path / "received_image.jpg").read_bytes() == seeded
     assert (tmp_path / "image.jpg").read_bytes() == seeded
     assert "retry: 2000" in run.stdout  # the SSE feed answered
+    assert "mc_stream_events_published_total" in run.stdout  # /metrics, as the admin
     uploaded = json.loads(run.stdout[run.stdout.index('{"id"') :].splitlines()[0])
     assert uploaded["camera"] == "navcam"
     sample = hashlib.sha256((ROOT / "docs" / "frame.jpg").read_bytes()).hexdigest()
@@ -93,3 +103,11 @@ def test_readme_examples_run_as_written(server_process, tmp_path):
     with connect(url.group(1), open_timeout=10) as socket:
         first = json.loads(socket.recv(timeout=10))
     assert first["type"] == "history"
+
+
+def test_metrics_are_refused_to_the_demo_operator(client, db):
+    """The README: `/metrics` needs rover.view_telemetryframe, which `operator` has not got."""
+    call_command("seed_demo", stdout=io.StringIO())
+    operator = get_user_model().objects.get(username="operator")
+    token = token_create(user=operator)[1]
+    assert client.get("/metrics", HTTP_AUTHORIZATION=f"Bearer {token}").status_code == 403

@@ -1,4 +1,4 @@
-"""Create the demo rover, teams and operator (idempotent)."""
+"""Create the demo rover, teams, operator and administrator (idempotent)."""
 
 from __future__ import annotations
 
@@ -14,6 +14,9 @@ from comms.models import Membership, Team
 from rover.models import AlarmLimits, Camera, Rover
 
 DEMO_PASSWORD = "mission-control"  # noqa: S105 - the documented demo login
+# The demo's administrator (superuser) for running the mission from the admin: rovers'
+# limits, teams and their members. A demo login: never seed a server others can reach.
+DEMO_ADMIN = "admin"
 TEAMS = [
     ("engineering", "Engineering", "Power, thermal and mobility engineers."),
     ("science", "Science", "Instrument teams and science planning."),
@@ -28,7 +31,10 @@ OPERATOR_PERMISSIONS = [
 
 
 class Command(BaseCommand):
-    help = "Create the demo rover 'curiosity', three teams and the user 'operator'."
+    help = (
+        "Create the demo rover 'curiosity', three teams, the user 'operator' and the "
+        "administrator 'admin' (both with the demo password)."
+    )
 
     @transaction.atomic
     def handle(self, *args, **options):
@@ -62,6 +68,13 @@ class Command(BaseCommand):
             operator.set_password(DEMO_PASSWORD)
             operator.save()
         operator.groups.add(operators)
+        admin, created = User.objects.get_or_create(
+            username=DEMO_ADMIN,
+            defaults={"email": "admin@example.org", "is_staff": True, "is_superuser": True},
+        )
+        if created:
+            admin.set_password(DEMO_PASSWORD)
+            admin.save()
         for team in teams:
             Membership.objects.get_or_create(
                 team=team, user=operator, defaults={"role": Membership.Role.LEAD}
@@ -79,7 +92,7 @@ class Command(BaseCommand):
             self.stdout.write("Added a generated sample image to the rover's image feed.")
         self.stdout.write(
             f"Demo data ready: rover 'curiosity', teams {', '.join(t.slug for t in teams)}, "
-            f"user 'operator' (password '{DEMO_PASSWORD}')."
+            f"user 'operator' and administrator '{DEMO_ADMIN}' (password '{DEMO_PASSWORD}')."
         )
 
 
