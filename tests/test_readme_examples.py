@@ -54,7 +54,8 @@ def checkout_like(folder: Path) -> None:
     (folder / "docs").symlink_to(ROOT / "docs")
 
 
-def test_readme_examples_run_as_written(server_process, tmp_path):
+def test_readme_examples_run_as_written(server_process, tmp_path, settings):
+    settings.DEBUG = True  # seed_demo as `make run` runs it (with its administrator)
     call_command("seed_demo", stdout=io.StringIO())
     newest = RoverImage.objects.order_by("-captured_at", "-id").first()
     seeded = Path(newest.file.path).read_bytes()
