@@ -6,7 +6,7 @@ banner() {
   echo
   echo "  Mission Control: $URL"
   echo "  Log in as 'operator' with password 'mission-control'."
-  echo "  Admin: ${URL}admin/"
+  echo "  Admin: ${URL}admin/ as 'admin' with password 'mission-control'."
   echo
 }
 banner

@@ -1,6 +1,9 @@
 from __future__ import annotations
 
+import io
+
 import pytest
+from django.contrib.auth import get_user_model
 from django.core.management import call_command
 
 pytestmark = pytest.mark.django_db
@@ -33,4 +36,26 @@ def test_seed_demo_is_idempotent_and_operator_can_log_in(client):
         Team.objects.filter(members__username="operator").values_list("slug", flat=True)
     ) == ["engineering", "navigation", "science"]
     assert client.login(username="operator", password="mission-control")
+
+
+def test_seed_demo_makes_an_administrator_who_runs_the_admin(client, settings):
+    settings.DEBUG = True  # as in `make run`
+    call_command("seed_demo", stdout=io.StringIO())
+    out = io.StringIO()
+    call_command("seed_demo", stdout=out)
+    assert "administrator 'admin' (password 'mission-control')" in out.getvalue()
+    admin = get_user_model().objects.get(username="admin")
+    assert admin.is_staff and admin.is_superuser
+    assert client.login(username="admin", password="mission-control")
+    for page in ("/admin/rover/rover/", "/admin/comms/team/", "/admin/auth/user/"):
+        assert client.get(page).status_code == 200, page
     assert client.get("/").status_code == 200
+
+
+def test_seed_demo_makes_no_known_password_administrator_with_debug_off(settings):
+    settings.DEBUG = False  # production settings refuse DEBUG on
+    out = io.StringIO()
+    call_command("seed_demo", stdout=out)
+    assert not get_user_model().objects.filter(username="admin").exists()
+    assert not get_user_model().objects.filter(is_superuser=True).exists()
+    assert "createsuperuser" in out.getvalue()

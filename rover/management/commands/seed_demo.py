@@ -1,10 +1,11 @@
-"""Create the demo rover, teams and operator (idempotent)."""
+"""Create the demo rover, teams, operator and administrator (idempotent)."""
 
 from __future__ import annotations
 
 import io
 import random
 
+from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group, Permission
 from django.core.management.base import BaseCommand
@@ -14,6 +15,10 @@ from comms.models import Membership, Team
 from rover.models import AlarmLimits, Camera, Rover
 
 DEMO_PASSWORD = "mission-control"  # noqa: S105 - the documented demo login
+# The demo's administrator (superuser) for running the mission from the admin: rovers'
+# limits, teams and their members. A known password, so only with DEBUG on (`make run`);
+# production settings refuse DEBUG, and there `createsuperuser` makes the administrator.
+DEMO_ADMIN = "admin"
 TEAMS = [
     ("engineering", "Engineering", "Power, thermal and mobility engineers."),
     ("science", "Science", "Instrument teams and science planning."),
@@ -28,7 +33,10 @@ OPERATOR_PERMISSIONS = [
 
 
 class Command(BaseCommand):
-    help = "Create the demo rover 'curiosity', three teams and the user 'operator'."
+    help = (
+        "Create the demo rover 'curiosity', three teams, the user 'operator' and the "
+        "administrator 'admin' (both with the demo password)."
+    )
 
     @transaction.atomic
     def handle(self, *args, **options):
@@ -62,6 +70,14 @@ class Command(BaseCommand):
             operator.set_password(DEMO_PASSWORD)
             operator.save()
         operator.groups.add(operators)
+        if settings.DEBUG:
+            admin, created = User.objects.get_or_create(
+                username=DEMO_ADMIN,
+                defaults={"email": "admin@example.org", "is_staff": True, "is_superuser": True},
+            )
+            if created:
+                admin.set_password(DEMO_PASSWORD)
+                admin.save()
         for team in teams:
             Membership.objects.get_or_create(
                 team=team, user=operator, defaults={"role": Membership.Role.LEAD}
@@ -77,10 +93,19 @@ class Command(BaseCommand):
                 original_name="gale-crater-sample.jpg",
             )
             self.stdout.write("Added a generated sample image to the rover's image feed.")
+        logins = (
+            f"user 'operator' and administrator '{DEMO_ADMIN}'"
+            if settings.DEBUG
+            else "user 'operator'"
+        )
         self.stdout.write(
             f"Demo data ready: rover 'curiosity', teams {', '.join(t.slug for t in teams)}, "
-            f"user 'operator' (password '{DEMO_PASSWORD}')."
+            f"{logins} (password '{DEMO_PASSWORD}')."
         )
+        if not settings.DEBUG:
+            self.stdout.write(
+                "No demo administrator with DEBUG off: make one with 'manage.py createsuperuser'."
+            )
 
 
 def mars_scene_jpeg(width: int = 1600, height: int = 1200, *, seed: int = 2012) -> bytes:
