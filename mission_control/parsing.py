@@ -74,6 +74,10 @@ def parse_int(
     if raw is None:
         return default
     text = raw.strip(_HEADER_SPACE) if header else raw
+    if text == "" and text != raw:
+        # A header of spaces only is malformed, not absent (Django's own int() of a
+        # Content-Length like that raises).
+        raise BadParameter(name, f"'{name}' must not be blank.", code=code)
     if text == "":
         return default
     if minimum < 0:

@@ -47,6 +47,8 @@ def test_parse_int_header_allows_surrounding_spaces_only():
         parse_int("1 2", name="Upload-Offset", header=True)
     with pytest.raises(BadParameter):
         parse_int("\xb2", name="Upload-Offset", header=True)
+    with pytest.raises(BadParameter):
+        parse_int(" \t", name="Content-Length", header=True)
 
 
 @given(st.text(max_size=40))
