@@ -90,7 +90,7 @@ def test_postgres_outage_answers_503_closes_sockets_1013_and_recovers():
         cluster.init()
         env = _environment(cluster, media)
         token = (
-            subprocess.run(  # noqa: S603 - our interpreter and a fixed script
+            subprocess.run(
                 [sys.executable, "-c", SEED],
                 cwd=ROOT,
                 env=env,
