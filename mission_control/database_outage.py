@@ -29,7 +29,14 @@ from accounts.paths import token_path
 
 logger = logging.getLogger(__name__)
 
-DATABASE_ERRORS = (OperationalError, InterfaceError)
+try:  # psycopg's own errors, should one escape Django's wrapping (a pool's PoolTimeout is one)
+    import psycopg
+
+    _DRIVER_ERRORS: tuple[type[Exception], ...] = (psycopg.OperationalError, psycopg.InterfaceError)
+except ImportError:  # SQLite-only installs
+    _DRIVER_ERRORS = ()
+
+DATABASE_ERRORS = (OperationalError, InterfaceError, *_DRIVER_ERRORS)
 CLOSE_TRY_AGAIN_LATER = 1013
 # Seconds a client should wait before retrying: a restart or a fail-over takes a few.
 RETRY_AFTER_SECONDS = 5
