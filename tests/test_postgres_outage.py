@@ -143,6 +143,13 @@ def test_postgres_outage_answers_503_closes_sockets_1013_and_recovers():
                     assert took < LATENCY_BOUND, (path, took)
                     latencies.append(took)
                 print(f"503 in {min(latencies):.2f}-{max(latencies):.2f} s")
+                # At once, too: requests in flight together must not queue behind each other.
+                started = time.monotonic()
+                answers = await asyncio.gather(*(http.get(path) for path in API_PATHS * 2))
+                took = time.monotonic() - started
+                print(f"{len(answers)} requests at once: all answered in {took:.2f} s")
+                assert {a.status_code for a in answers} == {503}
+                assert took < LATENCY_BOUND, took
 
                 cluster.start()
 
