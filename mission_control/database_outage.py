@@ -80,37 +80,62 @@ def _close_code(send) -> int:
     return 4013 if _served_by_daphne(send) else CLOSE_TRY_AGAIN_LATER
 
 
-def close_1013_on_database_outage(app):
-    """Wrap a WebSocket ASGI application: a database outage closes the socket with 1013."""
+class _TrackedSend:
+    """The server's send, noting accept and close.
 
-    async def application(scope, receive, send):
-        state = {"connect_received": False, "accepted": False, "closed": False}
+    A bound method whose object holds `real_send`, so comms.consumers can still
+    tell daphne's send (which cannot send 1009 or 1013) through this wrapper.
+    """
+
+    def __init__(self, real_send) -> None:
+        self.real_send = real_send
+        self.accepted = False
+        self.closed = False
+
+    async def send(self, message) -> None:
+        if message["type"] == "websocket.accept":
+            self.accepted = True
+        elif message["type"] == "websocket.close":
+            self.closed = True
+        await self.real_send(message)
+
+
+class DatabaseOutageCloser:
+    """Wrap a WebSocket ASGI application: a database outage closes the socket with 1013.
+
+    `application` names the wrapped app, as channels' middlewares do, so the route
+    walk of the access matrix test can look through it.
+    """
+
+    def __init__(self, application) -> None:
+        self.application = application
+
+    async def __call__(self, scope, receive, send):
+        tracked = _TrackedSend(send)
+        connect_received = False
 
         async def tracked_receive():
+            nonlocal connect_received
             message = await receive()
             if message["type"] == "websocket.connect":
-                state["connect_received"] = True
+                connect_received = True
             elif message["type"] == "websocket.disconnect":
-                state["closed"] = True
+                tracked.closed = True
             return message
 
-        async def tracked_send(message):
-            if message["type"] == "websocket.accept":
-                state["accepted"] = True
-            elif message["type"] == "websocket.close":
-                state["closed"] = True
-            await send(message)
-
         try:
-            return await app(scope, tracked_receive, tracked_send)
+            return await self.application(scope, tracked_receive, tracked.send)
         except Exception as exc:
-            if not is_database_outage(exc) or state["closed"]:
+            if not is_database_outage(exc) or tracked.closed:
                 raise
             logger.warning("socket %s closed 1013: the database is away (%r)", scope["path"], exc)
-            if not state["accepted"]:
-                if not state["connect_received"]:
+            if not tracked.accepted:
+                if not connect_received:
                     await receive()
                 await send({"type": "websocket.accept"})
             await send({"type": "websocket.close", "code": _close_code(send)})
 
-    return application
+
+def close_1013_on_database_outage(application) -> DatabaseOutageCloser:
+    """Return `application` wrapped so that a database outage closes its sockets with 1013."""
+    return DatabaseOutageCloser(application)

@@ -70,9 +70,15 @@ def test_600_sockets_join_at_once_and_300_leave_without_ghosts(
             dropped = time.monotonic()
             deadline = dropped + 10  # generous: CI shares two cores
             while _presence_entries(client, "ops") > SOCKETS - LEAVING:
-                assert time.monotonic() < deadline, (
-                    f"{_presence_entries(client, 'ops') - (SOCKETS - LEAVING)} ghosts after 10 s"
-                )
+                if time.monotonic() > deadline:
+                    ghosts = _presence_entries(client, "ops") - (SOCKETS - LEAVING)
+                    # Say whether they were only slow (cleared later) or stuck (a bug).
+                    while time.monotonic() < deadline + 20 and _presence_entries(client, "ops") > (
+                        SOCKETS - LEAVING
+                    ):
+                        await asyncio.sleep(0.5)
+                    left = _presence_entries(client, "ops") - (SOCKETS - LEAVING)
+                    pytest.fail(f"{ghosts} ghosts after 10 s, {left} after 30 s")
                 await asyncio.sleep(0.1)
             print(f"{LEAVING} dropped: no ghost after {time.monotonic() - dropped:.1f}s")
             # The other half is still there and still served.
