@@ -49,6 +49,7 @@ from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from django.conf import settings
 
+from mission_control.database_outage import DATABASE_ERRORS
 from mission_control.parsing import INT64_MAX
 from streams.hub import OrderedPublisher, SubscriberOverflow, subscribe
 
@@ -85,6 +86,8 @@ CLOSE_UNKNOWN_TEAM = 4404
 CLOSE_TOO_BIG = 1009
 CLOSE_TOO_SLOW = 1013
 CLOSE_INTERNAL_ERROR = 1011
+# The database does not answer (mission_control.database_outage closes the handshake so too).
+CLOSE_TRY_AGAIN_LATER = 1013
 
 _dumps = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
 
@@ -241,12 +244,19 @@ class TeamRoomConsumer(AsyncJsonWebsocketConsumer):
         await self.close(code=code)
 
     async def dispatch(self, message: dict[str, Any]) -> None:
-        if message["type"] == "websocket.receive":
-            # Channels closes stale database connections before every handler (a thread
-            # hop per frame); database_sync_to_async already does it around each query.
-            await self.websocket_receive(message)
-        else:
-            await super().dispatch(message)
+        try:
+            if message["type"] == "websocket.receive":
+                # Channels closes stale database connections before every handler (a thread
+                # hop per frame); database_sync_to_async already does it around each query.
+                await self.websocket_receive(message)
+            else:
+                await super().dispatch(message)
+        except DATABASE_ERRORS as exc:
+            if message["type"] == "websocket.connect":
+                raise  # connect cleans up; mission_control.database_outage closes 1013
+            # Close 1013 and let the client's close run disconnect (presence, subscription).
+            logger.warning("closing a socket of %s 1013: database away (%r)", self.team, exc)
+            await self._close(CLOSE_TRY_AGAIN_LATER)
 
     async def disconnect(self, code: int) -> None:
         self.closing = True
@@ -489,6 +499,13 @@ class TeamRoomConsumer(AsyncJsonWebsocketConsumer):
                         await self._error("read_only", "Only the team's members post here.")
                     return None
                 return await self._close(CLOSE_FORBIDDEN)
+            except DATABASE_ERRORS as exc:
+                # Not stored: the client resends them with the same client_id after 1013.
+                logger.warning(
+                    "storing %d message(s) in %s: database away (%r)", len(batch), self.team, exc
+                )
+                self._outbox.clear()
+                return await self._close(CLOSE_TRY_AGAIN_LATER)
             except Exception:
                 logger.exception("storing %d message(s) in %s failed", len(batch), self.team)
                 self._outbox.clear()

@@ -51,8 +51,9 @@ class _MemoryStore:
         for member in members:
             room[member] = now
 
-    async def remove(self, slug: str, member: str) -> None:
-        self.rooms.get(slug, {}).pop(member, None)
+    async def remove(self, slug: str, *members: str) -> None:
+        for member in members:
+            self.rooms.get(slug, {}).pop(member, None)
 
     async def prune(self, slug: str, oldest: float) -> int:
         room = self.rooms.get(slug, {})
@@ -77,8 +78,8 @@ class _RedisStore:
             pipe.expire(name, int(settings.PRESENCE_TTL_SECONDS * 3) + 1)
             await pipe.execute()
 
-    async def remove(self, slug: str, member: str) -> None:
-        await self.client.zrem(key("presence", slug), member)
+    async def remove(self, slug: str, *members: str) -> None:
+        await self.client.zrem(key("presence", slug), *members)
 
     async def prune(self, slug: str, oldest: float) -> int:
         return int(await self.client.zremrangebyscore(key("presence", slug), "-inf", oldest))
@@ -160,7 +161,13 @@ class PresenceTracker:
         recovering = self.degraded
         for slug, room in tuple(self.local.items()):
             if room:
-                await self.store.add(slug, list(room.values()), now)
+                members = list(room.values())
+                await self.store.add(slug, members, now)
+                # Sockets that left while the add waited for a connection (a storm keeps
+                # the pool busy) were just written back: remove them again, or each
+                # would stay a ghost until the TTL.
+                if left := set(members).difference(room.values()):
+                    await self.store.remove(slug, *left)
             pruned = await self.store.prune(slug, now - settings.PRESENCE_TTL_SECONDS)
             if pruned or recovering:
                 await presence_announce(team_slug=slug, online=await self.online(slug))

@@ -1,4 +1,12 @@
-"""One redis.asyncio client per event loop for presence and rate limits (None without REDIS_URL)."""
+"""One redis.asyncio client per event loop for presence and rate limits (None without REDIS_URL).
+
+The client's pool is a `BlockingConnectionPool` of REDIS_MAX_CONNECTIONS: when
+every connection is busy, a call waits up to REDIS_POOL_TIMEOUT seconds for one
+instead of raising at once. redis-py's default pool raised `MaxConnectionsError`
+the moment its 100 connections were taken, so 600 sockets joining one worker at
+once (what a worker restart causes) lost 461 of them, and 300 leaving at once
+left 200 presence entries behind until the TTL.
+"""
 
 from __future__ import annotations
 
@@ -19,7 +27,12 @@ def get_redis():
     if client is None:
         import redis.asyncio
 
-        client = _clients[loop] = redis.asyncio.from_url(settings.REDIS_URL)
+        pool = redis.asyncio.BlockingConnectionPool.from_url(
+            settings.REDIS_URL,
+            max_connections=settings.REDIS_MAX_CONNECTIONS,
+            timeout=settings.REDIS_POOL_TIMEOUT,
+        )
+        client = _clients[loop] = redis.asyncio.Redis(connection_pool=pool)
     return client
 
 

@@ -16,6 +16,7 @@ from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 
 import comms.routing  # noqa: E402
 from accounts.websocket import QueryTokenAuthMiddleware  # noqa: E402
+from mission_control.database_outage import close_1013_on_database_outage  # noqa: E402
 from mission_control.lifespan import lifespan  # noqa: E402
 from mission_control.websocket_origin import allowed_hosts_or_no_origin  # noqa: E402
 from streams.backpressure import daphne_backpressure  # noqa: E402
@@ -26,10 +27,13 @@ application = ProtocolTypeRouter(
         "http": daphne_backpressure(django_asgi_app),
         # Ends SSE streams when the worker is told to stop (see mission_control.lifespan).
         "lifespan": lifespan,
-        # Like AllowedHostsOriginValidator, but wscat (no Origin header) may connect.
-        "websocket": allowed_hosts_or_no_origin(
-            AuthMiddlewareStack(
-                QueryTokenAuthMiddleware(URLRouter(comms.routing.websocket_urlpatterns))
+        # A database outage in the handshake (token, session) or later closes 1013.
+        "websocket": close_1013_on_database_outage(
+            # Like AllowedHostsOriginValidator, but wscat (no Origin header) may connect.
+            allowed_hosts_or_no_origin(
+                AuthMiddlewareStack(
+                    QueryTokenAuthMiddleware(URLRouter(comms.routing.websocket_urlpatterns))
+                )
             )
         ),
     }

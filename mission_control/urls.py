@@ -16,6 +16,9 @@ def favicon(request: HttpRequest) -> HttpResponseRedirect:
     return HttpResponseRedirect(static("favicon.svg"))
 
 
+# A database outage answers 503 + Retry-After (JSON on the API), not Django's HTML 500.
+handler500 = "mission_control.database_outage.server_error"
+
 urlpatterns = [
     path("admin/", admin.site.urls),
     path("accounts/", include("django.contrib.auth.urls")),

@@ -38,3 +38,34 @@ async def test_entries_nobody_refreshes_expire_and_the_change_is_announced(setti
     }
     assert [u["username"] for u in await tracker.online(slug)] == ["ann"]
     await tracker.leave(slug, "alive")
+
+
+async def test_a_socket_leaving_while_the_heartbeat_writes_is_not_written_back():
+    """A storm keeps the Redis pool busy, so a heartbeat's add can wait behind the leaves.
+
+    Entries that left meanwhile were written back by that add and stayed as ghosts
+    until the TTL (300 sockets dropped at once left 89); the beat removes them again.
+    """
+    slug = f"p{uuid.uuid4().hex[:8]}"
+    tracker = PresenceTracker()
+    await tracker.join(slug, "stays", 1, "ann")
+    await tracker.join(slug, "leaves", 2, "bob")
+    store_add = tracker.store.add
+    adding, release = asyncio.Event(), asyncio.Event()
+
+    async def slow_add(room: str, members: list[str], now: float) -> None:
+        adding.set()
+        await release.wait()  # as a call queued for a pooled connection waits
+        await store_add(room, members, now)
+
+    tracker.store.add = slow_add
+    beat = asyncio.create_task(tracker.beat_once())
+    await adding.wait()
+    leave = asyncio.create_task(tracker.leave(slug, "leaves"))
+    await asyncio.sleep(0.05)
+    release.set()
+    await beat
+    await leave
+    tracker.store.add = store_add
+    assert [u["username"] for u in await tracker.online(slug)] == ["ann"]
+    await tracker.leave(slug, "stays")

@@ -106,6 +106,11 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 REDIS_URL = env.str("REDIS_URL", default="")
 CHANNEL_LAYER_PREFIX = env.str("CHANNEL_LAYER_PREFIX", default="asgi")
+# Presence and chat rate limits share one Redis pool per worker: at most
+# REDIS_MAX_CONNECTIONS connections; a call waits up to REDIS_POOL_TIMEOUT seconds
+# for a free one (a connection storm queues, it never drops a socket).
+REDIS_MAX_CONNECTIONS = env.int("REDIS_MAX_CONNECTIONS", default=50)
+REDIS_POOL_TIMEOUT = env.float("REDIS_POOL_TIMEOUT", default=10.0)
 # One channel-layer member per worker process (see streams.hub), so a channel
 # may see bursts of every stream at once: capacity is sized for that, never the
 # default 100 that silently drops ("over capacity").

@@ -1,0 +1,179 @@
+"""PostgreSQL outages: 503 JSON with Retry-After, sockets close 1013, recovery by itself.
+
+The test runs its own PostgreSQL cluster (testing.postgres_cluster), a uvicorn
+worker on it with DATABASE_POOL_TIMEOUT=2, stops the cluster mid-test and starts
+it again. The machine's shared PostgreSQL is never touched.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+from websockets.asyncio.client import connect
+from websockets.exceptions import ConnectionClosed
+
+from testing import postgres_cluster
+from testing.servers import ROOT, ServerProcess
+
+pytestmark = [pytest.mark.slow]
+
+POOL_TIMEOUT = 2.0
+# The pool's timeout plus room for a machine whose two cores are shared.
+LATENCY_BOUND = POOL_TIMEOUT + 3.0
+
+SEED = """
+import django; django.setup()
+from django.core.management import call_command
+call_command("migrate", verbosity=0)
+from accounts.services import token_create
+from accounts.tests.factories import UserFactory
+from comms.models import Membership
+from comms.tests.factories import MembershipFactory, TeamFactory
+from rover.models.rovers import Rover
+team = TeamFactory(slug="ops", name="Ops")
+user = UserFactory(username="alice")
+MembershipFactory(team=team, user=user, role=Membership.Role.LEAD)
+Rover.objects.get_or_create(slug="curiosity", defaults={"name": "Curiosity"})
+print(token_create(user=user)[1])
+"""
+
+API_PATHS = (
+    "/api/rovers",
+    "/api/rovers/curiosity/telemetry?limit=1",
+    "/api/rovers/curiosity/alarms",
+    "/api/rovers/curiosity/images",
+    "/api/teams",
+    "/api/teams/ops/messages",
+)
+
+
+def _environment(cluster: postgres_cluster.PostgresCluster, media: str) -> dict[str, str]:
+    env = dict(os.environ)
+    env.pop("REDIS_URL", None)
+    env.update(
+        DJANGO_SETTINGS_MODULE="mission_control.settings.test",
+        MC_SERVER_PROCESS="1",
+        DATABASE_URL=cluster.url,
+        DATABASE_POOL_TIMEOUT=str(POOL_TIMEOUT),
+        MEDIA_ROOT=media,
+        ALLOWED_HOSTS="127.0.0.1,localhost",
+        PYTHONUNBUFFERED="1",
+    )
+    return env
+
+
+async def _close_code(socket) -> int:
+    with pytest.raises(ConnectionClosed) as closed:
+        while True:
+            await asyncio.wait_for(socket.recv(), LATENCY_BOUND + 5)
+    return closed.value.rcvd.code
+
+
+def test_postgres_outage_answers_503_closes_sockets_1013_and_recovers(settings):
+    if settings.TEST_SERVICES:
+        pytest.skip("runs once, in the first pass: it always uses a PostgreSQL cluster of its own")
+    if not postgres_cluster.available():
+        if os.environ.get("CI") == "true":
+            pytest.fail("initdb/pg_ctl are not installed (CI=true)")
+        pytest.skip("initdb/pg_ctl are not installed")
+    cluster = postgres_cluster.PostgresCluster()
+    media = tempfile.mkdtemp(prefix="mc-media-pg-")
+    server: ServerProcess | None = None
+    try:
+        cluster.init()
+        env = _environment(cluster, media)
+        token = (
+            subprocess.run(
+                [sys.executable, "-c", SEED],
+                cwd=ROOT,
+                env=env,
+                check=True,
+                capture_output=True,
+                text=True,
+                timeout=120,
+            )
+            .stdout.strip()
+            .splitlines()[-1]
+        )
+        server = ServerProcess(
+            server="uvicorn",
+            env=env,
+            log_path=Path(tempfile.gettempdir()) / f"mc-server-pg-outage-{cluster.port}.log",
+        ).start()
+        headers = {"Authorization": f"Bearer {token}"}
+        ws_url = f"ws://127.0.0.1:{server.port}/ws/comms/ops/?token={token}"
+
+        async def scenario() -> None:
+            async with httpx.AsyncClient(base_url=server.url, headers=headers, timeout=30) as http:
+                for path in API_PATHS:
+                    assert (await http.get(path)).status_code == 200, path
+                socket = await connect(ws_url, origin="http://127.0.0.1")
+                assert json.loads(await socket.recv())["type"] == "history"
+                assert json.loads(await socket.recv())["type"] == "presence"
+
+                cluster.stop()
+
+                # An open socket whose message cannot be stored closes 1013.
+                await socket.send(json.dumps({"type": "message", "body": "hi", "client_id": "a"}))
+                assert await _close_code(socket) == 1013
+                # A new socket (its token cannot be checked) closes 1013 too.
+                started = time.monotonic()
+                fresh = await connect(ws_url, origin="http://127.0.0.1", open_timeout=30)
+                assert await _close_code(fresh) == 1013
+                assert time.monotonic() - started < LATENCY_BOUND
+                # Every API path: 503 JSON with Retry-After, within the pool's timeout.
+                latencies = []
+                for path in (*API_PATHS, "/api/rovers/curiosity/telemetry"):
+                    method = "POST" if path.endswith("/telemetry") else "GET"
+                    started = time.monotonic()
+                    body = {"battery": 50} if method == "POST" else None
+                    response = await http.request(method, path, json=body)
+                    took = time.monotonic() - started
+                    assert response.status_code == 503, (path, response.status_code)
+                    assert response.headers["content-type"] == "application/json"
+                    assert response.json()["error"] == "database_unavailable"
+                    assert int(response.headers["Retry-After"]) > 0
+                    assert took < LATENCY_BOUND, (path, took)
+                    latencies.append(took)
+                print(f"503 in {min(latencies):.2f}-{max(latencies):.2f} s")
+                # At once, too: requests in flight together must not queue behind each other.
+                started = time.monotonic()
+                answers = await asyncio.gather(*(http.get(path) for path in API_PATHS * 2))
+                took = time.monotonic() - started
+                print(f"{len(answers)} requests at once: all answered in {took:.2f} s")
+                assert {a.status_code for a in answers} == {503}
+                assert took < LATENCY_BOUND, took
+
+                cluster.start()
+
+                # Recovery by itself: the pool replaces its dead connections.
+                restarted = time.monotonic()
+                deadline = restarted + 15
+                for path in API_PATHS:
+                    while (status := (await http.get(path)).status_code) != 200:
+                        assert time.monotonic() < deadline, (path, status)
+                        await asyncio.sleep(0.2)
+                print(
+                    f"every API path answered 200 {time.monotonic() - restarted:.2f} s after start"
+                )
+                socket = await connect(ws_url, origin="http://127.0.0.1")
+                assert json.loads(await socket.recv())["type"] == "history"
+                await socket.close()
+
+        asyncio.run(scenario())
+    finally:
+        if server is not None:
+            server.stop()
+        cluster.destroy()
+        import shutil
+
+        shutil.rmtree(media, ignore_errors=True)
