@@ -24,6 +24,9 @@ def production_env(*, settings_module: str, database: str, **extra: str) -> dict
         ALLOWED_HOSTS="127.0.0.1,localhost",
         DATABASE_URL=f"postgres://postgres@127.0.0.1:5432/{database}",
         CONN_MAX_AGE="0",
+        # Plain HTTP on 127.0.0.1 (no TLS in front), as testing/stack.py runs it:
+        # otherwise every request would get the production settings' 301 to https.
+        SECURE_SSL_REDIRECT="false",
         SECURE_COOKIES="false",
         PYTHONUNBUFFERED="1",
     )

@@ -54,6 +54,8 @@ ENV = {
     "ALLOWED_HOSTS": "127.0.0.1,localhost",
     "DATABASE_URL": DB_URL,
     "MEDIA_ROOT": str(MEDIA),
+    # Plain HTTP on 127.0.0.1: no 301 to https (as bench/common.py).
+    "SECURE_SSL_REDIRECT": "false",
     "SECURE_COOKIES": "false",
     "LOG_LEVEL": "WARNING",
     # The download images (up to 11585 x 11585 = 134 MP) are stored by this script, not

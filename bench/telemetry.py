@@ -57,8 +57,8 @@ LOG_DIR = Path("/tmp/mc-bench-telemetry")
 ID_LINE = re.compile(rb"(?m)^id: (\d+)\r?$")
 PRODUCT_PATH = "/rovers/curiosity/telemetry/stream"
 PRODUCT_INGEST = "/api/rovers/curiosity/telemetry"
-NAIVE_PATH = "/bench/naive/rovers/curiosity/telemetry/stream"
-NAIVE_INGEST = "/bench/naive/rovers/curiosity/telemetry"
+NAIVE_PATH = "/api/bench/naive/rovers/curiosity/telemetry/stream"
+NAIVE_INGEST = "/api/bench/naive/rovers/curiosity/telemetry"
 
 
 def server_env(args) -> dict[str, str]:

@@ -3,12 +3,13 @@
 The naive design is what the product avoids: every SSE response becomes its own
 member of a channel-layer group on the configured default layer (channels-redis
 core, as in the Channels tutorial), so each frame is one channel-layer message
-PER BROWSER. `/bench/naive/rovers/<slug>/telemetry` ingests exactly as the
+PER BROWSER. `/api/bench/naive/rovers/<slug>/telemetry` ingests exactly as the
 product does (same validation and `telemetry_store`), then `group_send`s each new
 frame to that group instead of publishing through the hub;
-`/bench/naive/rovers/<slug>/telemetry/stream` is a group member per request and
+`/api/bench/naive/rovers/<slug>/telemetry/stream` is a group member per request and
 writes the same bytes (`streams.sse.sse_encode`). Both go through the same
-middleware and token checks; only the fan-out differs. The naive side does less
+middleware and token checks (under /api/, the only paths a token authenticates:
+accounts/paths.py); only the fan-out differs. The naive side does less
 than the product (no alarms, no replay, no heartbeat, no bounded queue). Never
 mounted in the product.
 """
@@ -73,7 +74,7 @@ async def naive_telemetry_stream(request, slug: str):
 
 
 urlpatterns = [
-    path("bench/naive/rovers/<slug:slug>/telemetry", naive_ingest),
-    path("bench/naive/rovers/<slug:slug>/telemetry/stream", naive_telemetry_stream),
+    path("api/bench/naive/rovers/<slug:slug>/telemetry", naive_ingest),
+    path("api/bench/naive/rovers/<slug:slug>/telemetry/stream", naive_telemetry_stream),
     *product_urlpatterns,
 ]
