@@ -224,8 +224,8 @@ def main() -> None:
         sys.exit("curl is needed")
     token, ids = setup()
     product = {label: f"/api/images/{pk}/download" for label, pk in ids.items()}
-    baseline = {label: f"/bench/seed-image/{pk}" for label, pk in ids.items()}
-    ahead = {label: f"/bench/read-ahead-image/{pk}" for label, pk in ids.items()}
+    baseline = {label: f"/api/bench/seed-image/{pk}" for label, pk in ids.items()}
+    ahead = {label: f"/api/bench/read-ahead-image/{pk}" for label, pk in ids.items()}
 
     print("\n## Chunk size (uvicorn, product view)\n")
     print(

@@ -1,7 +1,8 @@
 """Benchmark-only URLs: the product's, plus the seed's download as a baseline.
 
 The baseline reproduces the seed exactly (4 KiB `aiofiles` reads yielded into a
-StreamingHttpResponse) and never appears in the product's URLs.
+StreamingHttpResponse) and never appears in the product's URLs. Both bench URLs sit
+under /api/ because a token authenticates only API paths (accounts/paths.py).
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ async def seed_baseline(request, image_id: int):
 
 
 urlpatterns = [
-    path("bench/seed-image/<int:image_id>", seed_baseline),
+    path("api/bench/seed-image/<int:image_id>", seed_baseline),
     path("", include("mission_control.urls")),
 ]
 
@@ -66,4 +67,4 @@ async def read_ahead(request, image_id: int):
     return StreamingHttpResponse(chunks(), content_type=image.content_type)
 
 
-urlpatterns.insert(0, path("bench/read-ahead-image/<int:image_id>", read_ahead))
+urlpatterns.insert(0, path("api/bench/read-ahead-image/<int:image_id>", read_ahead))
