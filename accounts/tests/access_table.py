@@ -74,7 +74,9 @@ def _frame(identity: str) -> dict[str, Any]:
 
 
 def _image_form(identity: str) -> dict[str, Any]:
-    return {"file": SimpleUploadedFile(f"{identity}.png", png(), content_type="image/png")}
+    # Different bytes per identity: the uplink answers a repeat with the stored image (200).
+    data = png(colour=(200, IDENTITIES.index(identity) * 20, 40))
+    return {"file": SimpleUploadedFile(f"{identity}.png", data, content_type="image/png")}
 
 
 def _new_user_form(identity: str) -> dict[str, str]:
@@ -222,10 +224,10 @@ def expected_status(case: Case, identity: str) -> int:
     return case.ok
 
 
-def png() -> bytes:
+def png(colour: tuple[int, int, int] = (200, 90, 40)) -> bytes:
     """Return a small real PNG."""
     from PIL import Image
 
     out = io.BytesIO()
-    Image.new("RGB", (8, 6), (200, 90, 40)).save(out, format="PNG")
+    Image.new("RGB", (8, 6), colour).save(out, format="PNG")
     return out.getvalue()

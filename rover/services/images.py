@@ -180,6 +180,58 @@ def image_store(
     which is moved into place, and is back where it was after a failure). Raise
     ImageRejected for anything that is not an acceptable image.
     """
+    image, _created = _image_store(
+        rover=rover,
+        fileobj=fileobj,
+        path=path,
+        camera=camera,
+        captured_at=captured_at,
+        user=user,
+        original_name=original_name,
+        reuse_existing=False,
+    )
+    return image
+
+
+def image_store_once(
+    *,
+    rover: Rover,
+    fileobj: IO[bytes] | None = None,
+    path: str | os.PathLike | None = None,
+    camera: str = Camera.NAVCAM,
+    captured_at: datetime | None = None,
+    user: Any = None,
+    original_name: str = "",
+) -> tuple[RoverImage, bool]:
+    """Store an image the rover sent, unless that rover already has the same bytes.
+
+    The uplink is idempotent: a rover that sends an image again (a retry after a
+    lost answer) gets the image already stored, not a second row. Return
+    (image, created). A `path` given is left in place when nothing was stored.
+    """
+    return _image_store(
+        rover=rover,
+        fileobj=fileobj,
+        path=path,
+        camera=camera,
+        captured_at=captured_at,
+        user=user,
+        original_name=original_name,
+        reuse_existing=True,
+    )
+
+
+def _image_store(
+    *,
+    rover: Rover,
+    fileobj: IO[bytes] | None,
+    path: str | os.PathLike | None,
+    camera: str,
+    captured_at: datetime | None,
+    user: Any,
+    original_name: str,
+    reuse_existing: bool,
+) -> tuple[RoverImage, bool]:
     if (fileobj is None) == (path is None):
         raise ValueError("Give exactly one of fileobj or path.")
     camera = camera_parse(camera)
@@ -199,6 +251,12 @@ def image_store(
                 raise too_large_error(limit)
         if size == 0:
             raise ImageRejected("empty", "The upload is empty.")
+        if reuse_existing:
+            existing = RoverImage.objects.filter(rover=rover, sha256=sha256).order_by("pk").first()
+            if existing is not None:
+                remove_quietly(staged)
+                logger.info("image of %s already stored as %s", rover.slug, existing.pk)
+                return existing, False
         inspected = _inspect(source)
         thumbnail = _thumbnail_bytes(source)
 
@@ -237,7 +295,7 @@ def image_store(
         remove_quietly(staged, final, thumb)
         raise
     logger.info("stored image %s of %s (%d bytes) for %s", image.pk, rover.slug, size, user)
-    return image
+    return image, True
 
 
 class _UntilCommit:

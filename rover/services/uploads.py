@@ -25,7 +25,7 @@ from ..models import ImageUpload, Rover, RoverImage
 from .images import (
     COPY_CHUNK_BYTES,
     ImageRejected,
-    image_store,
+    image_store_once,
     metadata_parse,
     remove_quietly,
     too_large_error,
@@ -135,7 +135,7 @@ def upload_complete(*, upload: ImageUpload) -> RoverImage:
         camera=upload.metadata.get("camera"), captured_at=upload.metadata.get("captured_at")
     )
     try:
-        image = image_store(
+        image, _created = image_store_once(
             rover=upload.rover,
             path=path,
             camera=camera,

@@ -72,3 +72,13 @@ def peak_growth(function: Callable[[], T], pid: int | None = None) -> tuple[T, i
     before = rss(pid)
     result = function()
     return result, peak_rss(pid) - before
+
+
+def png_copy(data: bytes, label: str) -> bytes:
+    """Return the same picture with a tEXt chunk after IHDR: other bytes, same pixels.
+
+    The uplink answers a repeat of bytes already stored with the stored image, so
+    tests that need several real stores of one big picture label each copy.
+    """
+    end_of_ihdr = 8 + 4 + 4 + 13 + 4
+    return data[:end_of_ihdr] + _chunk(b"tEXt", b"Comment\0" + label.encode()) + data[end_of_ihdr:]

@@ -17,7 +17,7 @@ import httpx
 import pytest
 from django.conf import settings as django_settings
 
-from .big_images import peak_rss, reset_peak_rss, rss, solid_png
+from .big_images import peak_rss, png_copy, reset_peak_rss, rss, solid_png
 from .factories import jpeg_bytes
 
 pytestmark = [pytest.mark.slow]
@@ -71,10 +71,12 @@ def test_upload_memory_stays_bounded_on_a_real_server(
     assert response.status_code == 201, response.text
     assert (response.json()["width"], response.json()["height"]) == (side, side)
 
+    copies = [png_copy(largest, f"copy {n}") for n in range(4)]
+
     def four_at_once() -> list[int]:
         with ThreadPoolExecutor(4) as pool:
             futures = [
-                pool.submit(upload, server, token, f"largest-{n}.png", largest) for n in range(4)
+                pool.submit(upload, server, token, f"largest-{n}.png", copies[n]) for n in range(4)
             ]
             return [future.result().status_code for future in futures]
 

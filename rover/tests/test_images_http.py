@@ -375,3 +375,22 @@ async def test_upload_announces_an_image_event_on_the_rover_stream(uploader, rov
     assert event["event"] == "image"
     assert event["id"] is None
     assert json.loads(event["data"]) == response.json()
+
+
+async def test_the_same_bytes_again_answer_the_stored_image_not_a_second_row(
+    uploader, rover, settings
+):
+    data = jpeg_bytes(64, 48)
+    first = await uploader.post("/api/rovers/curiosity/images", multipart(data))
+    assert first.status_code == 201, first.content
+    files_before = await sync_to_async(media_files)(settings.MEDIA_ROOT)
+    again = await uploader.post("/api/rovers/curiosity/images", multipart(data, name="retry.jpg"))
+    assert again.status_code == 200, again.content
+    assert again.json()["id"] == first.json()["id"]
+    assert again["Location"] == first["Location"]
+    assert await RoverImage.objects.acount() == 1
+    # Nothing written for the retry: no second file, no staged copy left behind.
+    assert await sync_to_async(media_files)(settings.MEDIA_ROOT) == files_before
+    other = await uploader.post("/api/rovers/curiosity/images", multipart(jpeg_bytes(65, 48)))
+    assert other.status_code == 201
+    assert await RoverImage.objects.acount() == 2

@@ -287,3 +287,17 @@ async def test_patch_to_a_completed_upload_is_refused_but_head_still_answers(cli
     stale = await patch(client, url, 0, data)
     assert stale.status_code == 409
     assert await RoverImage.objects.acount() == 1
+
+
+async def test_a_finished_upload_of_bytes_already_stored_links_the_stored_image(client, rover):
+    data = jpeg_bytes(90, 60)
+    images = []
+    for _ in range(2):
+        url = path_of((await create(client, len(data), metadata(camera="navcam")))["Location"])
+        done = await patch(client, url, 0, data)
+        assert done.status_code == 204
+        images.append(done["Rover-Image"])
+    assert images[0] == images[1]
+    image = await RoverImage.objects.aget()
+    assert [u.image_id async for u in ImageUpload.objects.all()] == [image.pk, image.pk]
+    assert not (await sync_to_async(media_files)(image.file.storage.location + "/uploads"))

@@ -23,7 +23,7 @@ from rover.events import image_json
 from rover.models import RoverImage
 from rover.selectors.images import MAX_PAGE_SIZE, image_get, image_latest, image_page
 from rover.selectors.rovers import rover_get
-from rover.services.images import ImageRejected, camera_parse, image_store, metadata_parse
+from rover.services.images import ImageRejected, camera_parse, image_store_once, metadata_parse
 from streams.files import serve_file
 
 DEFAULT_PAGE_SIZE = 20
@@ -175,7 +175,7 @@ def _store_multipart(request: HttpRequest, rover, user) -> HttpResponse:
             camera=request.POST.get("camera"), captured_at=request.POST.get("captured_at")
         )
         with upload.open("rb") as fileobj:
-            image = image_store(
+            image, created = image_store_once(
                 rover=rover,
                 fileobj=fileobj,
                 camera=camera,
@@ -187,6 +187,7 @@ def _store_multipart(request: HttpRequest, rover, user) -> HttpResponse:
         return json_error(exc.status, exc.code, exc.detail, **exc.fields)
     finally:
         upload.close()
-    response = JsonResponse(image_json(image), status=201)
+    # 200 with the image already stored when the rover sent the same bytes again.
+    response = JsonResponse(image_json(image), status=201 if created else 200)
     response["Location"] = image_json(image)["url"]
     return response
