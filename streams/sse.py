@@ -33,7 +33,8 @@ from django.db import close_old_connections, connections
 from django.http import HttpRequest, StreamingHttpResponse
 
 from mission_control.parsing import INT64_MAX, BadParameter, parse_int
-from streams.hub import SubscriberOverflow, Subscription, subscribe
+from streams.hub import subscribe
+from streams.subscriptions import SubscriberOverflow, Subscription
 
 Event = dict[str, Any]
 # replay(after_id) -> the next page of stored events with id > after_id, in id order.

@@ -4,7 +4,8 @@ import asyncio
 
 import pytest
 
-from streams.hub import Hub, SubscriberOverflow
+from streams.hub import Hub
+from streams.subscriptions import SubscriberOverflow
 
 
 async def test_event_reaches_every_local_subscriber_once():

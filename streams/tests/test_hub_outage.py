@@ -6,8 +6,9 @@ import asyncio
 
 import pytest
 
-from streams.hub import GapTracker, SubscriberOverflow, get_hub, group_name
+from streams.hub import GapTracker, get_hub, group_name
 from streams.layers import hub_layer
+from streams.subscriptions import SubscriberOverflow
 
 from .redis_server import private_redis
 
