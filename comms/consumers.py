@@ -14,31 +14,17 @@ Frames over 64 KiB close with 1009 (checked here: uvicorn's own limit is 16 MiB
 and daphne has none). daphne cannot send 1009 or 1013 (autobahn allows only 1000
 and 3000-4999), so under daphne they are 4009 and 4013.
 
-Seam rule: subscribe first, then replay from the database (history on join,
-`resume`, or `?after=<id>` instead of the join history), and skip live messages
-already sent on this socket. On one socket a message id arrives at most once
-across `history` (the join snapshot), `resume` and live `message` frames;
-explicit `{"type": "history", "before": id}` pages are the exception, being asked
-for.
-
-What was sent is two numbers, not a set of ids: every room message with an id in
-[`sent_low`, `floor`] has been sent. That holds because a room's messages are
-delivered in id order: a room's ids commit in id order (the services lock the
-room), so a replay up to id R holds every message up to R; each live event
-carries `prev`, the room's message before it, and one whose `prev` is not sent yet
-(another worker's publish overtook it) is held until `prev` arrives, or, after
-`LATE_MESSAGE_WAIT`, the gap is read from the store (a publish that failed). A
-client's newest id is therefore a complete cursor for `after`.
+The consumer is thin: client frames are parsed and validated in comms.frames
+(`ClientFramesMixin`), and history, resume and live delivery in id order (the
+seam rule, `sent_low`/`floor`, holding back an overtaking message) live in
+comms.delivery (`RoomDeliveryMixin`).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
-import json
 import logging
-import re
 import time
 import uuid
 from collections.abc import Awaitable
@@ -51,14 +37,26 @@ from django.conf import settings
 
 from mission_control.database_outage import DATABASE_ERRORS
 from mission_control.parsing import INT64_MAX
-from streams.hub import OrderedPublisher, SubscriberOverflow, subscribe
+from streams.hub import OrderedPublisher, subscribe
 
+from .delivery import RoomDeliveryMixin
 from .events import message_json, room_stream
+from .frames import (
+    _ID_TEXT,
+    CLOSE_FORBIDDEN,
+    CLOSE_INTERNAL_ERROR,
+    CLOSE_NOT_AUTHENTICATED,
+    CLOSE_TRY_AGAIN_LATER,
+    CLOSE_UNKNOWN_TEAM,
+    ClientFramesMixin,
+    _dumps,
+    _served_by_daphne,
+    _server_send,
+)
 from .presence import get_tracker
 from .ratelimit import chat_rate_allow
-from .selectors import message_after, message_history, team_get, team_user_can_join
+from .selectors import team_get, team_user_can_join
 from .services import (
-    CLIENT_ID_MAX_CHARS,
     MessageInvalid,
     NotAllowed,
     message_clean,
@@ -67,66 +65,14 @@ from .services import (
     typing_announce,
 )
 from .throttle import TokenBucket
-from .wire import event_frame, raw_writer
+from .wire import raw_writer
 
 logger = logging.getLogger(__name__)
 
-MAX_FRAME_BYTES = 64 * 1024
-RESUME_CHUNK = 500
-# How long a live message waits for the room's earlier one before the gap is read
-# from the store (another worker's publish is normally milliseconds behind).
-LATE_MESSAGE_WAIT = 0.5
 TYPING_MIN_INTERVAL = 1.0
-# A message id in a URL: ASCII digits (`int()` alone takes '²' and '٣'), at most INT64_MAX.
-_ID_TEXT = re.compile(r"[0-9]{1,19}")
-
-CLOSE_NOT_AUTHENTICATED = 4401
-CLOSE_FORBIDDEN = 4403
-CLOSE_UNKNOWN_TEAM = 4404
-CLOSE_TOO_BIG = 1009
-CLOSE_TOO_SLOW = 1013
-CLOSE_INTERNAL_ERROR = 1011
-# The database does not answer (mission_control.database_outage closes the handshake so too).
-CLOSE_TRY_AGAIN_LATER = 1013
-
-_dumps = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
 
 
-def _is_id(value: Any) -> bool:
-    """Return whether a frame's value can be a message id (0 included), as a column holds it."""
-    return isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= INT64_MAX
-
-
-def _server_send(send: Any) -> Any:
-    """Return the server's own send callable from under Channels' session wrapper.
-
-    `InstanceSessionWrapper.send` only acts on `http.response.start`; for every
-    `websocket.send` it still reads the lazy session twice, about 15% of a room
-    burst's CPU (profiled, README), so live frames skip it.
-    """
-    for _ in range(10):
-        if isinstance(send, functools.partial):
-            return send  # a partial binds arguments: call it as it is
-        if hasattr(getattr(send, "__self__", None), "real_send"):
-            send = send.__self__.real_send  # channels.sessions.InstanceSessionWrapper
-        else:
-            break
-    return send
-
-
-def _served_by_daphne(send: Any) -> bool:
-    """Return whether the server's own send callable (under Channels' wrappers) is daphne's."""
-    for _ in range(10):
-        if isinstance(send, functools.partial):
-            send = send.func
-        elif hasattr(getattr(send, "__self__", None), "real_send"):
-            send = send.__self__.real_send  # channels.sessions.InstanceSessionWrapper
-        else:
-            break
-    return getattr(send, "__module__", "").startswith("daphne")
-
-
-class TeamRoomConsumer(AsyncJsonWebsocketConsumer):
+class TeamRoomConsumer(ClientFramesMixin, RoomDeliveryMixin, AsyncJsonWebsocketConsumer):
     """One member's socket in a team room."""
 
     # No channel layer per socket: the hub is the only channel-layer member.
@@ -219,24 +165,6 @@ class TeamRoomConsumer(AsyncJsonWebsocketConsumer):
             return None
         return int(values[-1])
 
-    async def _join_history(self) -> None:
-        if self._bad_after:
-            await self._error("bad_field", "'after' must be a message id (or 0).")
-        messages, has_more = await database_sync_to_async(message_history)(team=self.team)
-        if messages:
-            # The snapshot is the newest messages: everything from its first id is sent.
-            self.sent_low = messages[0].id if has_more else 1
-            self.floor = messages[-1].id
-        await self.send(
-            text_data=_dumps(
-                {
-                    "type": "history",
-                    "messages": [message_json(m, team_slug=self.team.slug) for m in messages],
-                    "has_more": has_more,
-                }
-            )
-        )
-
     async def _refuse(self, code: int) -> None:
         # Accept, then close: the client sees the code (see the module docstring).
         self.closing = True
@@ -295,179 +223,7 @@ class TeamRoomConsumer(AsyncJsonWebsocketConsumer):
             return 4000 + code % 1000
         return code
 
-    # Live events --------------------------------------------------------------------
-
-    async def _forward(self) -> None:
-        """Copy this room's live events to the socket until it closes."""
-        loop = asyncio.get_running_loop()
-        try:
-            while not self.closing:
-                if self._held:
-                    wait = self._held_since + LATE_MESSAGE_WAIT - loop.time()
-                    try:
-                        event = await asyncio.wait_for(self.sub.get(), max(wait, 0.0))
-                    except TimeoutError:
-                        await self._catch_up()
-                        continue
-                else:
-                    event = await self.sub.get()
-                if self._replay_lock.locked():
-                    async with self._replay_lock:
-                        await self._deliver(event)
-                else:
-                    await self._deliver(event)
-        except SubscriberOverflow:
-            if self.sub.reason == "resync":
-                await self._error("resync", "Live delivery was interrupted; reconnect and resume.")
-            else:
-                await self._error("too_slow", "This socket fell behind; reconnect and resume.")
-            await self._close(CLOSE_TOO_SLOW)
-
-    async def _deliver(self, event: dict[str, Any]) -> None:
-        kind = event.get("event")
-        if kind == "message":
-            if event["id"] <= self.floor:
-                return  # sent already (a replay, or the join history)
-            if event.get("prev", 0) > self.floor:
-                # The room's earlier message is not here yet: keep the id order.
-                if not self._held:
-                    self._held_since = asyncio.get_running_loop().time()
-                self._held[event["prev"]] = event
-                return
-            # Counted as sent before the await, so a resume meanwhile does not repeat it.
-            self.floor = event["id"]
-            await self._send_message(event)
-            if self._held:
-                await self._release_held()
-        elif kind in ("presence", "typing"):
-            if event.get("origin") != self.presence_id:
-                await self.send(text_data=event["data"])
-        elif kind == "member_removed" and event.get("user_id") == self.user.pk:
-            # Staff allowed into any room stay; everyone else is cut off at once.
-            allowed = await database_sync_to_async(team_user_can_join)(
-                team=self.team, user=self.user
-            )
-            if not allowed:
-                await self._close(CLOSE_FORBIDDEN)
-        elif kind in ("member_removed", "member_added") and "data" in event:
-            await self.send(text_data=event["data"])
-
-    async def _send_message(self, event: dict[str, Any]) -> None:
-        """The hot path (every delivery): the event's text, encoded and framed once per process."""
-        write = self._write_raw
-        if write is None or not write(event_frame(event)):
-            await self._send_live({"type": "websocket.send", "text": event["data"]})
-
-    async def _release_held(self) -> None:
-        """Send the held messages whose earlier message is sent now; drop those replayed."""
-        held = self._held
-        for prev in [prev for prev, event in held.items() if event["id"] <= self.floor]:
-            del held[prev]
-        while held:
-            ready = [prev for prev in held if prev <= self.floor]
-            if not ready:
-                break
-            event = held.pop(min(ready))
-            if event["id"] > self.floor:
-                self.floor = event["id"]
-                await self._send_message(event)
-        if held:
-            self._held_since = asyncio.get_running_loop().time()
-
-    async def _catch_up(self) -> None:
-        """Send, in id order, what the store has after `floor` (a late or lost publish)."""
-        async with self._replay_lock:
-            while True:
-                batch = await database_sync_to_async(message_after)(
-                    team=self.team, after=self.floor, limit=RESUME_CHUNK
-                )
-                for message in batch:
-                    self.floor = message.id
-                    await self.send(
-                        text_data=_dumps(message_json(message, team_slug=self.team.slug))
-                    )
-                if len(batch) < RESUME_CHUNK:
-                    break
-            await self._release_held()
-
-    # Client frames ------------------------------------------------------------------
-
-    async def websocket_receive(self, message: dict[str, Any]) -> None:
-        if self.closing:
-            return
-        text = message.get("text")
-        if text is not None:
-            # A character is at most 4 UTF-8 bytes: only long texts need encoding.
-            if len(text) > MAX_FRAME_BYTES // 4 and len(text.encode()) > MAX_FRAME_BYTES:
-                return await self._close(CLOSE_TOO_BIG)
-            return await self._receive_text(text)
-        data = message.get("bytes") or b""
-        if len(data) > MAX_FRAME_BYTES:
-            return await self._close(CLOSE_TOO_BIG)
-        await self._error("binary_frame", "Send text frames: JSON or a plain-text message.")
-
-    async def _receive_text(self, text: str) -> None:
-        if not text.lstrip().startswith(("{", "[")):
-            # wscat and friends: a plain-text frame is a message body.
-            return await self._post(text, None)
-        try:
-            content = json.loads(text)
-        except ValueError as exc:
-            return await self._error("invalid_json", f"Invalid JSON: {exc}")
-        except RecursionError:
-            # 64 KiB of '[' nest deeper than the parser's recursion limit.
-            return await self._error("invalid_json", "Invalid JSON: nested too deep.")
-        if not isinstance(content, dict):
-            return await self._error("invalid_json", "A JSON frame must be an object.")
-        await self.receive_json(content)
-
-    async def receive_json(self, content: dict[str, Any], **kwargs) -> None:
-        kind = content.get("type")
-        if kind == "message":
-            return await self._post(content.get("body"), content.get("client_id"))
-        if kind == "history":
-            before = content.get("before")
-            if before is not None and not _is_id(before):
-                return await self._error("bad_field", "'before' must be a message id.")
-            if not await self._replay_allowed():
-                return None
-            return await self._history(before)
-        if kind == "resume":
-            after = content.get("after")
-            if not _is_id(after):
-                return await self._error("bad_field", "'after' must be a message id (or 0).")
-            if not await self._replay_allowed():
-                return None
-            return await self._resume(after)
-        if kind == "typing":
-            return await self._typing()
-        await self._error(
-            "unknown_type", f"Unknown type {kind!r}: use message, history, resume or typing."
-        )
-
-    async def _error(self, code: str, detail: str, **extra: Any) -> None:
-        frame = {"type": "error", "code": code, "detail": detail, **extra}
-        await self.send(text_data=_dumps(frame))
-
-    async def _replay_allowed(self) -> bool:
-        """Take a replay token (comms.throttle); answer `rate_limited` when none is left."""
-        if self._replays is None or self._replays.try_take():
-            return True
-        wait = round(self._replays.wait_seconds(), 2)
-        await self._error(
-            "rate_limited", "Too many history/resume requests; retry later.", retry_after=wait
-        )
-        return False
-
-    @staticmethod
-    def _naming(client_id: Any) -> dict[str, str]:
-        """Name a refused message's valid client_id in its error.
-
-        The sender can then mark exactly that message failed and not resend it.
-        """
-        if isinstance(client_id, str) and 0 < len(client_id) <= CLIENT_ID_MAX_CHARS:
-            return {"client_id": client_id}
-        return {}
+    # Posting and ephemeral frames -------------------------------------------------
 
     async def _post(self, body: Any, client_id: Any) -> None:
         try:
@@ -524,66 +280,6 @@ class TeamRoomConsumer(AsyncJsonWebsocketConsumer):
                 else:
                     # Newer than what this socket has sent: send the room up to it, in order.
                     await self._catch_up()
-
-    async def _history(self, before: int | None) -> None:
-        messages, has_more = await database_sync_to_async(message_history)(
-            team=self.team, before=before
-        )
-        await self.send(
-            text_data=_dumps(
-                {
-                    "type": "history",
-                    "before": before,
-                    "messages": [message_json(m, team_slug=self.team.slug) for m in messages],
-                    "has_more": has_more,
-                }
-            )
-        )
-
-    async def _resume(self, after: int) -> None:
-        """Send the messages after `after` not yet sent on this socket, then go on live.
-
-        Those are the ids between `after` and `sent_low` (older than the join history)
-        and those after `floor`; then everything from `after` on counts as sent.
-        """
-        async with self._replay_lock:
-            cursor = after
-            while True:
-                if self.sent_low - 1 <= cursor < self.floor:
-                    cursor = self.floor  # skip what this socket has sent
-                batch = await database_sync_to_async(message_after)(
-                    team=self.team, after=cursor, limit=RESUME_CHUNK
-                )
-                fresh = [
-                    m
-                    for m in batch
-                    if not self.sent_low <= m.id <= self.floor and m.id not in self._sent_below
-                ]
-                # A short page reached the newest message: nothing more to read.
-                more = len(batch) == RESUME_CHUNK
-                if batch:
-                    cursor = batch[-1].id
-                if not more or cursor >= self.floor:
-                    # Past the sent range: the replay holds every room id up to `cursor`.
-                    self.floor = max(self.floor, cursor)
-                await self.send(
-                    text_data=_dumps(
-                        {
-                            "type": "resume",
-                            "after": after,
-                            "messages": [message_json(m, team_slug=self.team.slug) for m in fresh],
-                            "more": more,
-                        }
-                    )
-                )
-                if not more:
-                    break
-                if self._replays is not None:
-                    # Each further page waits for a token: a long gap is paced, not refused.
-                    await self._replays.take()
-            self.sent_low = min(self.sent_low, after + 1)
-            self._sent_below = {i for i in self._sent_below if i < self.sent_low}
-            await self._release_held()
 
     async def _typing(self) -> None:
         now = time.monotonic()

@@ -7,7 +7,7 @@ publisher:
 - `{"event": "message", "id": <message id>, "prev": <the room's previous message id
   or 0>, "data": "<message JSON>"}` (`message_event`; the frame is `message_json`,
   also the history API's item). `prev` lets a socket deliver a room's messages in
-  id order and notice one that is late or lost (comms.consumers).
+  id order and notice one that is late or lost (comms.delivery).
 - `{"event": "typing", "id": None, "origin": <presence id>, "data": "<typing JSON>"}`
   (`typing_event`; not stored, not sent back to the socket it came from).
 - `{"event": "presence", "id": None, "origin": <presence id or None>, "data": ...}`

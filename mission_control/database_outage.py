@@ -74,8 +74,8 @@ def server_error(request: HttpRequest) -> HttpResponse:
 
 
 def _close_code(send) -> int:
-    # daphne (autobahn) cannot send 1013 and turns it into 1011: see comms.consumers.
-    from comms.consumers import _served_by_daphne
+    # daphne (autobahn) cannot send 1013 and turns it into 1011: see comms.frames.
+    from comms.frames import _served_by_daphne
 
     return 4013 if _served_by_daphne(send) else CLOSE_TRY_AGAIN_LATER
 
@@ -83,7 +83,7 @@ def _close_code(send) -> int:
 class _TrackedSend:
     """The server's send, noting accept and close.
 
-    A bound method whose object holds `real_send`, so comms.consumers can still
+    A bound method whose object holds `real_send`, so comms.frames can still
     tell daphne's send (which cannot send 1009 or 1013) through this wrapper.
     """
 

@@ -13,7 +13,7 @@ import pytest
 from asgiref.sync import sync_to_async
 from channels.testing import WebsocketCommunicator
 
-from comms.consumers import LATE_MESSAGE_WAIT
+from comms.delivery import LATE_MESSAGE_WAIT
 from comms.events import message_event
 from comms.models import Message
 from comms.services import message_post

@@ -100,7 +100,7 @@ async def test_history_and_resume_requests_are_throttled_per_socket(room, join, 
 
 
 async def test_a_long_resume_is_paced_not_refused(room, join, settings, monkeypatch):
-    monkeypatch.setattr("comms.consumers.RESUME_CHUNK", 5)
+    monkeypatch.setattr("comms.delivery.RESUME_CHUNK", 5)
     settings.CHAT_REPLAY_BURST = 2
     settings.CHAT_REPLAY_PER_SECOND = 20
 
