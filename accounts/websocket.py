@@ -20,6 +20,7 @@ class QueryTokenAuthMiddleware(BaseMiddleware):
     async def __call__(self, scope, receive, send):
         raw = query_token(scope.get("query_string", b"").decode("latin-1"))
         if raw is not None:
+            # Imported here: this module is imported by asgi.py before the apps are loaded.
             from django.contrib.auth.models import AnonymousUser
 
             user = await database_sync_to_async(token_user)(raw) if raw else None

@@ -25,7 +25,7 @@ def get_redis():
     loop = asyncio.get_running_loop()
     client = _clients.get(loop)
     if client is None:
-        import redis.asyncio
+        import redis.asyncio  # only with REDIS_URL: the embedded default never loads it
 
         pool = redis.asyncio.BlockingConnectionPool.from_url(
             settings.REDIS_URL,

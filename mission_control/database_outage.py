@@ -75,6 +75,8 @@ def server_error(request: HttpRequest) -> HttpResponse:
 
 def _close_code(send) -> int:
     # daphne (autobahn) cannot send 1013 and turns it into 1011: see comms.frames.
+    # Imported here: comms.frames loads Channels and Django models, which urls.py
+    # (handler500) must not need before the apps are ready.
     from comms.frames import _served_by_daphne
 
     return 4013 if _served_by_daphne(send) else CLOSE_TRY_AGAIN_LATER

@@ -43,7 +43,7 @@ async def _check_database() -> None:
 
 
 async def _check_redis() -> None:
-    import redis.asyncio
+    import redis.asyncio  # only with REDIS_URL: the embedded default never loads it
 
     client = redis.asyncio.from_url(
         settings.REDIS_URL,

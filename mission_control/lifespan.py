@@ -21,6 +21,8 @@ STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
 
 
 def _chain_stop_handlers(loop: asyncio.AbstractEventLoop) -> None:
+    # Imported here: streams.sse loads Django models, and asgi.py wraps the
+    # application before the apps are loaded.
     from streams.sse import drain_live_streams
 
     if threading.current_thread() is not threading.main_thread():

@@ -9,6 +9,8 @@ from django.urls import reverse
 from django.utils.html import format_html
 
 from .models import Alarm, AlarmLimits, Camera, Rover, RoverImage, TelemetryFrame
+from .services.alarms import alarm_acknowledge
+from .services.images import ImageRejected, image_delete, image_store
 
 
 def utc_seconds(value: datetime | None) -> str:
@@ -183,8 +185,6 @@ class AlarmAdmin(admin.ModelAdmin):
     @admin.action(description="Acknowledge selected alarms", permissions=["change"])
     def acknowledge(self, request, queryset):
         """Acknowledge each alarm as the admin user (announced like the dashboard's button)."""
-        from .services.alarms import alarm_acknowledge
-
         changed = 0
         for alarm in queryset.filter(acknowledged_at__isnull=True):
             _alarm, did = alarm_acknowledge(alarm=alarm, user=request.user)
@@ -216,8 +216,6 @@ class RoverImageAddForm(forms.ModelForm):
         self.user = None
 
     def clean(self):
-        from .services.images import ImageRejected, image_store
-
         cleaned = super().clean()
         upload = cleaned.get("upload")
         if self.errors or upload is None:
@@ -290,13 +288,9 @@ class RoverImageAdmin(admin.ModelAdmin):
         # Added images were stored (files, row, announcement) by image_store.
 
     def delete_model(self, request, obj):
-        from .services.images import image_delete
-
         image_delete(image=obj)
 
     def delete_queryset(self, request, queryset):
-        from .services.images import image_delete
-
         for image in queryset:
             image_delete(image=image)
 

@@ -34,7 +34,7 @@ def daphne_request(send: Send) -> Any | None:
     """Return the daphne `WebRequest` behind an ASGI `send`, or None under another server."""
     if not isinstance(send, functools.partial) or not send.args:
         return None
-    try:
+    try:  # daphne is only there under runserver; other servers never need it
         from daphne.http_protocol import WebRequest
         from daphne.server import Server
     except ImportError:

@@ -10,9 +10,11 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group, Permission
 from django.core.management.base import BaseCommand
 from django.db import transaction
+from PIL import Image, ImageDraw, ImageFilter
 
 from comms.models import Membership, Team
 from rover.models import AlarmLimits, Camera, Rover
+from rover.services.images import image_store
 
 DEMO_PASSWORD = "mission-control"  # noqa: S105 - the documented demo login
 # The demo's administrator (superuser) for running the mission from the admin: rovers'
@@ -83,8 +85,6 @@ class Command(BaseCommand):
                 team=team, user=operator, defaults={"role": Membership.Role.LEAD}
             )
         if not rover.images.exists():
-            from rover.services.images import image_store
-
             image_store(
                 rover=rover,
                 fileobj=io.BytesIO(mars_scene_jpeg()),
@@ -110,8 +110,6 @@ class Command(BaseCommand):
 
 def mars_scene_jpeg(width: int = 1600, height: int = 1200, *, seed: int = 2012) -> bytes:
     """Draw a Mars-like landscape (butterscotch sky, dunes, rocks) and return it as JPEG."""
-    from PIL import Image, ImageDraw, ImageFilter
-
     rng = random.Random(seed)
     horizon = int(height * 0.45)
     img = Image.new("RGB", (width, height))
