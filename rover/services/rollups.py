@@ -80,6 +80,17 @@ def _least(a: str, b: str) -> str:
     return f"{'LEAST' if connection.vendor == 'postgresql' else 'min'}({a}, {b})"
 
 
+def _with_mode(resolution: int, grouped: str) -> str:
+    """Wrap a grouped bucket query `g` with its resolution and the mode of its newest frame."""
+    fields = ", ".join(f"g.{column}" for column in COLUMNS[8:])
+    return (
+        f"SELECT g.rover_id, {resolution} AS resolution_s, g.bucket_start, g.frame_count, "  # noqa: S608 (identifiers and integer constants only)
+        f"g.offset_sum_s, g.seq_max, g.received_max, "
+        f"(SELECT m.mode FROM {FRAMES} m WHERE m.rover_id = g.rover_id AND m.seq = g.seq_max)"
+        f" AS mode, {fields} FROM ({grouped}) g"
+    )
+
+
 def _select_buckets(resolution: int, where: str) -> str:
     """Return a SELECT of the buckets of one resolution over the frames matching `where`."""
     start, offset = _bucket_sql("recorded_at", resolution)
@@ -88,15 +99,11 @@ def _select_buckets(resolution: int, where: str) -> str:
         f"MIN({name}) AS {name}_min, MAX({name}) AS {name}_max"
         for name in ROLLUP_FIELDS
     )
-    fields = ", ".join(f"g.{column}" for column in COLUMNS[8:])
-    return (
-        f"SELECT g.rover_id, {resolution} AS resolution_s, g.bucket_start, g.frame_count, "  # noqa: S608 (identifiers and integer constants only)
-        f"g.offset_sum_s, g.seq_max, g.received_max, "
-        f"(SELECT m.mode FROM {FRAMES} m WHERE m.rover_id = g.rover_id AND m.seq = g.seq_max)"
-        f" AS mode, {fields} FROM ("
-        f"SELECT rover_id, {start} AS bucket_start, COUNT(*) AS frame_count, "
+    return _with_mode(
+        resolution,
+        f"SELECT rover_id, {start} AS bucket_start, COUNT(*) AS frame_count, "  # noqa: S608 (identifiers and integer constants only)
         f"SUM({offset}) AS offset_sum_s, MAX(seq) AS seq_max, MAX(received_at) AS received_max, "
-        f"{measures} FROM {FRAMES} WHERE {where} GROUP BY rover_id, {start}) g"
+        f"{measures} FROM {FRAMES} WHERE {where} GROUP BY rover_id, {start}",
     )
 
 
@@ -109,16 +116,12 @@ def _select_coarser(resolution: int, source: int, where: str) -> str:
         f"MIN({name}_min) AS {name}_min, MAX({name}_max) AS {name}_max"
         for name in ROLLUP_FIELDS
     )
-    fields = ", ".join(f"g.{column}" for column in COLUMNS[8:])
-    return (
-        f"SELECT g.rover_id, {resolution} AS resolution_s, g.bucket_start, g.frame_count, "  # noqa: S608 (identifiers and integer constants only)
-        f"g.offset_sum_s, g.seq_max, g.received_max, "
-        f"(SELECT m.mode FROM {FRAMES} m WHERE m.rover_id = g.rover_id AND m.seq = g.seq_max)"
-        f" AS mode, {fields} FROM ("
-        f"SELECT rover_id, {start} AS bucket_start, SUM(frame_count) AS frame_count, "
+    return _with_mode(
+        resolution,
+        f"SELECT rover_id, {start} AS bucket_start, SUM(frame_count) AS frame_count, "  # noqa: S608 (identifiers and integer constants only)
         f"SUM(offset_sum_s + frame_count * {offset}) AS offset_sum_s, MAX(seq_max) AS seq_max, "
         f"MAX(received_max) AS received_max, {measures} FROM {ROLLUPS} "
-        f"WHERE resolution_s = {source} AND {where} GROUP BY rover_id, {start}) g"
+        f"WHERE resolution_s = {source} AND {where} GROUP BY rover_id, {start}",
     )
 
 
