@@ -8,13 +8,33 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+from typing import Self
 
 import httpx
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
 
-class SSEFollower:
+class _ResumingClient:
+    """A client whose reconnect loop (`_run`) runs as a task between start() and stop()."""
+
+    _task: asyncio.Task | None = None
+
+    def start(self) -> Self:
+        self._task = asyncio.ensure_future(self._run())
+        return self
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+
+    async def _run(self) -> None:
+        raise NotImplementedError
+
+
+class SSEFollower(_ResumingClient):
     """Follow a rover's telemetry stream; on any end, reconnect with Last-Event-ID.
 
     Every telemetry frame's seq is recorded (duplicates included, so a test can
@@ -33,16 +53,6 @@ class SSEFollower:
         self.connects = 0
         self.connected = asyncio.Event()
         self._task: asyncio.Task | None = None
-
-    def start(self) -> SSEFollower:
-        self._task = asyncio.ensure_future(self._run())
-        return self
-
-    async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
 
     async def _run(self) -> None:
         while True:
@@ -85,7 +95,7 @@ class SSEFollower:
                 await asyncio.sleep(0.02)
 
 
-class RoomMember:
+class RoomMember(_ResumingClient):
     """A team-room socket that, when closed, reconnects and sends `resume` from its last id.
 
     `ids` is every message id received, in order, with the join history of a
@@ -102,15 +112,8 @@ class RoomMember:
         self.socket = None
         self._task: asyncio.Task | None = None
 
-    def start(self) -> RoomMember:
-        self._task = asyncio.ensure_future(self._run())
-        return self
-
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+        await super().stop()
         if self.socket is not None:
             await self.socket.close()
 
