@@ -171,9 +171,13 @@ class SSESubscriber(asyncio.Protocol):
         if not self.ready.done() and b"retry: " in complete:
             self.ready.set_result(None)
         for match in ID_LINE.finditer(complete):
-            self.received.append((int(match.group(1)), now))
+            self.on_id(int(match.group(1)), now)
         if b"event: overflow" in complete:
             self.overflowed = True
+
+    def on_id(self, event_id: int, now: float) -> None:
+        """Record an event id and its receipt time (bench/soak.py counts instead of keeping)."""
+        self.received.append((event_id, now))
 
 
 async def connect_all(port: int, path: str, token: str, count: int) -> list[SSESubscriber]:

@@ -12,7 +12,7 @@ from typing import Self
 
 import httpx
 from websockets.asyncio.client import connect
-from websockets.exceptions import ConnectionClosed
+from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus
 
 
 class _ResumingClient:
@@ -108,6 +108,8 @@ class RoomMember(_ResumingClient):
         self.ids: list[int] = []
         self.presence: list[dict] = []
         self.close_codes: list[int | None] = []
+        # Connects that failed: refused handshakes ("HTTP 502"), timeouts, resets.
+        self.errors: list[str] = []
         self.joined = asyncio.Event()
         self.socket = None
         self._task: asyncio.Task | None = None
@@ -141,8 +143,10 @@ class RoomMember(_ResumingClient):
                     self.close_codes.append(socket.close_code)
             except ConnectionClosed as closed:
                 self.close_codes.append(closed.rcvd.code if closed.rcvd else None)
-            except OSError:
-                pass
+            except InvalidStatus as refused:
+                self.errors.append(f"HTTP {refused.response.status_code}")
+            except (OSError, InvalidHandshake) as exc:
+                self.errors.append(f"{type(exc).__name__}: {exc}"[:120])
             self.joined.clear()
             await asyncio.sleep(0.05)
 
