@@ -229,9 +229,11 @@ class Load:
             await asyncio.sleep(0.2)
 
     async def uploads(self, client: httpx.AsyncClient, until: float) -> None:
-        while time.monotonic() < until:
-            await asyncio.sleep(self.plan.upload_every)
+        next_at = time.monotonic() + self.plan.upload_every
+        while next_at < until:
+            await asyncio.sleep(max(0.0, next_at - time.monotonic()))
             await self.upload(client, 160)
+            next_at += self.plan.upload_every
 
 
 def _labels(stack: ProductionStack) -> dict[int, str]:
