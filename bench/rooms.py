@@ -4,7 +4,8 @@
     .venv/bin/python bench/rooms.py --only hub --only seed --duration 5   # quicker
 
 Creates the PostgreSQL database mc_bench_rooms (dropped first), starts two uvicorn
-workers with production settings over real Redis (`--workers 1`: one), and spreads
+workers (`--server`: another of bench/common.py's SERVER_CONFIGS) with production
+settings over real Redis (`--workers 1`: one), and spreads
 the client sockets over them (even sockets on worker A, odd on B) from a few client
 processes. For each consumer (`/ws/comms/` = the product, `/ws/naive/` = the
 tutorial's one group member per socket, and the seed: its FastAPI in-memory
@@ -39,7 +40,13 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.common import production_env, recreate_database  # noqa: E402
+from bench.common import (  # noqa: E402
+    SERVER_CONFIGS,
+    ServerTree,
+    bench_server,
+    production_env,
+    recreate_database,
+)
 from testing.servers import ServerProcess  # noqa: E402
 
 PYTHON = sys.executable
@@ -101,13 +108,17 @@ def prepare_database(args) -> dict[str, list[tuple[str, str]]]:
 
 
 def start_server(args, name: str, application: str = "bench.rooms_asgi:application"):
-    """Start one uvicorn worker with production settings; its log is LOG_DIR/server-<name>.log."""
-    return ServerProcess(
-        server="uvicorn",
+    """Start one worker (`--server`, uvicorn by default) with production settings.
+
+    Its log is LOG_DIR/server-<name>.log.
+    """
+    kind = SERVER_CONFIGS[args.server][0]
+    return bench_server(
+        args.server,
         application=application,
         env=server_env(args),
         log_path=LOG_DIR / f"server-{name}.log",
-        options=["--ws", args.ws],
+        extra=["--ws", args.ws] if kind == "uvicorn" else [],
     ).start()
 
 
@@ -381,7 +392,7 @@ def measure(args, rooms, servers: list[ServerProcess], path: str, tag: str) -> d
     for conn in pipes:
         kind, _ = conn.recv()
         assert kind == "ready"
-    cpu = [psutil.Process(pid) for pid in dict.fromkeys(s.pid for s in servers)]
+    cpu = [ServerTree(pid) for pid in dict.fromkeys(s.pid for s in servers)]
 
     def server_cpu() -> float:
         return sum(sum(p.cpu_times()[:2]) for p in cpu)
@@ -462,6 +473,7 @@ def main() -> None:
     parser.add_argument(
         "--ws", default="auto", help="uvicorn's WebSocket implementation (all servers)"
     )
+    parser.add_argument("--server", choices=sorted(SERVER_CONFIGS), default="uvicorn")
     args = parser.parse_args()
 
     LOG_DIR.mkdir(parents=True, exist_ok=True)
@@ -507,7 +519,7 @@ def print_table(args, results) -> None:
     print(
         f"{args.rooms} rooms x {args.members} members, {args.rate:g} msg/s "
         f"({offered:,.0f} deliveries/s offered) for {args.duration:g} s; burst {args.burst} "
-        f"messages into one room; {args.workers} uvicorn worker(s) (the seed: 1), Redis, "
+        f"messages into one room; {args.workers} {args.server} worker(s) (the seed: 1), Redis, "
         f"PostgreSQL, {os.cpu_count()} cores"
     )
     header = (

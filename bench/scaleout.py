@@ -1,6 +1,7 @@
 """Scale-out on this machine, through `make serve`'s script: SSE fan-out by worker count, downloads.
 
     .venv/bin/python bench/scaleout.py [--workers 1 2 4] [--subs 1000] [--rates 10 20 40 80]
+    .venv/bin/python bench/scaleout.py --only downloads     # the download table only
 
 Every stack is started by scripts/serve.py (what `make serve` runs): nginx on a
 free port in front of N uvicorn workers over PostgreSQL and Redis, each on its own
@@ -15,7 +16,8 @@ summary gives the highest deliveries/s whose p99 stayed under 100 ms.
 Downloads: one 50 MB image (bench/images.py's noise PNG), fetched with curl through
 nginx with X-Accel-Redirect (nginx sends it after the worker's access check), with
 the worker streaming it (IMAGE_ACCEL_REDIRECT=false), and from nginx directly (the
-same bytes under /static/), 1 and 8 clients at a time.
+same bytes under /static/), 1 and 8 clients at a time: the median of `--repeat`
+rounds after a warm-up, the direct and X-Accel cases taking turns in each round.
 """
 
 from __future__ import annotations
@@ -144,7 +146,13 @@ def sse_part(args) -> list[tuple[int, list[dict], float]]:
     return results
 
 
-def downloads_part(args) -> list[tuple[str, int, float]]:
+def downloads_part(args) -> list[tuple[str, int, float, float]]:
+    """Return (how, clients, median MB/s, median first-byte ms) per download case.
+
+    One warm-up download per case first (a fresh worker's first request opens its
+    database pool); then `--repeat` rounds, each fetching every case in turn, so
+    the X-Accel and direct figures of a round share the machine's load.
+    """
     WORK.mkdir(parents=True, exist_ok=True)
     image = WORK / "50MB.png"
     if not image.exists():
@@ -161,30 +169,56 @@ def downloads_part(args) -> list[tuple[str, int, float]]:
                     timeout=120,
                 )
             upload.raise_for_status()
-            path = upload.json()["url"]
             worker = psutil.Process(next(iter(running.worker_pids())))
             token = running.tokens["alice"]
-            name = "nginx + X-Accel-Redirect" if accel == "true" else "worker streams it"
             if accel == "true":
                 direct = Path(running.env()["STATIC_ROOT"]) / "bench-direct"
                 direct.mkdir(exist_ok=True)
                 shutil.copy(image, direct / "50MB.png")
-            for clients in args.clients:
-                result = measure(running.port, worker, path, token, clients=clients, cap=args.cap)
-                rows.append((name, clients, result.mbps))
+                cases = [
+                    ("nginx serves the file directly", "/static/bench-direct/50MB.png"),
+                    ("nginx + X-Accel-Redirect", upload.json()["url"]),
+                ]
+            else:
+                cases = [("worker streams it", upload.json()["url"])]
+            try:
+                for clients in args.clients:
+                    for _name, path in cases:
+                        measure(running.port, worker, path, token, clients=1, cap=args.cap)
+                    runs: dict[str, list] = {name: [] for name, _ in cases}
+                    for _ in range(args.repeat):
+                        for name, path in cases:
+                            runs[name].append(
+                                measure(
+                                    running.port, worker, path, token, clients=clients, cap=args.cap
+                                )
+                            )
+                    for name, results in runs.items():
+                        rows.append(
+                            (
+                                name,
+                                clients,
+                                statistics.median(r.mbps for r in results),
+                                statistics.median(r.first_byte_ms for r in results),
+                            )
+                        )
+            finally:
                 if accel == "true":
-                    result = measure(
-                        running.port,
-                        worker,
-                        "/static/bench-direct/50MB.png",
-                        token,
-                        clients=clients,
-                        cap=args.cap,
-                    )
-                    rows.append(("nginx serves the file directly", clients, result.mbps))
+                    # collectstatic of a later stack would otherwise compress 50 MB of noise.
+                    shutil.rmtree(direct, ignore_errors=True)
         finally:
             running.stop()
     return rows
+
+
+def print_downloads(rows: list[tuple[str, int, float, float]], repeat: int) -> None:
+    print(f"\nDownloads of a 50 MB image through nginx (curl; median of {repeat} rounds)\n")
+    print("| how | clients | MB/s | of nginx direct | first byte (median) |")
+    print("|---|---:|---:|---:|---:|")
+    direct = {c: mbps for name, c, mbps, _ in rows if name.startswith("nginx serves")}
+    for name, clients, mbps, first in rows:
+        share = f"{mbps / direct[clients]:.0%}" if direct.get(clients) else ""
+        print(f"| {name} | {clients} | {mbps:,.0f} | {share} | {first:.1f} ms |")
 
 
 def main() -> None:
@@ -195,9 +229,14 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=8)
     parser.add_argument("--clients", type=int, nargs="+", default=[1, 8])
     parser.add_argument("--cap", type=float, default=10, help="seconds per curl at most")
+    parser.add_argument("--repeat", type=int, default=7, help="download rounds (median)")
     parser.add_argument("--skip-sse", action="store_true")
     parser.add_argument("--skip-downloads", action="store_true")
+    parser.add_argument("--only", choices=["sse", "downloads"], help="run one part only")
     args = parser.parse_args()
+    if args.only:
+        args.skip_sse = args.only != "sse"
+        args.skip_downloads = args.only != "downloads"
     sse = [] if args.skip_sse else sse_part(args)
     if sse:
         print(f"\nSSE through nginx, {args.subs} subscribers, {args.seconds:g} s per rate\n")
@@ -217,11 +256,7 @@ def main() -> None:
             print(f"| {workers} | {best} | {cores:.2f} |", flush=True)
     downloads = [] if args.skip_downloads else downloads_part(args)
     if downloads:
-        print("\nDownloads of a 50 MB image through nginx (curl, MB/s)\n")
-        print("| how | clients | MB/s |")
-        print("|---|---:|---:|")
-        for name, clients, mbps in downloads:
-            print(f"| {name} | {clients} | {mbps:,.0f} |")
+        print_downloads(downloads, args.repeat)
     print(f"\n({time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, {os.cpu_count()} cores)")
 
 

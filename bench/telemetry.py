@@ -3,7 +3,8 @@
     .venv/bin/python bench/telemetry.py            # 1,000 subs @ 10 Hz, 20 s; 5,000 idle
 
 Creates the PostgreSQL database mc_bench_telemetry (dropped first), and for each
-phase starts ONE uvicorn worker with production settings over real Redis
+phase starts ONE worker (uvicorn; `--server` picks another of bench/common.py's
+SERVER_CONFIGS) with production settings over real Redis
 (DJANGO_SETTINGS_MODULE=bench.telemetry_settings: production plus the naive view):
 
 1. hub: `subs` SSE subscribers on `/rovers/curiosity/telemetry/stream` (the
@@ -43,12 +44,18 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
-import psutil
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.common import PG, production_env, recreate_database  # noqa: E402
+from bench.common import (  # noqa: E402
+    PG,
+    SERVER_CONFIGS,
+    ServerTree,
+    bench_server,
+    production_env,
+    recreate_database,
+)
 from testing.servers import ServerProcess  # noqa: E402
 
 PYTHON = sys.executable
@@ -118,12 +125,12 @@ def reset_frames(args) -> None:
 
 
 def start_server(args, name: str) -> ServerProcess:
-    """Start one uvicorn worker with production settings; its log is LOG_DIR/server-<name>.log."""
-    return ServerProcess(
-        server="uvicorn",
-        env=server_env(args),
-        log_path=LOG_DIR / f"server-{name}.log",
-        options=["--log-level", "warning", "--backlog", "8192"],
+    """Start one worker (`--server`, uvicorn by default) with production settings.
+
+    Its log is LOG_DIR/server-<name>.log.
+    """
+    return bench_server(
+        args.server, env=server_env(args), log_path=LOG_DIR / f"server-{name}.log"
     ).start()
 
 
@@ -240,7 +247,7 @@ async def ingest(
     return sent
 
 
-def rss(proc: psutil.Process) -> int:
+def rss(proc: ServerTree) -> int:
     return proc.memory_info().rss
 
 
@@ -252,7 +259,7 @@ async def live_phase(args, tokens: tuple[str, str], name: str, path: str, ingest
     reset_frames(args)
     server_process = start_server(args, name)
     port = server_process.port
-    server = psutil.Process(server_process.pid)
+    server = ServerTree(server_process.pid)
     ingest_token, viewer_token = tokens
     try:
         warm = await connect_all(port, path, viewer_token, 20)
@@ -347,7 +354,7 @@ async def idle_phase(args, tokens: tuple[str, str]) -> dict:
     reset_frames(args)
     server_process = start_server(args, "idle")
     port = server_process.port
-    server = psutil.Process(server_process.pid)
+    server = ServerTree(server_process.pid)
     try:
         warm = await connect_all(port, PRODUCT_PATH, tokens[1], 20)
         close_all(warm)
@@ -376,7 +383,7 @@ async def idle_phase(args, tokens: tuple[str, str]) -> dict:
 def print_report(args, live: list[dict], idle: dict | None) -> None:
     print()
     print(
-        f"Live telemetry: {args.subs} SSE subscribers on one uvicorn worker, "
+        f"Live telemetry: {args.subs} SSE subscribers on one {args.server} worker, "
         f"{args.rate:g} Hz for {args.duration:g} s (PostgreSQL, Redis, production settings)"
     )
     print()
@@ -433,6 +440,7 @@ def main() -> None:
     parser.add_argument("--burst", type=int, default=50, help="frames in the burst POST")
     parser.add_argument("--skip-naive", action="store_true")
     parser.add_argument("--redis-url", default="redis://127.0.0.1:6379/0")
+    parser.add_argument("--server", choices=sorted(SERVER_CONFIGS), default="uvicorn")
     args = parser.parse_args()
     _soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))

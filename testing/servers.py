@@ -1,6 +1,7 @@
 """Real ASGI server processes for the test suite and the benchmarks.
 
-One way to start daphne or uvicorn on a free port of 127.0.0.1, wait until it
+One way to start daphne or uvicorn (or, for bench/servers.py, Granian or gunicorn
+with uvicorn workers) on a free port of 127.0.0.1, wait until it
 listens, and stop it: the root conftest's `server_process` fixture and every
 `bench/*.py` script use it. It imports neither pytest nor Django; the caller
 passes the whole environment (settings module, database, Redis), so a test server
@@ -22,7 +23,8 @@ from typing import Literal
 ROOT = Path(__file__).resolve().parent.parent
 APPLICATION = "mission_control.asgi:application"
 HOST = "127.0.0.1"
-ServerName = Literal["daphne", "uvicorn"]
+ServerName = Literal["daphne", "uvicorn", "granian", "gunicorn"]
+SERVERS = ("daphne", "uvicorn", "granian", "gunicorn")
 
 
 def free_port() -> int:
@@ -51,8 +53,8 @@ class ServerProcess:
         options: Sequence[str] = (),
         port: int | None = None,
     ) -> None:
-        if server not in ("daphne", "uvicorn"):
-            raise ValueError(f"unknown server {server!r}: daphne or uvicorn")
+        if server not in SERVERS:
+            raise ValueError(f"unknown server {server!r}: one of {', '.join(SERVERS)}")
         self.server = server
         self.application = application
         self.options = list(options)
@@ -84,6 +86,34 @@ class ServerProcess:
                 str(self.port),
                 "--no-access-log",
                 *self.options,
+            ]
+        if self.server == "granian":
+            # Granian's access log is off unless asked for; the options carry its tuning.
+            return [
+                sys.executable,
+                "-m",
+                "granian",
+                "--interface",
+                "asgi",
+                "--host",
+                HOST,
+                "--port",
+                str(self.port),
+                *self.options,
+                self.application,
+            ]
+        if self.server == "gunicorn":
+            # gunicorn as the process manager, each worker uvicorn's own server (uvicorn-worker).
+            return [
+                sys.executable,
+                "-m",
+                "gunicorn",
+                "--worker-class",
+                "uvicorn_worker.UvicornWorker",
+                "--bind",
+                f"{HOST}:{self.port}",
+                *self.options,
+                self.application,
             ]
         return [
             sys.executable,
