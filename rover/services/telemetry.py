@@ -27,6 +27,7 @@ from streams.hub import publish_stored
 from ..events import frame_event, rover_stream
 from ..models import Rover, RoverMode, TelemetryFrame
 from .alarms import alarms_evaluate, link_watchdog_ensure
+from .partitions import partitions_ensure_ahead
 from .rollups import telemetry_rollups_add
 
 MAX_BATCH_FRAMES = 1000
@@ -174,8 +175,10 @@ def telemetry_store(
     step: two workers receiving the same retry never both store or both publish
     a frame. `bulk_create(ignore_conflicts=True)` alone would keep the table
     right but could not say which rows this request inserted, so a concurrent
-    duplicate would be published twice. The unique constraints remain the last
-    guard.
+    duplicate would be published twice. This check is what refuses a duplicate
+    seq: on PostgreSQL the frames table is partitioned by `recorded_at`, and its
+    unique constraints include that column (rover.services.partitions), so they
+    only refuse an exact repeat (same seq and same time).
 
     The new frames take the rover's next ingest ids (`Rover.last_ingest_id` + 1,
     + 2, ..., in seq order within the request). The lock is held until commit,
@@ -193,6 +196,7 @@ def telemetry_store(
         else:
             seen.add(frame["seq"])
             unique.append(frame)
+    partitions_ensure_ahead()
     with transaction.atomic():
         # Take ids for every frame first: that update is also the row lock, so the
         # common case (nothing retried) costs no statement more than a plain lock.
