@@ -111,6 +111,11 @@ def partition_create(cursor, start: datetime) -> str:
 @contextmanager
 def _lock_timeout(cursor) -> Iterator[None]:
     """Wait at most LOCK_TIMEOUT for locks inside the block, then restore the setting."""
+    # Rows inserted earlier in the same transaction (a caller's, or a test's)
+    # queue deferred foreign-key checks, and PostgreSQL refuses to alter or drop
+    # a table while any are pending: run them now. On its own transaction this
+    # does nothing.
+    cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
     cursor.execute("SELECT current_setting('lock_timeout')")
     before = cursor.fetchone()[0]
     cursor.execute("SELECT set_config('lock_timeout', %s, true)", [LOCK_TIMEOUT])

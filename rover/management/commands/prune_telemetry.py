@@ -5,6 +5,9 @@ so they are kept longer than raw frames: `--rollups-older-than`, by default the
 TELEMETRY_ROLLUP_RETENTION setting, and never shorter than `--older-than`.
 The frame cutoff is rounded down to a whole rollup bucket, so a bucket never
 loses part of its frames and a rebuild from the remaining frames stays exact.
+On PostgreSQL the weekly partitions that end by the cutoff are dropped whole
+(rover.services.partitions); rows are deleted only in the week the cutoff
+falls in and in the DEFAULT partition (or all of them with --rover).
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from rover.models import Rover, TelemetryFrame
+from rover.services.partitions import is_partitioned, partitions_drop_before
 from rover.services.rollups import ROLLUP_RESOLUTIONS, floor_time, telemetry_rollups_prune
 
 UNITS = {"d": "days", "h": "hours", "m": "minutes"}
@@ -78,22 +82,35 @@ class Command(BaseCommand):
         frames = TelemetryFrame.objects.filter(recorded_at__lt=cutoff)
         if rover_obj is not None:
             frames = frames.filter(rover=rover_obj)
+        # Whole weeks go by DROP TABLE (PostgreSQL); a week holds every rover's
+        # frames, so pruning one rover deletes rows instead.
+        whole = rover_obj is None and is_partitioned()
+        dropped, weeks = (
+            partitions_drop_before(cutoff=cutoff, dry_run=dry_run) if whole else (0, [])
+        )
+        dropped_note = f" ({dropped} by dropping {len(weeks)} weekly partition(s))" if weeks else ""
         if dry_run:
             count = frames.count()
             self.stdout.write(
-                f"Would delete {count} telemetry frame(s) recorded before {cutoff:%Y-%m-%d %H:%M}Z."
+                f"Would delete {count} telemetry frame(s) recorded before "
+                f"{cutoff:%Y-%m-%d %H:%M}Z{dropped_note}."
             )
             return
-        deleted = 0
-        # Short transactions of one batch each, so ingest is never blocked for long.
+        deleted = dropped
+        # The rest (the boundary week, DEFAULT, or one rover's frames): short
+        # transactions of one batch each, so ingest is never blocked for long.
+        # recorded_at in the delete lets PostgreSQL skip the later partitions.
         while True:
             with transaction.atomic():
                 ids = list(frames.order_by("pk").values_list("pk", flat=True)[:batch_size])
                 if not ids:
                     break
-                deleted += TelemetryFrame.objects.filter(pk__in=ids).delete()[0]
+                deleted += TelemetryFrame.objects.filter(
+                    pk__in=ids, recorded_at__lt=cutoff
+                ).delete()[0]
         self.stdout.write(
-            f"Deleted {deleted} telemetry frame(s) recorded before {cutoff:%Y-%m-%d %H:%M}Z."
+            f"Deleted {deleted} telemetry frame(s) recorded before "
+            f"{cutoff:%Y-%m-%d %H:%M}Z{dropped_note}."
         )
         if rollup_age is None:
             self.stdout.write("Rollups are kept (TELEMETRY_ROLLUP_RETENTION is empty).")
