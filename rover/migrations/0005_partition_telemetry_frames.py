@@ -51,7 +51,7 @@ def _rebuild(schema_editor, *, partitioned: bool) -> None:
     from rover.services.partitions import (
         DEFAULT_PARTITION,
         WEEK,
-        _horizon,
+        partition_horizon,
         partition_create,
         week_start,
     )
@@ -76,7 +76,7 @@ def _rebuild(schema_editor, *, partitioned: bool) -> None:
             weeks = {week_start(row[0]) for row in cursor.fetchall()}
             now = timezone.now()
             start = week_start(now)
-            while start <= _horizon(now):
+            while start <= partition_horizon(now):
                 weeks.add(start)
                 start += WEEK
             for start in sorted(weeks):

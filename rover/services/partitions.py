@@ -123,7 +123,7 @@ def _lock_timeout(cursor) -> Iterator[None]:
     cursor.execute("SELECT set_config('lock_timeout', %s, true)", [before])
 
 
-def _horizon(now: datetime) -> datetime:
+def partition_horizon(now: datetime) -> datetime:
     """Return the latest time a frame may carry now, plus the weeks kept ahead."""
     return now + timedelta(seconds=settings.TIMESTAMP_MAX_FUTURE_SECONDS) + WEEKS_AHEAD * WEEK
 
@@ -175,7 +175,7 @@ def partitions_ensure_ahead() -> None:
     if not is_partitioned():
         _ready_until = datetime.max.replace(tzinfo=UTC)
         return
-    until = _horizon(now)
+    until = partition_horizon(now)
     try:
         partitions_ensure(until=until)
     except DatabaseError:

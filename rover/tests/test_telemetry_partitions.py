@@ -238,3 +238,18 @@ def test_two_workers_ingesting_the_same_seqs_at_once_store_each_seq_once():
     assert len(duplicates) == rounds * (workers - 1)
     ids = sorted(rover.frames.values_list("ingest_id", flat=True))
     assert ids == list(range(1, rounds + 1))
+
+
+@postgres_only
+def test_the_command_creates_weeks_from_a_date_for_a_bulk_load_and_lists_them(rover):
+    since = timezone.now() - 3 * WEEK
+    store(rover, [frame(1, recorded_at=since.isoformat())])
+    assert located() == {1: DEFAULT_PARTITION}
+    out = io.StringIO()
+    call_command("telemetry_partitions", "--since", f"{since:%Y-%m-%d}", stdout=out)
+    assert "Created 3 partition(s)." in out.getvalue()
+    assert (
+        f"{partition_name(week_start(since))}: {week_start(since):%Y-%m-%d} to " in out.getvalue()
+    )
+    assert located() == {1: partition_name(week_start(since))}
+    assert f"{DEFAULT_PARTITION}: 0 frame(s)" in out.getvalue()

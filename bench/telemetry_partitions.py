@@ -1,0 +1,173 @@
+"""Retention by dropping a weekly partition against deleting its rows (PostgreSQL).
+
+    .venv/bin/python bench/telemetry_partitions.py            # 2 days at 10 Hz per week
+    .venv/bin/python bench/telemetry_partitions.py --days 1   # a smaller run
+
+Creates the PostgreSQL database mc_bench_partitions (dropped first, and again at
+the end unless --keep), migrates it (the frames table is partitioned by week),
+makes the weeks from six weeks ago with `manage.py telemetry_partitions`, and
+seeds three weeks A, B, C (six, five and four weeks ago) with the same frames:
+--days days at 10 Hz from each Monday, one rover. Then, with production settings:
+
+1. `prune_telemetry --rover curiosity` up to the end of A: with --rover it deletes
+   rows in batches, as every prune did before partitions; then VACUUM of A, which
+   a DELETE leaves to do (autovacuum would run it).
+2. `prune_telemetry` up to the end of B: B is dropped whole.
+3. `prune_telemetry` up to the middle of C's frames: the boundary week, rows
+   deleted. Then, with nothing left below the cutoff, the statements a prune
+   runs on the boundary week (its dry-run count and its batch select) are
+   timed with EXPLAIN ANALYZE, without and then with a BRIN index on
+   recorded_at (its build time and size are printed).
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import re
+import subprocess
+import sys
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from bench.common import PG, production_env, recreate_database  # noqa: E402
+
+PYTHON = sys.executable
+DB_NAME = "mc_bench_partitions"
+RATE_HZ = 10
+WEEK = timedelta(days=7)
+
+
+def manage(*args: str) -> str:
+    env = production_env(settings_module="mission_control.settings.production", database=DB_NAME)
+    done = subprocess.run(
+        [PYTHON, "manage.py", *args], cwd=ROOT, env=env, check=True, capture_output=True, text=True
+    )
+    return done.stdout
+
+
+def psql(sql: str) -> str:
+    done = subprocess.run(
+        ["psql", *PG, "-X", "-q", "-At", "-v", "ON_ERROR_STOP=1", "-d", DB_NAME, "-c", sql],
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    return done.stdout.strip()
+
+
+def week_start(moment: datetime) -> datetime:
+    day = moment.astimezone(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+    return day - timedelta(days=day.weekday())
+
+
+def seed(rover_id: int, start: datetime, first_seq: int, frames: int) -> None:
+    """Insert `frames` frames at 10 Hz from `start`, seqs from first_seq."""
+    # Only integers and a timestamp this script computed are interpolated.
+    psql(f"""
+        INSERT INTO rover_telemetryframe (rover_id, seq, ingest_id, recorded_at, received_at,
+            battery_pct, signal_dbm, temp_internal_c, mode)
+        SELECT {rover_id}, s, s, t, t + interval '2 s', 50 + 30 * sin(s / 9000.0),
+            -95 + 20 * sin(s / 3000.0), 15 + 10 * sin(s / 50000.0), 'driving'
+        FROM generate_series({first_seq}, {first_seq + frames - 1}) AS s,
+            LATERAL (SELECT timestamptz '{start.isoformat()}'
+                + (s - {first_seq}) * interval '100 ms' AS t) AS ts
+    """)  # noqa: S608
+
+
+def prune(until: datetime, now: datetime, *extra: str) -> tuple[float, str]:
+    """Run prune_telemetry with its cutoff at `until` rounded down to the hour.
+
+    `until` should be half an hour past a whole hour, so the command's own clock
+    (a little later than `now`) rounds to the same hour.
+    """
+    minutes = math.floor((now - until) / timedelta(minutes=1))
+    started = time.monotonic()
+    out = manage("prune_telemetry", "--older-than", f"{minutes}m", *extra)
+    return time.monotonic() - started, out.strip().splitlines()[0]
+
+
+def explain_ms(sql: str) -> float:
+    plan = psql(f"EXPLAIN (ANALYZE, FORMAT TEXT) {sql}")
+    return float(re.search(r"Execution Time: ([\d.]+) ms", plan)[1])
+
+
+def timed_psql(sql: str) -> float:
+    started = time.monotonic()
+    psql(sql)
+    return time.monotonic() - started
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--days", type=float, default=2.0, help="days of 10 Hz frames per week")
+    parser.add_argument("--keep", action="store_true", help="keep the database afterwards")
+    args = parser.parse_args()
+    frames = int(args.days * 86_400 * RATE_HZ)
+    now = datetime.now(UTC)
+    a, b, c = (week_start(now) - n * WEEK for n in (6, 5, 4))
+    recreate_database(DB_NAME)
+    try:
+        manage("migrate", "--noinput", "-v", "0")
+        psql(
+            "INSERT INTO rover_rover (slug, name, description, created_at, last_ingest_id, "
+            "stale_after_seconds) VALUES ('curiosity', 'Curiosity', '', now(), 0, 10)"
+        )
+        rover_id = int(psql("SELECT id FROM rover_rover WHERE slug = 'curiosity'"))
+        manage("telemetry_partitions", "--since", f"{a:%Y-%m-%d}")
+        print(f"Seeding {frames:,} frames into each of the weeks of {a:%Y-%m-%d}, "
+              f"{b:%Y-%m-%d}, {c:%Y-%m-%d} ...", flush=True)  # fmt: skip
+        for index, start in enumerate((a, b, c)):
+            seed(rover_id, start, 1 + index * frames, frames)
+        psql("VACUUM ANALYZE rover_telemetryframe")
+        part = {w: f"rover_telemetryframe_w{w:%Y%m%d}" for w in (a, b, c)}
+        size = psql(f"SELECT pg_size_pretty(pg_total_relation_size('{part[a]}'))")
+        print(f"One week: {frames:,} frames, {size} with its indexes.\n")
+        rows = []
+        seconds, out = prune(a + WEEK - timedelta(minutes=30), now, "--rover", "curiosity")
+        rows.append(("DELETE in batches (--rover), week A", seconds, out))
+        rows.append(("VACUUM of week A after it", timed_psql(f"VACUUM {part[a]}"), ""))
+        seconds, out = prune(b + WEEK + timedelta(minutes=30), now)
+        rows.append(("DROP of the whole week B", seconds, out))
+        middle = c + timedelta(hours=math.floor(args.days * 12), minutes=30)
+        seconds, out = prune(middle, now)
+        rows.append(("boundary week C, half its frames", seconds, out))
+        width = max(len(r[0]) for r in rows)
+        print(f"{'prune_telemetry':<{width}}  seconds  output")
+        for name, seconds, out in rows:
+            print(f"{name:<{width}}  {seconds:7.2f}  {out}")
+        cutoff = psql(
+            "SELECT min(recorded_at) FROM rover_telemetryframe"
+        )  # nothing is left below it, as after a prune
+        count = f"SELECT count(*) FROM rover_telemetryframe WHERE recorded_at < '{cutoff}'"  # noqa: S608
+        batch = (
+            f"SELECT id FROM rover_telemetryframe WHERE recorded_at < '{cutoff}' "  # noqa: S608
+            "ORDER BY id LIMIT 5000"
+        )
+        print("\nThe boundary week's statements with nothing left below the cutoff (ms):")
+        print(f"{'index':<24}  {'dry-run count':>13}  {'batch select':>12}")
+        plain = [min(explain_ms(sql) for _ in range(3)) for sql in (count, batch)]
+        print(f"{'btrees only':<24}  {plain[0]:13.1f}  {plain[1]:12.1f}")
+        build = timed_psql(
+            "CREATE INDEX bench_brin ON rover_telemetryframe USING brin (recorded_at)"
+        )
+        psql("ANALYZE rover_telemetryframe")
+        brin_size = psql(
+            "SELECT pg_size_pretty(sum(pg_relation_size(i.indexrelid))) FROM pg_index i "
+            "JOIN pg_class c ON c.oid = i.indexrelid WHERE c.relname LIKE '%recorded_at%' "
+            "AND c.relam = (SELECT oid FROM pg_am WHERE amname = 'brin')"
+        )
+        brin = [min(explain_ms(sql) for _ in range(3)) for sql in (count, batch)]
+        print(f"{'+ BRIN (recorded_at)':<24}  {brin[0]:13.1f}  {brin[1]:12.1f}")
+        print(f"BRIN build: {build:.1f} s for the remaining weeks, size {brin_size}.")
+    finally:
+        if not args.keep:
+            subprocess.run(["dropdb", *PG, "--if-exists", DB_NAME], check=False)
+
+
+if __name__ == "__main__":
+    main()
