@@ -113,6 +113,11 @@ def test_migration_partitions_a_table_with_rows_and_reverses():
                 "telemetry_unique_seq": "UNIQUE (rover_id, seq, recorded_at)",
                 "telemetry_unique_ingest_id": "UNIQUE (rover_id, ingest_id, recorded_at)",
             }
+            cursor.execute(
+                "SELECT indexdef FROM pg_indexes WHERE tablename = 'rover_telemetryframe' "
+                "AND indexdef LIKE '%USING brin%'"
+            )
+            assert [row[0].split(" USING ")[1] for row in cursor] == ["brin (recorded_at)"]
         # Back to the plain table with its rows and its global (rover, seq) constraint.
         executor = MigrationExecutor(connection)
         executor.migrate([before])
@@ -125,6 +130,8 @@ def test_migration_partitions_a_table_with_rows_and_reverses():
                 "WHERE conname = 'telemetry_unique_seq'"
             )
             assert cursor.fetchone()[0] == "UNIQUE (rover_id, seq)"
+            cursor.execute("SELECT 1 FROM pg_indexes WHERE indexdef LIKE '%USING brin%'")
+            assert cursor.fetchone() is None
     finally:
         executor = MigrationExecutor(connection)
         executor.migrate([leaf])
