@@ -348,6 +348,9 @@ def main() -> None:
     args = parser.parse_args()
     end = datetime.now(UTC).replace(microsecond=0)
     rover_id, token = prepare()
+    # The weeks the seeded sols fall in, as ingest would have made them over time
+    # (PostgreSQL's weekly partitions; otherwise the frames would all go to DEFAULT).
+    manage("telemetry_partitions", "--since", f"{end - timedelta(seconds=31 * SOL_S):%Y-%m-%d}")
     print(f"# bench/history.py, {datetime.now(UTC):%Y-%m-%d %H:%M} UTC, points={POINTS}")
     try:
         done = 0

@@ -4,10 +4,10 @@
     .venv/bin/python bench/telemetry_partitions.py --days 1   # a smaller run
 
 Creates the PostgreSQL database mc_bench_partitions (dropped first, and again at
-the end unless --keep), migrates it (the frames table is partitioned by week),
-makes the weeks from six weeks ago with `manage.py telemetry_partitions`, and
-seeds three weeks A, B, C (six, five and four weeks ago) with the same frames:
---days days at 10 Hz from each Monday, one rover. Then, with production settings:
+the end unless --keep), migrated up to rover 0004 (the plain frames table), seeds
+three weeks A, B, C (six, five and four weeks ago) with the same frames: --days
+days at 10 Hz from each Monday, one rover, and times the migration that
+partitions the table. Then, with production settings:
 
 1. `prune_telemetry --rover curiosity` up to the end of A: with --rover it deletes
    rows in batches, as every prune did before partitions; then VACUUM of A, which
@@ -112,17 +112,21 @@ def main() -> None:
     a, b, c = (week_start(now) - n * WEEK for n in (6, 5, 4))
     recreate_database(DB_NAME)
     try:
-        manage("migrate", "--noinput", "-v", "0")
+        manage("migrate", "rover", "0004", "--noinput", "-v", "0")
         psql(
             "INSERT INTO rover_rover (slug, name, description, created_at, last_ingest_id, "
             "stale_after_seconds) VALUES ('curiosity', 'Curiosity', '', now(), 0, 10)"
         )
         rover_id = int(psql("SELECT id FROM rover_rover WHERE slug = 'curiosity'"))
-        manage("telemetry_partitions", "--since", f"{a:%Y-%m-%d}")
         print(f"Seeding {frames:,} frames into each of the weeks of {a:%Y-%m-%d}, "
-              f"{b:%Y-%m-%d}, {c:%Y-%m-%d} ...", flush=True)  # fmt: skip
+              f"{b:%Y-%m-%d}, {c:%Y-%m-%d} (plain table) ...", flush=True)  # fmt: skip
         for index, start in enumerate((a, b, c)):
             seed(rover_id, start, 1 + index * frames, frames)
+        psql("VACUUM ANALYZE rover_telemetryframe")
+        started = time.monotonic()
+        manage("migrate", "--noinput", "-v", "0")
+        print(f"Migration to weekly partitions: {time.monotonic() - started:.1f} s "
+              f"for {3 * frames:,} frames.", flush=True)  # fmt: skip
         psql("VACUUM ANALYZE rover_telemetryframe")
         part = {w: f"rover_telemetryframe_w{w:%Y%m%d}" for w in (a, b, c)}
         size = psql(f"SELECT pg_size_pretty(pg_total_relation_size('{part[a]}'))")
