@@ -18,12 +18,16 @@ partitions the table. Then, with production settings:
    runs on the boundary week (its dry-run count and its batch select) are
    timed with EXPLAIN ANALYZE, without and then with the migration's BRIN
    index on recorded_at (dropped, then built again: its time and size are printed).
+
+Before and after the migration it also times ingest's two reads, which name no
+time and so visit every partition (planning and execution, EXPLAIN ANALYZE).
 """
 
 from __future__ import annotations
 
 import argparse
 import math
+import os
 import re
 import subprocess
 import sys
@@ -37,7 +41,7 @@ sys.path.insert(0, str(ROOT))
 from bench.common import PG, production_env, recreate_database  # noqa: E402
 
 PYTHON = sys.executable
-DB_NAME = "mc_bench_partitions"
+DB_NAME = os.environ.get("MC_BENCH_PARTITIONS_DB", "mc_bench_partitions")
 RATE_HZ = 10
 WEEK = timedelta(days=7)
 
@@ -96,6 +100,38 @@ def explain_ms(sql: str) -> float:
     return float(re.search(r"Execution Time: ([\d.]+) ms", plan)[1])
 
 
+def ingest_statements_ms(rover_id: int, top: int) -> float:
+    """Return planning + execution time of ingest's two reads for a 10-frame batch.
+
+    telemetry_store asks for the rover's newest seq and for which of the batch's
+    seqs are stored; neither names a time, so on the partitioned table both
+    visit every partition. Timed in one session, as a pooled connection runs
+    them (a new session plans slower while it fills its catalog caches): the
+    best of 5 for each, summed.
+    """
+    seqs = ", ".join(str(top - n) for n in range(10))
+    statements = [
+        f"SELECT max(seq) FROM rover_telemetryframe WHERE rover_id = {rover_id}",  # noqa: S608
+        f"SELECT seq FROM rover_telemetryframe WHERE rover_id = {rover_id} AND seq IN ({seqs})",  # noqa: S608
+    ]
+    rounds = 5
+    script = "".join(f"EXPLAIN (ANALYZE) {sql};\n" for _ in range(rounds) for sql in statements)
+    done = subprocess.run(
+        ["psql", *PG, "-X", "-q", "-At", "-v", "ON_ERROR_STOP=1", "-d", DB_NAME],
+        input=script,
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    plans = done.stdout.split("Execution Time")
+    spent = []
+    for plan in plans[:-1]:
+        planning = float(re.findall(r"Planning Time: ([\d.]+)", plan)[-1])
+        execution = float(re.match(r": ([\d.]+)", plans[len(spent) + 1])[1])
+        spent.append(planning + execution)
+    return sum(min(spent[i :: len(statements)]) for i in range(len(statements)))
+
+
 def timed_psql(sql: str) -> float:
     started = time.monotonic()
     psql(sql)
@@ -123,11 +159,21 @@ def main() -> None:
         for index, start in enumerate((a, b, c)):
             seed(rover_id, start, 1 + index * frames, frames)
         psql("VACUUM ANALYZE rover_telemetryframe")
+        ingest_plain = ingest_statements_ms(rover_id, 3 * frames)
         started = time.monotonic()
         manage("migrate", "--noinput", "-v", "0")
         print(f"Migration to weekly partitions: {time.monotonic() - started:.1f} s "
               f"for {3 * frames:,} frames.", flush=True)  # fmt: skip
         psql("VACUUM ANALYZE rover_telemetryframe")
+        weeks = psql(
+            "SELECT count(*) FROM pg_inherits WHERE inhparent = 'rover_telemetryframe'::regclass"
+        )
+        ingest_parted = ingest_statements_ms(rover_id, 3 * frames)
+        print(
+            f"Ingest's two reads (newest seq, stored seqs of 10): {ingest_plain:.2f} ms on the "
+            f"plain table, {ingest_parted:.2f} ms over {weeks} partitions.",
+            flush=True,
+        )
         part = {w: f"rover_telemetryframe_w{w:%Y%m%d}" for w in (a, b, c)}
         size = psql(f"SELECT pg_size_pretty(pg_total_relation_size('{part[a]}'))")
         print(f"One week: {frames:,} frames, {size} with its indexes.\n")
