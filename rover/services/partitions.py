@@ -189,7 +189,9 @@ def partitions_drop_before(*, cutoff: datetime, dry_run: bool = False) -> tuple[
 
     Each is dropped in its own short transaction under LOCK_TIMEOUT, so ingest
     waits at most that long; a partition whose lock is not granted raises
-    DatabaseError and stays for the next run.
+    DatabaseError and stays for the next run. A week is counted just before
+    its lock is taken, so ingest is not held up by the count; a frame stored
+    into it in between (one older than the cutoff) goes uncounted.
     """
     doomed = [p for p in partitions_list() if p.end <= cutoff]
     frames = 0
