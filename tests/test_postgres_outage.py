@@ -61,6 +61,9 @@ API_PATHS = (
 )
 TELEMETRY = "/api/rovers/curiosity/telemetry"
 STREAM = "/rovers/curiosity/telemetry/stream"
+# Streams opened at once: enough to occupy every thread of the pool the streams'
+# reads share (asyncio's default executor, min(32, cores + 4) threads).
+STREAMS = min(32, (os.cpu_count() or 1) + 4)
 
 
 def _environment(cluster: postgres_cluster.PostgresCluster, media: str) -> dict[str, str]:
@@ -149,11 +152,14 @@ def test_postgres_outage_answers_503_closes_sockets_1013_and_recovers(settings):
             ):
                 for path in API_PATHS:
                     assert (await http.get(path)).status_code == 200, path
-                assert (await http.post(TELEMETRY, json=frame(1))).status_code == 201
-                # The stream's reads run on a shared thread pool: a thread now holds a
-                # connection, which must not outlive the outage.
-                assert await _first_streamed_seq(http) == 1
                 assert (await plain.get("/readyz")).status_code == 200
+                assert (await http.post(TELEMETRY, json=frame(1))).status_code == 201
+                # The streams' reads run on a shared thread pool: each of its threads
+                # has now used a connection, which must not outlive the outage.
+                streamed = await asyncio.gather(
+                    *(_first_streamed_seq(http) for _ in range(STREAMS))
+                )
+                assert streamed == [1] * STREAMS
                 socket = await connect(ws_url, origin="http://127.0.0.1")
                 assert json.loads(await socket.recv())["type"] == "history"
                 assert json.loads(await socket.recv())["type"] == "presence"
@@ -211,13 +217,18 @@ def test_postgres_outage_answers_503_closes_sockets_1013_and_recovers(settings):
                 while (status := (await http.post(TELEMETRY, json=frame(2))).status_code) != 201:
                     assert time.monotonic() < deadline, ("POST telemetry", status)
                     await asyncio.sleep(0.2)
+                # The first read on a pooled connection that died with the server may
+                # fail (the stream ends, the client reconnects); later ones must not, on
+                # whichever thread of the pool they run.
+                while (
+                    streamed := await asyncio.gather(
+                        *(_first_streamed_seq(http) for _ in range(STREAMS))
+                    )
+                ) != [2] * STREAMS:
+                    assert time.monotonic() < deadline, ("SSE streams", streamed)
+                    await asyncio.sleep(0.2)
                 while (status := (await plain.get("/readyz")).status_code) != 200:
                     assert time.monotonic() < deadline, ("/readyz", status)
-                    await asyncio.sleep(0.2)
-                # The first read on a pooled connection that died with the server may
-                # fail (the stream ends, the client reconnects); a later one must not.
-                while (seq := await _first_streamed_seq(http)) != 2:
-                    assert time.monotonic() < deadline, ("SSE stream", seq)
                     await asyncio.sleep(0.2)
                 back = time.monotonic() - restarted
                 print(f"readyz and the SSE stream back {back:.2f} s after start")
