@@ -100,7 +100,10 @@ async def _first_streamed_seq(http: httpx.AsyncClient) -> int | None:
                     return json.loads(line.removeprefix("data: "))["seq"]
         return None
 
-    return await asyncio.wait_for(read(), LATENCY_BOUND + 5)
+    try:
+        return await asyncio.wait_for(read(), LATENCY_BOUND + 5)
+    except httpx.RemoteProtocolError:
+        return None  # the server ended the chunked body mid-way: the stream failed
 
 
 async def _close_code(socket) -> int:
