@@ -2,7 +2,9 @@
 
 The test runs its own PostgreSQL cluster (testing.postgres_cluster), a uvicorn
 worker on it with DATABASE_POOL_TIMEOUT=2, stops the cluster mid-test and starts
-it again. The machine's shared PostgreSQL is never touched.
+it again. The machine's shared PostgreSQL is never touched. Recovery covers what
+holds database connections outside a request's own thread too: the SSE stream's
+reads (a shared thread pool) and /readyz.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ import pytest
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
+from rover.tests.factories import frame
 from testing import postgres_cluster
 from testing.servers import ROOT, ServerProcess
 
@@ -38,10 +41,12 @@ from accounts.services import token_create
 from accounts.tests.factories import UserFactory
 from comms.models import Membership
 from comms.tests.factories import MembershipFactory, TeamFactory
+from django.contrib.auth.models import Permission
 from rover.models.rovers import Rover
 team = TeamFactory(slug="ops", name="Ops")
 user = UserFactory(username="alice")
 MembershipFactory(team=team, user=user, role=Membership.Role.LEAD)
+user.user_permissions.add(Permission.objects.get(codename="add_telemetryframe"))
 Rover.objects.get_or_create(slug="curiosity", defaults={"name": "Curiosity"})
 print(token_create(user=user)[1])
 """
@@ -54,6 +59,11 @@ API_PATHS = (
     "/api/teams",
     "/api/teams/ops/messages",
 )
+TELEMETRY = "/api/rovers/curiosity/telemetry"
+STREAM = "/rovers/curiosity/telemetry/stream"
+# Streams opened at once: enough to occupy every thread of the pool the streams'
+# reads share (asyncio's default executor, min(32, cores + 4) threads).
+STREAMS = min(32, (os.cpu_count() or 1) + 4)
 
 
 def _environment(cluster: postgres_cluster.PostgresCluster, media: str) -> dict[str, str]:
@@ -69,6 +79,31 @@ def _environment(cluster: postgres_cluster.PostgresCluster, media: str) -> dict[
         PYTHONUNBUFFERED="1",
     )
     return env
+
+
+async def _first_streamed_seq(http: httpx.AsyncClient) -> int | None:
+    """Open the rover's SSE stream; return the seq of the frame it starts with.
+
+    None when the stream answers an error or ends before its first frame (its
+    read of the newest frame failed).
+    """
+
+    async def read() -> int | None:
+        async with http.stream("GET", STREAM) as response:
+            if response.status_code != 200:
+                return None
+            event = None
+            async for line in response.aiter_lines():
+                if line.startswith("event: "):
+                    event = line.removeprefix("event: ")
+                elif line.startswith("data: ") and event == "telemetry":
+                    return json.loads(line.removeprefix("data: "))["seq"]
+        return None
+
+    try:
+        return await asyncio.wait_for(read(), LATENCY_BOUND + 5)
+    except httpx.RemoteProtocolError:
+        return None  # the server ended the chunked body mid-way: the stream failed
 
 
 async def _close_code(socket) -> int:
@@ -113,9 +148,21 @@ def test_postgres_outage_answers_503_closes_sockets_1013_and_recovers(settings):
         ws_url = f"ws://127.0.0.1:{server.port}/ws/comms/ops/?token={token}"
 
         async def scenario() -> None:
-            async with httpx.AsyncClient(base_url=server.url, headers=headers, timeout=30) as http:
+            async with (
+                httpx.AsyncClient(base_url=server.url, headers=headers, timeout=30) as http,
+                # No token: a token opens the API only, and the health checks need none.
+                httpx.AsyncClient(base_url=server.url, timeout=30) as plain,
+            ):
                 for path in API_PATHS:
                     assert (await http.get(path)).status_code == 200, path
+                assert (await plain.get("/readyz")).status_code == 200
+                assert (await http.post(TELEMETRY, json=frame(1))).status_code == 201
+                # The streams' reads run on a shared thread pool: each of its threads
+                # has now used a connection, which must not outlive the outage.
+                streamed = await asyncio.gather(
+                    *(_first_streamed_seq(http) for _ in range(STREAMS))
+                )
+                assert streamed == [1] * STREAMS
                 socket = await connect(ws_url, origin="http://127.0.0.1")
                 assert json.loads(await socket.recv())["type"] == "history"
                 assert json.loads(await socket.recv())["type"] == "presence"
@@ -152,6 +199,11 @@ def test_postgres_outage_answers_503_closes_sockets_1013_and_recovers(settings):
                 print(f"{len(answers)} requests at once: all answered in {took:.2f} s")
                 assert {a.status_code for a in answers} == {503}
                 assert took < LATENCY_BOUND, took
+                # Not ready, naming the database; alive all the same.
+                ready = await plain.get("/readyz")
+                assert ready.status_code == 503, ready.text
+                assert ready.json()["reason"].startswith("database: ")
+                assert (await plain.get("/healthz")).status_code == 200
 
                 cluster.start()
 
@@ -165,6 +217,24 @@ def test_postgres_outage_answers_503_closes_sockets_1013_and_recovers(settings):
                 print(
                     f"every API path answered 200 {time.monotonic() - restarted:.2f} s after start"
                 )
+                while (status := (await http.post(TELEMETRY, json=frame(2))).status_code) != 201:
+                    assert time.monotonic() < deadline, ("POST telemetry", status)
+                    await asyncio.sleep(0.2)
+                # The first read on a pooled connection that died with the server may
+                # fail (the stream ends, the client reconnects); later ones must not, on
+                # whichever thread of the pool they run.
+                while (
+                    streamed := await asyncio.gather(
+                        *(_first_streamed_seq(http) for _ in range(STREAMS))
+                    )
+                ) != [2] * STREAMS:
+                    assert time.monotonic() < deadline, ("SSE streams", streamed)
+                    await asyncio.sleep(0.2)
+                while (status := (await plain.get("/readyz")).status_code) != 200:
+                    assert time.monotonic() < deadline, ("/readyz", status)
+                    await asyncio.sleep(0.2)
+                back = time.monotonic() - restarted
+                print(f"readyz and the SSE stream back {back:.2f} s after start")
                 socket = await connect(ws_url, origin="http://127.0.0.1")
                 assert json.loads(await socket.recv())["type"] == "history"
                 await socket.close()
