@@ -81,6 +81,14 @@ def prepare_database(args) -> dict[str, list[tuple[str, str]]]:
     import django
 
     django.setup()
+    return seed_rooms(args.rooms, args.members)
+
+
+def seed_rooms(room_count: int, members: int) -> dict[str, list[tuple[str, str]]]:
+    """Create `room_count` teams of `members` users with API tokens in the configured database.
+
+    Returns {room slug: [(username, token)]}; bench/scaleout.py runs it inside a stack.
+    """
     from django.contrib.auth import get_user_model
     from django.db import connections
 
@@ -90,10 +98,10 @@ def prepare_database(args) -> dict[str, list[tuple[str, str]]]:
 
     User = get_user_model()
     rooms: dict[str, list[tuple[str, str]]] = {}
-    for r in range(args.rooms):
+    for r in range(room_count):
         team = Team.objects.create(name=f"Bench room {r}", slug=f"bench-{r}")
         users = User.objects.bulk_create(
-            [User(username=f"r{r}m{m}", password="!") for m in range(args.members)]  # noqa: S106
+            [User(username=f"r{r}m{m}", password="!") for m in range(members)]  # noqa: S106
         )
         Membership.objects.bulk_create([Membership(team=team, user=u) for u in users])
         tokens, raws = [], []

@@ -1,7 +1,6 @@
-"""Scale-out on this machine, through `make serve`'s script: SSE fan-out by worker count, downloads.
+"""Scale-out through `make serve`'s script: SSE and rooms by worker count, downloads.
 
-    .venv/bin/python bench/scaleout.py [--workers 1 2 4] [--subs 1000] [--rates 10 20 40 80]
-    .venv/bin/python bench/scaleout.py --only downloads     # the download table only
+    .venv/bin/python bench/scaleout.py [--only sse|rooms|downloads] [--workers 1 2 4]
 
 Every stack is started by scripts/serve.py (what `make serve` runs): nginx on a
 free port in front of N uvicorn workers over PostgreSQL and Redis, each on its own
@@ -11,7 +10,17 @@ SSE: for each worker count, `--subs` EventSource-like subscribers (bench/telemet
 client, one asyncio process) connect through nginx, then frames are ingested through
 nginx at each rate for `--seconds`. Every subscriber must get every frame once;
 latency is from the ingest POST's start to the subscriber reading `id: <seq>`. The
-summary gives the highest deliveries/s whose p99 stayed under 100 ms.
+summary gives the highest deliveries/s whose p99 stayed under 100 ms, and the
+workers' CPU per 1,000 deliveries at each rate (the cost a worker adds).
+
+Rooms: for each worker count, `--room-count` rooms of `--members` members (1,000
+sockets) connect through nginx from bench/rooms.py's client processes; nginx
+hands each socket to whichever worker accepts it on the shared Unix socket, and
+the spread is sampled from the workers' open connections. Then bench/rooms.py's
+two phases run unchanged: a burst of `--burst` messages back to back into one
+room (deliveries / (last receipt - first send)), and `--room-rate` messages/s
+over every room for `--room-seconds`; every socket must get every message of its
+room exactly once.
 
 Downloads: one 50 MB image (bench/images.py's noise PNG), fetched with curl through
 nginx with X-Accel-Redirect (nginx sends it after the worker's access check), with
@@ -24,10 +33,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import os
 import shutil
 import statistics
 import sys
+import threading
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -39,6 +50,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "mission_control.settings.test")
 
+from bench import rooms as room_bench  # noqa: E402
 from bench.images import measure, write_noise_png  # noqa: E402
 from bench.telemetry import close_all, connect_all  # noqa: E402
 from testing.stack import ProductionStack  # noqa: E402
@@ -88,7 +100,13 @@ async def ingest_from(port: int, token: str, rate: float, seconds: float, first:
     return sent
 
 
-async def sse_rates(running: ProductionStack, args) -> list[dict]:
+def cpu_seconds(processes: list[psutil.Process]) -> float:
+    return sum(sum(p.cpu_times()[:2]) for p in processes)
+
+
+async def sse_rates(
+    running: ProductionStack, args, workers: list[psutil.Process], nginx: list[psutil.Process]
+) -> list[dict]:
     viewer, rover = running.tokens["alice"], running.tokens["rover"]
     subscribers = await connect_all(running.port, STREAM, viewer, args.subs)
     await asyncio.sleep(1)
@@ -96,6 +114,7 @@ async def sse_rates(running: ProductionStack, args) -> list[dict]:
     first = 1
     try:
         for rate in args.rates:
+            cpu_before, nginx_before = cpu_seconds(workers), cpu_seconds(nginx)
             sent = await ingest_from(running.port, rover, rate, args.seconds, first)
             first = max(sent) + 1
             deadline = time.perf_counter() + 10
@@ -103,6 +122,8 @@ async def sse_rates(running: ProductionStack, args) -> list[dict]:
                 if all(s.received and s.received[-1][0] >= first - 1 for s in subscribers):
                     break
                 await asyncio.sleep(0.05)
+            cpu = cpu_seconds(workers) - cpu_before
+            nginx_cpu = cpu_seconds(nginx) - nginx_before
             latencies, lost, dup, last_at = [], 0, 0, 0.0
             for sub in subscribers:
                 seqs = [seq for seq, _ in sub.received if seq in sent]
@@ -122,6 +143,9 @@ async def sse_rates(running: ProductionStack, args) -> list[dict]:
                     "p99": latencies[int(len(latencies) * 0.99) - 1],
                     "lost": lost,
                     "dup": dup,
+                    # Worker CPU from the first POST until every subscriber had the last frame.
+                    "cpu_ms_per_1000": cpu * 1e6 / len(latencies) if latencies else 0.0,
+                    "nginx_ms_per_1000": nginx_cpu * 1e6 / len(latencies) if latencies else 0.0,
                 }
             )
     finally:
@@ -129,21 +153,140 @@ async def sse_rates(running: ProductionStack, args) -> list[dict]:
     return rows
 
 
-def sse_part(args) -> list[tuple[int, list[dict], float]]:
+def sse_part(args) -> list[tuple[int, list[dict]]]:
     results = []
     for workers in args.workers:
         running = stack(workers)
         try:
-            workers_now = [psutil.Process(pid) for pid in running.worker_pids()]
-            cpu_before = sum(sum(p.cpu_times()[:2]) for p in workers_now)
-            started = time.perf_counter()
-            rows = asyncio.run(sse_rates(running, args))
-            cpu = sum(sum(p.cpu_times()[:2]) for p in workers_now)
-            cores = (cpu - cpu_before) / (time.perf_counter() - started)
+            processes = [psutil.Process(pid) for pid in running.worker_pids()]
+            nginx = [
+                psutil.Process(pid)
+                for pid in running.all_pids()
+                if psutil.Process(pid).name() == "nginx"
+            ]
+            rows = asyncio.run(sse_rates(running, args, processes, nginx))
         finally:
             running.stop()
-        results.append((workers, rows, cores))
+        results.append((workers, rows))
     return results
+
+
+def print_sse(args, sse: list[tuple[int, list[dict]]]) -> None:
+    print(f"\nSSE through nginx, {args.subs} subscribers, {args.seconds:g} s per rate\n")
+    print(
+        "| workers | frames/s offered | deliveries/s | p50 | p99 | lost | dup "
+        "| CPU ms per 1,000 deliveries: workers / nginx |"
+    )
+    print("|---:|---:|---:|---:|---:|---:|---:|---:|")
+    for workers, rows in sse:
+        for r in rows:
+            print(
+                f"| {workers} | {r['rate']:g} | {r['per_s']:,.0f} | {r['p50']:.1f} ms |"
+                f" {r['p99']:.1f} ms | {r['lost']} | {r['dup']} |"
+                f" {r['cpu_ms_per_1000']:.0f} / {r['nginx_ms_per_1000']:.0f} |"
+            )
+    print("\n| workers | best deliveries/s with p99 < 100 ms |")
+    print("|---:|---:|")
+    for workers, rows in sse:
+        fine = [r["per_s"] for r in rows if r["p99"] < 100 and not r["lost"]]
+        best = f"{max(fine):,.0f}" if fine else "none"
+        print(f"| {workers} | {best} |", flush=True)
+
+
+# Rooms ------------------------------------------------------------------------------
+
+ROOMS_SEED = """
+import json
+from bench.rooms import seed_rooms
+print("ROOMS=" + json.dumps(seed_rooms(%d, %d)))
+"""
+
+
+class StackWorker:
+    """One worker of a stack, as bench/rooms.py's measure() sees a server: every socket
+    goes to nginx's port, the CPU is the worker's, the log is the stack's."""
+
+    def __init__(self, running: ProductionStack, pid: int) -> None:
+        self.port = running.port
+        self.pid = pid
+        self.log_path = running.log_path
+
+
+class SpreadSampler(threading.Thread):
+    """Samples how many sockets each worker holds; keeps the sample with the most in all."""
+
+    def __init__(self, running: ProductionStack) -> None:
+        super().__init__(daemon=True)
+        self.running = running
+        self.best: dict[int, int] = {}
+        self.halt = threading.Event()
+
+    def run(self) -> None:
+        while not self.halt.wait(1.0):
+            counts = self.running.connections_per_worker()
+            if sum(counts.values()) > sum(self.best.values()):
+                self.best = counts
+
+
+def rooms_part(args) -> list[tuple[int, dict, list[int]]]:
+    room_args = argparse.Namespace(
+        rooms=args.room_count,
+        members=args.members,
+        rate=args.room_rate,
+        duration=args.room_seconds,
+        burst=args.burst,
+        client_procs=args.client_procs,
+    )
+    results = []
+    for workers in args.workers:
+        running = stack(workers)
+        try:
+            out = running.manage("shell", "-c", ROOMS_SEED % (args.room_count, args.members))
+            line = next(line for line in out.splitlines() if line.startswith("ROOMS="))
+            rooms = json.loads(line.removeprefix("ROOMS="))
+            servers = [StackWorker(running, pid) for pid in sorted(running.worker_pids())]
+            if len(servers) == 1:
+                servers.append(servers[0])  # measure() alternates sockets over two "servers"
+            sampler = SpreadSampler(running)
+            sampler.start()
+            try:
+                figures = room_bench.measure(
+                    room_args, rooms, servers, "/ws/comms/{room}/", f"w{workers}"
+                )
+            finally:
+                sampler.halt.set()
+                sampler.join()
+        finally:
+            running.stop()
+        results.append((workers, figures, sorted(sampler.best.values(), reverse=True)))
+    return results
+
+
+def print_rooms(args, rooms: list[tuple[int, dict, list[int]]]) -> None:
+    offered = args.room_rate * args.members
+    print(
+        f"\nRooms through nginx: {args.room_count} rooms x {args.members} members; burst "
+        f"{args.burst} messages into one room; sustained {args.room_rate:g} msg/s "
+        f"({offered:,.0f} deliveries/s offered) for {args.room_seconds:g} s\n"
+    )
+    print(
+        "| workers | sockets per worker | burst deliveries/s | burst p99 "
+        "| sustained deliveries/s | sustained p50 | sustained p99 | missing | dup "
+        "| worker CPU (cores) | worker CPU ms per 1,000 deliveries | over capacity |"
+    )
+    print("|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    for workers, figures, spread in rooms:
+        burst, steady = figures["burst"], figures["sustained"]
+        missing = burst["missing"] + steady["missing"]
+        dup = burst["duplicates"] + steady["duplicates"]
+        cost = steady["server_cpu"] / steady["rate"] * 1e6 if steady["rate"] else 0.0
+        print(
+            f"| {workers} | {' / '.join(map(str, spread))} | {burst['rate']:,.0f} "
+            f"| {burst['p99']:.0f} ms | {steady['rate']:,.0f} | {steady['p50']:.1f} ms "
+            f"| {steady['p99']:.1f} ms | {missing} | {dup} | {steady['server_cpu']:.2f} "
+            f"| {cost:.0f} | {figures['over_capacity']} |",
+            flush=True,
+        )
 
 
 def downloads_part(args) -> list[tuple[str, int, float, float]]:
@@ -223,40 +366,33 @@ def print_downloads(rows: list[tuple[str, int, float, float]], repeat: int) -> N
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument(
+        "--only",
+        choices=["sse", "rooms", "downloads"],
+        action="append",
+        help="run only this part (repeatable); all three by default",
+    )
     parser.add_argument("--workers", type=int, nargs="+", default=[1, 2, 4])
     parser.add_argument("--subs", type=int, default=1000)
-    parser.add_argument("--rates", type=float, nargs="+", default=[10, 20, 40])
+    parser.add_argument("--rates", type=float, nargs="+", default=[5, 10, 20, 40])
     parser.add_argument("--seconds", type=float, default=8)
+    parser.add_argument("--room-count", type=int, default=10)
+    parser.add_argument("--members", type=int, default=100, help="per room")
+    parser.add_argument("--burst", type=int, default=200, help="messages into one room")
+    parser.add_argument("--room-rate", type=float, default=100, help="messages/s over all rooms")
+    parser.add_argument("--room-seconds", type=float, default=10)
+    parser.add_argument("--client-procs", type=int, default=2, help="room client processes")
     parser.add_argument("--clients", type=int, nargs="+", default=[1, 8])
     parser.add_argument("--cap", type=float, default=10, help="seconds per curl at most")
     parser.add_argument("--repeat", type=int, default=7, help="download rounds (median)")
-    parser.add_argument("--skip-sse", action="store_true")
-    parser.add_argument("--skip-downloads", action="store_true")
-    parser.add_argument("--only", choices=["sse", "downloads"], help="run one part only")
     args = parser.parse_args()
-    if args.only:
-        args.skip_sse = args.only != "sse"
-        args.skip_downloads = args.only != "downloads"
-    sse = [] if args.skip_sse else sse_part(args)
-    if sse:
-        print(f"\nSSE through nginx, {args.subs} subscribers, {args.seconds:g} s per rate\n")
-        print("| workers | frames/s offered | deliveries/s | p50 | p99 | lost | dup |")
-        print("|---:|---:|---:|---:|---:|---:|---:|")
-        for workers, rows, _cores in sse:
-            for r in rows:
-                print(
-                    f"| {workers} | {r['rate']:g} | {r['per_s']:,.0f} | {r['p50']:.1f} ms |"
-                    f" {r['p99']:.1f} ms | {r['lost']} | {r['dup']} |"
-                )
-        print("\n| workers | best deliveries/s with p99 < 100 ms | worker CPU (cores) |")
-        print("|---:|---:|---:|")
-        for workers, rows, cores in sse:
-            fine = [r["per_s"] for r in rows if r["p99"] < 100 and not r["lost"]]
-            best = f"{max(fine):,.0f}" if fine else "none"
-            print(f"| {workers} | {best} | {cores:.2f} |", flush=True)
-    downloads = [] if args.skip_downloads else downloads_part(args)
-    if downloads:
-        print_downloads(downloads, args.repeat)
+    parts = args.only or ["sse", "rooms", "downloads"]
+    if "sse" in parts:
+        print_sse(args, sse_part(args))
+    if "rooms" in parts:
+        print_rooms(args, rooms_part(args))
+    if "downloads" in parts:
+        print_downloads(downloads_part(args), args.repeat)
     print(f"\n({time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, {os.cpu_count()} cores)")
 
 
