@@ -97,6 +97,8 @@ def parse_images(out: str) -> dict[str, tuple[float, str]]:
         figures[f"{label}: first byte ms"] = (num(cells[1]), "lower")
     for m in re.finditer(rf"^\| (uvicorn|daphne) \| {NUMBER} \| {NUMBER} \|$", out, re.M):
         figures[f"images slow reader {m[1]}: RSS growth MB"] = (num(m[3]), "lower")
+    for m in re.finditer(rf"^\| (uvicorn|daphne) \| (\w+) \| (\d+) \| {NUMBER}x \|$", out, re.M):
+        figures[f"images {m[1]} {m[2]} x{m[3]}: product / seed"] = (num(m[4]), "higher")
     return figures
 
 
