@@ -89,6 +89,10 @@ def parse_rooms(out: str) -> dict[str, tuple[float, str]]:
 
 def parse_images(out: str) -> dict[str, tuple[float, str]]:
     figures = {}
+    for m in re.finditer(rf"^\| (\d+) KiB \| {NUMBER} \| {NUMBER} \|$", out, re.M):
+        figures[f"images chunk sweep {m[1]} KiB: 1 GB x1 MB/s"] = (num(m[2]), "higher")
+    chosen = re.search(r"^chosen: (\d+) KiB", out, re.M)
+    figures["images chunk chosen by the sweep (KiB)"] = (num(chosen[1]), "-")
     for m in re.finditer(r"^\| (uvicorn|daphne) \| product \| (\w+) \| (\d+) \|(.*)\|$", out, re.M):
         server, image, clients = m[1], m[2], m[3]
         cells = [c.strip() for c in m[4].split("|")]
