@@ -15,7 +15,7 @@ behind gets a final `event: overflow` and the response ends; the browser's
 EventSource reconnects with Last-Event-ID and replays from the store. After a
 Redis outage the hub cuts subscribers off the same way (data reason "resync");
 while Redis is away a stream still opens, replays, and waits with heartbeats.
-A client that leaves cancels the generator (Django raises CancelledError at
+A client that leaves cancels the generator (`streams.handoff` raises CancelledError at
 its current await) and the `async with` releases the subscription.
 """
 
