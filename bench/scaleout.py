@@ -52,7 +52,7 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "mission_control.settings.test")
 
 from bench import rooms as room_bench  # noqa: E402
 from bench.images import measure, write_noise_png  # noqa: E402
-from bench.telemetry import close_all, connect_all  # noqa: E402
+from bench.sse_client import close_all, connect_all  # noqa: E402
 from testing.stack import ProductionStack  # noqa: E402
 
 POSTGRES = "postgres://postgres@127.0.0.1:5432/test"

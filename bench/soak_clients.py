@@ -24,7 +24,7 @@ import contextlib
 import time
 from collections import Counter
 
-from bench.telemetry import SSESubscriber
+from bench.sse_client import SSESubscriber
 from testing.resuming_clients import RoomMember
 
 DRAIN_SECONDS = 60

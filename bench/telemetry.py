@@ -34,7 +34,6 @@ import argparse
 import asyncio
 import json
 import os
-import re
 import resource
 import statistics
 import subprocess
@@ -56,12 +55,12 @@ from bench.common import (  # noqa: E402
     production_env,
     recreate_database,
 )
+from bench.sse_client import ClientPool, close_all, connect_all  # noqa: E402
 from testing.servers import ServerProcess  # noqa: E402
 
 PYTHON = sys.executable
 DB_NAME = "mc_bench_telemetry"
 LOG_DIR = Path("/tmp/mc-bench-telemetry")
-ID_LINE = re.compile(rb"(?m)^id: (\d+)\r?$")
 PRODUCT_PATH = "/rovers/curiosity/telemetry/stream"
 PRODUCT_INGEST = "/api/rovers/curiosity/telemetry"
 NAIVE_PATH = "/api/bench/naive/rovers/curiosity/telemetry/stream"
@@ -124,95 +123,25 @@ def reset_frames(args) -> None:
     )
 
 
-def start_server(args, name: str) -> ServerProcess:
-    """Start one worker (`--server`, uvicorn by default) with production settings.
+def start_server(args, name: str, server: str = "") -> ServerProcess:
+    """Start one worker with production settings; its log is LOG_DIR/server-<name>.log.
 
-    Its log is LOG_DIR/server-<name>.log.
+    `server` is a SERVER_CONFIGS name (`--server`, uvicorn by default) or `daphne`
+    (runserver's server, measured for the idle memory only).
     """
-    return bench_server(
-        args.server, env=server_env(args), log_path=LOG_DIR / f"server-{name}.log"
-    ).start()
+    server = server or args.server
+    log_path = LOG_DIR / f"server-{name}.log"
+    if server in SERVER_CONFIGS:
+        return bench_server(server, env=server_env(args), log_path=log_path).start()
+    return ServerProcess(server=server, env=server_env(args), log_path=log_path).start()
 
 
-class SSESubscriber(asyncio.Protocol):
-    """A minimal SSE client: records (seq, receipt time) for each `id:` line."""
-
-    def __init__(self, request: bytes) -> None:
-        self.request = request
-        self.transport: asyncio.Transport | None = None
-        self.buffer = b""
-        self.ready = asyncio.get_running_loop().create_future()
-        self.headers_done = False
-        self.received: list[tuple[int, float]] = []
-        self.overflowed = False
-        self.lost = False
-
-    def connection_made(self, transport) -> None:
-        self.transport = transport
-        transport.write(self.request)
-
-    def connection_lost(self, exc) -> None:
-        self.lost = True
-        if not self.ready.done():
-            self.ready.set_exception(ConnectionError(f"connection lost: {exc}"))
-
-    def data_received(self, data: bytes) -> None:
-        now = time.perf_counter()
-        buffer = self.buffer + data
-        if not self.headers_done:
-            end = buffer.find(b"\r\n\r\n")
-            if end < 0:
-                self.buffer = buffer
-                return
-            status = buffer[: buffer.find(b"\r\n")]
-            if b" 200 " not in status:
-                self.ready.set_exception(ConnectionError(status.decode()))
-                return
-            self.headers_done = True
-            buffer = buffer[end + 4 :]
-        cut = buffer.rfind(b"\n\n")
-        if cut < 0:
-            self.buffer = buffer
-            return
-        complete, self.buffer = buffer[: cut + 2], buffer[cut + 2 :]
-        if not self.ready.done() and b"retry: " in complete:
-            self.ready.set_result(None)
-        for match in ID_LINE.finditer(complete):
-            self.on_id(int(match.group(1)), now)
-        if b"event: overflow" in complete:
-            self.overflowed = True
-
-    def on_id(self, event_id: int, now: float) -> None:
-        """Record an event id and its receipt time (bench/soak.py counts instead of keeping)."""
-        self.received.append((event_id, now))
-
-
-async def connect_all(port: int, path: str, token: str, count: int) -> list[SSESubscriber]:
-    loop = asyncio.get_running_loop()
-    request = (
-        f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nAccept: text/event-stream\r\n"
-        f"Authorization: Bearer {token}\r\n\r\n"
-    ).encode()
-    # Few at a time: each connect holds a database connection until it streams.
-    limit = asyncio.Semaphore(20)
-    subscribers: list[SSESubscriber] = []
-
-    async def one() -> None:
-        async with limit:
-            _, protocol = await loop.create_connection(
-                lambda: SSESubscriber(request), "127.0.0.1", port
-            )
-            subscribers.append(protocol)
-            await asyncio.wait_for(protocol.ready, 60)
-
-    await asyncio.gather(*(one() for _ in range(count)))
-    return subscribers
-
-
-def close_all(subscribers: list[SSESubscriber]) -> None:
-    for sub in subscribers:
-        if sub.transport is not None:
-            sub.transport.close()
+async def collected_rss(port: int, proc: ServerTree) -> int:
+    """Return the worker's RSS right after it collected its garbage (bench-only view)."""
+    async with httpx.AsyncClient() as client:
+        response = await client.get(f"http://127.0.0.1:{port}/api/bench/memory", timeout=60)
+        response.raise_for_status()
+    return proc.memory_info().rss
 
 
 async def ingest(
@@ -247,15 +176,13 @@ async def ingest(
     return sent
 
 
-def rss(proc: ServerTree) -> int:
-    return proc.memory_info().rss
-
-
 async def settle(seconds: float) -> None:
     await asyncio.sleep(seconds)
 
 
-async def live_phase(args, tokens: tuple[str, str], name: str, path: str, ingest_path: str) -> dict:
+async def live_phase(
+    args, tokens: tuple[str, str], name: str, path: str, ingest_path: str, procs: int
+) -> dict:
     reset_frames(args)
     server_process = start_server(args, name)
     port = server_process.port
@@ -265,35 +192,37 @@ async def live_phase(args, tokens: tuple[str, str], name: str, path: str, ingest
         warm = await connect_all(port, path, viewer_token, 20)
         close_all(warm)
         await settle(1.5)
-        before = rss(server)
-        subscribers = await connect_all(port, path, viewer_token, args.subs)
+        before = await collected_rss(port, server)
+        pool = ClientPool(
+            port=port, path=path, token=viewer_token, count=args.subs, processes=procs
+        )
+        await pool.ready()
         await settle(1.5)
-        connected = rss(server)
+        connected = await collected_rss(port, server)
         cpu_before = server.cpu_times()
+        client_before = pool.cpu_seconds()
         wall_before = time.perf_counter()
         sent = await ingest(port, ingest_path, ingest_token, args.rate, args.duration)
         last_seq = max(sent)
-        deadline = time.perf_counter() + args.drain
-        while time.perf_counter() < deadline:
-            if all(s.received and s.received[-1][0] >= last_seq for s in subscribers):
-                break
-            await asyncio.sleep(0.1)
+        await pool.wait_for(last_seq, args.drain)
         cpu_after = server.cpu_times()
+        client_cpu = pool.cpu_seconds() - client_before
         wall = time.perf_counter() - wall_before
-        burst = await burst_phase(port, ingest_path, ingest_token, subscribers, last_seq, args)
-        close_all(subscribers)
+        burst = await burst_phase(port, ingest_path, ingest_token, pool, last_seq, args)
+        results = await pool.results()
+        await pool.close()
     finally:
         server_process.stop(timeout=15)
     latencies: list[float] = []
     lost = duplicates = 0
     last_receipt = 0.0
     expected = set(sent)
-    for sub in subscribers:
-        seqs = [seq for seq, _ in sub.received]
+    for received in results.received:
+        seqs = [seq for seq, _ in received if seq in expected]
         got = set(seqs)
         lost += len(expected - got)
         duplicates += len(seqs) - len(got)
-        for seq, at in sub.received:
+        for seq, at in received:
             if seq in sent:
                 latencies.append((at - sent[seq]) * 1000)
                 last_receipt = max(last_receipt, at)
@@ -303,25 +232,27 @@ async def live_phase(args, tokens: tuple[str, str], name: str, path: str, ingest
     cpu = (cpu_after.user + cpu_after.system - cpu_before.user - cpu_before.system) / wall * 100
     return {
         "name": name,
+        "procs": procs,
         "subs": args.subs,
         "frames": len(sent),
         "deliveries": deliveries,
         "expected": len(sent) * args.subs,
         "lost": lost,
         "duplicates": duplicates,
-        "overflowed": sum(s.overflowed for s in subscribers),
+        "overflowed": results.overflowed,
         "per_s": deliveries / span if deliveries else 0.0,
         "p50": statistics.median(latencies) if latencies else float("nan"),
         "p99": latencies[int(len(latencies) * 0.99) - 1] if latencies else float("nan"),
         "max": latencies[-1] if latencies else float("nan"),
         "kib_per_sub": (connected - before) / args.subs / 1024,
         "cpu": cpu,
+        "client_cpu": client_cpu / wall * 100,
         "burst_per_s": burst,
     }
 
 
 async def burst_phase(
-    port: int, path: str, token: str, subscribers: list, after: int, args
+    port: int, path: str, token: str, pool: ClientPool, after: int, args
 ) -> float:
     """POST `burst` frames in one batch; return deliveries/s until every subscriber has them."""
     first, last = after + 1, after + args.burst
@@ -339,38 +270,40 @@ async def burst_phase(
         started = time.perf_counter()
         response = await client.post(f"http://127.0.0.1:{port}{path}", json=frames, timeout=60)
         assert response.status_code == 201, response.text
-    deadline = time.perf_counter() + args.drain
-    while time.perf_counter() < deadline:
-        if all(s.received and s.received[-1][0] >= last for s in subscribers):
-            break
-        await asyncio.sleep(0.05)
-    got = [(seq, at) for s in subscribers for seq, at in s.received if first <= seq <= last]
+    await pool.wait_for(last, args.drain)
+    results = await pool.results()
+    got = [at for received in results.received for seq, at in received if first <= seq <= last]
     if not got:
         return 0.0
-    return len(got) / (max(at for _, at in got) - started)
+    return len(got) / (max(got) - started)
 
 
-async def idle_phase(args, tokens: tuple[str, str]) -> dict:
+async def idle_phase(args, tokens: tuple[str, str], server_name: str) -> dict:
+    """Open `idle` streams that receive nothing; RSS per stream after a collection."""
     reset_frames(args)
-    server_process = start_server(args, "idle")
+    server_process = start_server(args, f"idle-{server_name}", server=server_name)
     port = server_process.port
     server = ServerTree(server_process.pid)
     try:
         warm = await connect_all(port, PRODUCT_PATH, tokens[1], 20)
         close_all(warm)
         await settle(1.5)
-        before = rss(server)
+        before = await collected_rss(port, server)
         started = time.perf_counter()
-        subscribers = await connect_all(port, PRODUCT_PATH, tokens[1], args.idle)
+        pool = ClientPool(
+            port=port, path=PRODUCT_PATH, token=tokens[1], count=args.idle, processes=1
+        )
+        await pool.ready()
         connect_s = time.perf_counter() - started
         await settle(2.0)
-        after = rss(server)
+        after = await collected_rss(port, server)
         threads = server.num_threads()
-        alive = sum(not s.lost for s in subscribers)
-        close_all(subscribers)
+        alive = (await pool.results()).alive
+        await pool.close()
     finally:
         server_process.stop(timeout=15)
     return {
+        "server": server_name,
         "idle": args.idle,
         "alive": alive,
         "connect_s": connect_s,
@@ -380,7 +313,7 @@ async def idle_phase(args, tokens: tuple[str, str]) -> dict:
     }
 
 
-def print_report(args, live: list[dict], idle: dict | None) -> None:
+def print_report(args, live: list[dict], idle: list[dict]) -> None:
     print()
     print(
         f"Live telemetry: {args.subs} SSE subscribers on one {args.server} worker, "
@@ -388,45 +321,60 @@ def print_report(args, live: list[dict], idle: dict | None) -> None:
     )
     print()
     header = (
-        "| design | deliveries/s | delivered / expected | lost | dup | cut off | "
-        "p50 ms | p99 ms | max ms | server CPU | RSS/sub KiB |"
+        "| design | client procs | deliveries/s | delivered / expected | lost | dup | cut off | "
+        "p50 ms | p99 ms | max ms | server CPU | client CPU | RSS/sub KiB |"
     )
     print(header)
-    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for r in live:
         print(
-            f"| {r['name']} | {r['per_s']:,.0f} | {r['deliveries']:,} / {r['expected']:,} | "
+            f"| {r['name']} | {r['procs']} | {r['per_s']:,.0f} | "
+            f"{r['deliveries']:,} / {r['expected']:,} | "
             f"{r['lost']:,} | {r['duplicates']} | {r['overflowed']} | {r['p50']:.1f} | "
-            f"{r['p99']:.1f} | {r['max']:.1f} | {r['cpu']:.0f}% | {r['kib_per_sub']:.1f} |"
+            f"{r['p99']:.1f} | {r['max']:.1f} | {r['cpu']:.0f}% | {r['client_cpu']:.0f}% | "
+            f"{r['kib_per_sub']:.1f} |"
         )
     print()
     print(
         f"Burst ({args.burst} frames in one POST, {args.burst * args.subs:,} deliveries): "
         + ", ".join(f"{r['name']} {r['burst_per_s']:,.0f} deliveries/s" for r in live)
     )
-    if len(live) == 2 and live[1]["per_s"] and live[1]["burst_per_s"]:
+    for r in idle:
         print(
-            f"hub / naive deliveries per second: {live[0]['per_s'] / live[1]['per_s']:.2f}x "
-            f"at {args.rate:g} Hz, {live[0]['burst_per_s'] / live[1]['burst_per_s']:.2f}x "
-            "in the burst"
+            f"Idle ({r['server']}): {r['alive']:,} of {r['idle']:,} subscribers connected in "
+            f"{r['connect_s']:.1f} s; {r['kib_per_sub']:.1f} KiB RSS per idle subscriber "
+            f"after a collection (server RSS {r['rss_mib']:.0f} MiB, {r['threads']} threads)"
         )
-    if idle:
-        print()
-        print(
-            f"Idle: {idle['alive']:,} of {idle['idle']:,} subscribers connected in "
-            f"{idle['connect_s']:.1f} s; {idle['kib_per_sub']:.1f} KiB RSS per idle subscriber "
-            f"(server RSS {idle['rss_mib']:.0f} MiB, {idle['threads']} threads)"
-        )
+    print()
+    print("Targets (issue #12): p99 < 50 ms at 1,000 subscribers, < 32 KiB per idle subscriber")
+    for r in live:
+        if r["name"].startswith("hub"):
+            print(f"  p99 with {r['procs']} client process(es): {r['p99']:.1f} ms")
+    for r in idle:
+        print(f"  idle KiB per subscriber ({r['server']}): {r['kib_per_sub']:.1f}")
 
 
 async def main_async(args) -> None:
     tokens = prepare_database(args)
-    live = [await live_phase(args, tokens, "hub (product)", PRODUCT_PATH, PRODUCT_INGEST)]
+    live = [
+        await live_phase(args, tokens, "hub (product)", PRODUCT_PATH, PRODUCT_INGEST, int(procs))
+        for procs in args.client_procs.split(",")
+    ]
     if not args.skip_naive:
         live.append(
-            await live_phase(args, tokens, "naive (member per response)", NAIVE_PATH, NAIVE_INGEST)
+            await live_phase(
+                args,
+                tokens,
+                "naive (member per response)",
+                NAIVE_PATH,
+                NAIVE_INGEST,
+                live[-1]["procs"],
+            )
         )
-    idle = await idle_phase(args, tokens) if args.idle else None
+    idle = []
+    if args.idle:
+        for server_name in args.idle_servers.split(","):
+            idle.append(await idle_phase(args, tokens, server_name))
     print_report(args, live, idle)
 
 
@@ -436,7 +384,15 @@ def main() -> None:
     parser.add_argument("--rate", type=float, default=10.0)
     parser.add_argument("--duration", type=float, default=20.0)
     parser.add_argument("--drain", type=float, default=30.0, help="max wait after the last POST")
-    parser.add_argument("--idle", type=int, default=5000)
+    parser.add_argument("--idle", type=int, default=1000)
+    parser.add_argument(
+        "--idle-servers", default="uvicorn,daphne", help="servers of the idle phase, in order"
+    )
+    parser.add_argument(
+        "--client-procs",
+        default="1,2",
+        help="client processes of the product's live phase, one phase per value",
+    )
     parser.add_argument("--burst", type=int, default=50, help="frames in the burst POST")
     parser.add_argument("--skip-naive", action="store_true")
     parser.add_argument("--redis-url", default="redis://127.0.0.1:6379/0")

@@ -17,7 +17,11 @@ mounted in the product.
 from __future__ import annotations
 
 import asyncio
+import gc
 import json
+import sys
+import tracemalloc
+from collections import Counter
 
 from asgiref.sync import sync_to_async
 from channels.layers import get_channel_layer
@@ -70,10 +74,67 @@ async def naive_telemetry_stream(request, slug: str):
         finally:
             await asyncio.shield(layer.group_discard(group, channel))
 
-    return sse_response(events())
+    return sse_response(request, events())
+
+
+_census: dict[str, Counter] = {}
+
+
+async def worker_memory(request):
+    """Collect garbage, then answer with the worker's object census (bench only, no auth).
+
+    `?mark=<name>` stores the census (and a tracemalloc snapshot when tracing) under
+    that name; `?diff=<name>` answers the object types (count, shallow bytes) and the
+    allocation sites that grew since the mark, biggest first.
+    """
+    gc.collect()
+    counts: Counter = Counter()
+    sizes: Counter = Counter()
+    for obj in gc.get_objects():
+        name = type(obj).__qualname__
+        counts[name] += 1
+        sizes[name] += sys.getsizeof(obj)
+    body: dict = {"objects": sum(counts.values())}
+    mark, diff = request.GET.get("mark"), request.GET.get("diff")
+    if mark:
+        _census[mark] = (
+            counts,
+            sizes,
+            tracemalloc.take_snapshot() if tracemalloc.is_tracing() else None,
+        )
+    if diff and diff in _census:
+        old_counts, old_sizes, old_snapshot = _census[diff]
+        grown = sorted(
+            ((n, counts[n] - old_counts[n], sizes[n] - old_sizes[n]) for n in counts),
+            key=lambda row: -row[2],
+        )
+        body["types"] = [row for row in grown[:40] if row[1] > 0]
+        if old_snapshot is not None:
+            stats = tracemalloc.take_snapshot().compare_to(old_snapshot, "traceback")
+            packages: Counter = Counter()
+            for stat in stats:
+                frames = [frame.filename for frame in stat.traceback]
+                owner = next(
+                    (
+                        key
+                        for name in reversed(frames)
+                        for key in ("streams/", "rover/", "django/", "asgiref/", "uvicorn/")
+                        if key in name
+                    ),
+                    "other",
+                )
+                packages[owner] += stat.size_diff
+            body["traced"] = sum(stat.size_diff for stat in stats)
+            body["by_package"] = packages.most_common()
+            body["sites"] = [
+                [stat.size_diff, stat.count_diff, [str(f) for f in stat.traceback][-6:]]
+                for stat in stats[:30]
+            ]
+    return JsonResponse(body)
 
 
 urlpatterns = [
+    path("api/bench/memory", worker_memory),
     path("api/bench/naive/rovers/<slug:slug>/telemetry", naive_ingest),
     path("api/bench/naive/rovers/<slug:slug>/telemetry/stream", naive_telemetry_stream),
     *product_urlpatterns,

@@ -20,11 +20,13 @@ from mission_control.database_outage import close_1013_on_database_outage  # noq
 from mission_control.lifespan import lifespan  # noqa: E402
 from mission_control.websocket_origin import allowed_hosts_or_no_origin  # noqa: E402
 from streams.backpressure import daphne_backpressure  # noqa: E402
+from streams.handoff import stream_handoff  # noqa: E402
 
 application = ProtocolTypeRouter(
     {
         # daphne (runserver) writes bodies without back-pressure; uvicorn passes through.
-        "http": daphne_backpressure(django_asgi_app),
+        # SSE streams are written outside Django once their headers are sent.
+        "http": daphne_backpressure(stream_handoff(django_asgi_app)),
         # Ends SSE streams when the worker is told to stop (see mission_control.lifespan).
         "lifespan": lifespan,
         # A database outage in the handshake (token, session) or later closes 1013.

@@ -15,7 +15,7 @@ behind gets a final `event: overflow` and the response ends; the browser's
 EventSource reconnects with Last-Event-ID and replays from the store. After a
 Redis outage the hub cuts subscribers off the same way (data reason "resync");
 while Redis is away a stream still opens, replays, and waits with heartbeats.
-A client that leaves cancels the generator (Django raises CancelledError at
+A client that leaves cancels the generator (`streams.handoff` raises CancelledError at
 its current await) and the `async with` releases the subscription.
 """
 
@@ -33,6 +33,7 @@ from django.db import close_old_connections, connections
 from django.http import HttpRequest, StreamingHttpResponse
 
 from mission_control.parsing import INT64_MAX, BadParameter, parse_int
+from streams.handoff import handoff_response
 from streams.hub import subscribe
 from streams.subscriptions import SubscriberOverflow, Subscription
 
@@ -350,9 +351,13 @@ async def stream_query(function: Callable[..., R], **kwargs: Any) -> R:
     return await sync_to_async(_pooled_call, thread_sensitive=False)(function, kwargs)
 
 
-def sse_response(events: AsyncIterator[bytes]) -> StreamingHttpResponse:
-    """Return the streaming response of an SSE generator with the headers proxies need."""
-    response = StreamingHttpResponse(events, content_type="text/event-stream; charset=utf-8")
+def sse_response(request: HttpRequest, events: AsyncIterator[bytes]) -> StreamingHttpResponse:
+    """Return the streaming response of an SSE generator with the headers proxies need.
+
+    Served through `mission_control.asgi`, the stream is written outside Django once
+    the headers are sent (`streams.handoff`): an idle stream then holds no request.
+    """
+    response = handoff_response(request, events, content_type="text/event-stream; charset=utf-8")
     response["Cache-Control"] = "no-cache"
     # nginx must not buffer the stream (django-eventstream#37).
     response["X-Accel-Buffering"] = "no"

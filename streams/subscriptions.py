@@ -21,27 +21,48 @@ class SubscriberOverflow(Exception):
 
 
 class Subscription:
-    """A local subscriber's bounded queue of events from one stream."""
+    """A local subscriber's bounded queue of events from one stream.
+
+    A plain list read from an index and one Future while a reader waits, not an
+    asyncio.Queue: a queue is three deques and an Event (~3 KiB) per open stream,
+    and a worker holds thousands of idle streams (bench/telemetry.py).
+    """
+
+    __slots__ = (
+        "__weakref__",
+        "_delivered",
+        "_events",
+        "_head",
+        "_waiter",
+        "kind",
+        "maxsize",
+        "overflowed",
+        "reason",
+        "stream",
+    )
 
     def __init__(self, stream: str, maxsize: int) -> None:
         self.stream = stream
         self.kind = metrics.stream_kind(stream)
         self.maxsize = maxsize
-        self._queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue(maxsize)
         self.overflowed = False
         self.reason = ""
+        self._events: list[dict[str, Any]] = []
+        self._head = 0  # the next event to read is _events[_head]
+        self._waiter: asyncio.Future[None] | None = None
         # The labelled counter, looked up once: offer() runs once per delivery.
         self._delivered = metrics.EVENTS_DELIVERED.labels(self.kind)
 
     def offer(self, event: dict[str, Any]) -> None:
-        """Queue an event without waiting; mark the subscriber overflowed when full."""
+        """Queue an event without waiting; cut the subscriber off when its queue is full."""
         if self.overflowed:
             return
-        try:
-            self._queue.put_nowait(event)
-            self._delivered.inc()
-        except asyncio.QueueFull:
+        if len(self._events) - self._head >= self.maxsize:
             self.cut_off()
+            return
+        self._events.append(event)
+        self._delivered.inc()
+        self._wake()
 
     def cut_off(self, reason: str = "too_slow") -> None:
         """End this subscription: the next get() raises SubscriberOverflow.
@@ -59,28 +80,45 @@ class Subscription:
             metrics.SUBSCRIBER_OVERFLOWS.labels(self.kind).inc()
         elif reason == "resync":
             metrics.SUBSCRIBER_RESYNCS.labels(self.kind).inc()
+        self._events, self._head = [], 0
         # Wake a reader blocked in get() so it notices at once.
-        if self._queue.full():
-            self._queue.get_nowait()
-        self._queue.put_nowait({"__overflow__": True})
+        self._wake()
+
+    def _wake(self) -> None:
+        waiter = self._waiter
+        if waiter is not None:
+            self._waiter = None
+            if not waiter.done():
+                waiter.set_result(None)
 
     async def get(self) -> dict[str, Any]:
         """Return the next event; raise SubscriberOverflow once the queue overflowed."""
-        if self.overflowed:
-            raise SubscriberOverflow(self.stream)
-        event = await self._queue.get()
-        if self.overflowed:
-            raise SubscriberOverflow(self.stream)
-        return event
+        while True:
+            event = self.get_nowait()
+            if event is not None:
+                return event
+            waiter = self._waiter
+            if waiter is None or waiter.done():
+                waiter = self._waiter = asyncio.get_running_loop().create_future()
+            await waiter
 
     def get_nowait(self) -> dict[str, Any] | None:
         """Return the next queued event or None; raise SubscriberOverflow if cut off."""
         if self.overflowed:
             raise SubscriberOverflow(self.stream)
-        try:
-            return self._queue.get_nowait()
-        except asyncio.QueueEmpty:
+        events, head = self._events, self._head
+        if head >= len(events):
             return None
+        event = events[head]
+        head += 1
+        if head == len(events):
+            events.clear()
+            head = 0
+        elif head >= 64 and head * 2 >= len(events):
+            del events[:head]
+            head = 0
+        self._head = head
+        return event
 
     def qsize(self) -> int:
-        return self._queue.qsize()
+        return len(self._events) - self._head

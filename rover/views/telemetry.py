@@ -234,13 +234,14 @@ async def _rover_feed(request: HttpRequest, rover: Rover) -> HttpResponse:
     await release_request_thread()
     link_watchdog_ensure()
     return sse_response(
+        request,
         event_stream(
             stream=rover_stream(rover.slug),
             resumable_event="telemetry",
             after=after,
             replay=replay,
             initial=initial,
-        )
+        ),
     )
 
 
