@@ -22,7 +22,7 @@ async def test_healthz_answers_the_worker_pid_without_touching_the_database():
 
 @pytest.mark.django_db(transaction=True)
 async def test_readyz_answers_200_when_the_database_answers(settings):
-    settings.REDIS_URL = ""
+    settings.REDIS_HOSTS = []
     status, _headers, body = await asgi_request("/readyz")
     assert status == 200
     assert json.loads(body) == {"status": "ok", "checks": {"database": "ok"}}
@@ -31,7 +31,7 @@ async def test_readyz_answers_200_when_the_database_answers(settings):
 @pytest.mark.django_db(transaction=True)
 @pytest.mark.redis
 async def test_readyz_checks_redis_when_configured(settings, redis_url):
-    settings.REDIS_URL = redis_url
+    settings.REDIS_HOSTS = [redis_url]
     status, _headers, body = await asgi_request("/readyz")
     assert status == 200
     assert json.loads(body)["checks"] == {"database": "ok", "redis": "ok"}
@@ -39,7 +39,7 @@ async def test_readyz_checks_redis_when_configured(settings, redis_url):
 
 @pytest.mark.django_db(transaction=True)
 async def test_readyz_answers_503_with_the_reason_when_redis_does_not_answer(settings):
-    settings.REDIS_URL = f"redis://127.0.0.1:{free_port()}/0"
+    settings.REDIS_HOSTS = [f"redis://127.0.0.1:{free_port()}/0"]
     status, headers, body = await asgi_request("/readyz")
     assert status == 503
     assert headers["content-type"] == "application/json"
@@ -57,7 +57,7 @@ async def test_health_endpoints_refuse_other_methods():
 
 @pytest.mark.django_db(transaction=True)
 async def test_health_endpoints_are_never_rate_limited_or_behind_a_login(settings):
-    settings.REDIS_URL = ""
+    settings.REDIS_HOSTS = []
     for _ in range(200):
         assert (await asgi_request("/healthz"))[0] == 200
     for _ in range(20):
