@@ -30,6 +30,8 @@ from channels_redis.pubsub import (
 from channels_redis.utils import _wrap_close, decode_hosts
 from django.conf import settings
 
+from mission_control.redis_topology import describe
+
 logger = logging.getLogger(__name__)
 
 
@@ -59,16 +61,27 @@ async def _call_hook(hook: Callable[[], Any] | None) -> None:
 # the counter and the epoch it counts in: a Redis that comes back empty has
 # neither, so its first number is 1 again under a new epoch, and receivers see
 # that the counter restarted instead of taking its numbers for duplicates (one
-# key: an eviction cannot take one without the other). Numbers leave in order,
-# so publishers never interleave. The frame is `#<epoch>:<n>:<payload>`.
+# key: an eviction cannot take one without the other). The epoch also carries the
+# server's replication id, which a replica promoted by Sentinel changes: writes the
+# old master took but never replicated are gone, so the new master may hand out
+# numbers already seen, and receivers must resync instead of dropping them. Numbers
+# leave in order, so publishers never interleave. The frame is
+# `#<epoch>.<replication id>:<n>:<payload>`.
 _PUBLISH_NUMBERED = """
 redis.call('HSETNX', KEYS[1], 'e', ARGV[3])
 local n = redis.call('HINCRBY', KEYS[1], 'n', 1)
 local e = redis.call('HGET', KEYS[1], 'e')
+local run = string.match(redis.call('INFO', 'replication'), 'master_replid:(%w+)') or ''
+e = e .. '.' .. string.sub(run, 1, 12)
 redis.call('PUBLISH', ARGV[1], '#' .. e .. ':' .. string.format('%d', n) .. ':' .. ARGV[2])
 return n
 """
 _NUMBERED = b"#"
+
+
+def _describe(host: dict[str, Any]) -> str:
+    """Return a decoded channels-redis host for logs, without its password."""
+    return describe(host.get("address", host))
 
 
 class _ReportingShardConnection(RedisSingleShardConnection):
@@ -106,7 +119,7 @@ class _ReportingShardConnection(RedisSingleShardConnection):
 
     async def _reconnected(self, connection) -> None:
         self._down = False
-        logger.warning("Redis pub/sub connection to %s is back", self.host)
+        logger.warning("Redis pub/sub connection to %s is back", _describe(self.host))
         await _call_hook(self.channel_layer.on_reconnect)
 
     async def subscribe(self, channel) -> None:
@@ -136,7 +149,9 @@ class _ReportingShardConnection(RedisSingleShardConnection):
                     raise  # our own cancellation, turned into a timeout on the way
                 if not self._down:
                     self._down = True
-                    logger.warning("Redis pub/sub connection to %s lost: %r", self.host, exc)
+                    logger.warning(
+                        "Redis pub/sub connection to %s lost: %r", _describe(self.host), exc
+                    )
                     await _call_hook(self.channel_layer.on_disconnect)
                 # redis-py reconnects on the next read; retry once a second meanwhile.
                 await asyncio.sleep(1)
