@@ -61,18 +61,16 @@ async def _call_hook(hook: Callable[[], Any] | None) -> None:
 # the counter and the epoch it counts in: a Redis that comes back empty has
 # neither, so its first number is 1 again under a new epoch, and receivers see
 # that the counter restarted instead of taking its numbers for duplicates (one
-# key: an eviction cannot take one without the other). The epoch also carries the
-# server's replication id, which a replica promoted by Sentinel changes: writes the
-# old master took but never replicated are gone, so the new master may hand out
-# numbers already seen, and receivers must resync instead of dropping them. Numbers
-# leave in order, so publishers never interleave. The frame is
-# `#<epoch>.<replication id>:<n>:<payload>`.
+# key: an eviction cannot take one without the other). Numbers leave in order,
+# so publishers never interleave. The frame is `#<epoch>:<n>:<payload>`.
+# A Sentinel failover may lose increments the old master never replicated, so
+# the new master can hand out numbers already seen; it also closes every pub/sub
+# connection to the demoted master (CLIENT KILL), so each hub reconnects, probes
+# and cuts its subscribers off to replay by id (streams.recovery), which covers it.
 _PUBLISH_NUMBERED = """
 redis.call('HSETNX', KEYS[1], 'e', ARGV[3])
 local n = redis.call('HINCRBY', KEYS[1], 'n', 1)
 local e = redis.call('HGET', KEYS[1], 'e')
-local run = string.match(redis.call('INFO', 'replication'), 'master_replid:(%w+)') or ''
-e = e .. '.' .. string.sub(run, 1, 12)
 redis.call('PUBLISH', ARGV[1], '#' .. e .. ':' .. string.format('%d', n) .. ':' .. ARGV[2])
 return n
 """
