@@ -1,4 +1,4 @@
-"""Two Redis shards under two real workers: frames, messages and presence cross them.
+"""Redis topologies under two real workers: two shards, and a Sentinel failover.
 
 The rover's stream and the team room are picked so that their channel-layer
 groups live on different shards, so both shards carry live traffic.
@@ -13,10 +13,12 @@ import pytest
 
 from mission_control.redis_topology import shard_for
 from streams.layers import group_name
-from streams.tests.redis_server import RedisServer
+from streams.tests.redis_server import RedisServer, sentinel_redis
 
 from .outage_clients import EventSourceClient, RoomMember
 from .test_redis_outage import WORKER_ENV, _until, frame
+
+__all__ = ["sentinel_redis"]
 
 pytestmark = [pytest.mark.slow, pytest.mark.redis]
 
@@ -113,3 +115,92 @@ def test_frames_messages_and_presence_cross_workers_over_two_shards(
     keys = [set(redis.Redis(port=s.port, decode_responses=True).keys("*")) for s in shards]
     assert any(f"hub.seq.{group_name('rover.' + slug)}" in k for k in keys[0])
     assert any(f"hub.seq.{group_name('room.' + team_slug)}" in k for k in keys[1])
+
+
+def test_a_sentinel_failover_under_load_loses_and_doubles_nothing(
+    server_process, sentinel_redis, transactional_db, user_factory, token_for
+):
+    """Two workers find the master through Sentinel; it fails over, the old one stops."""
+    from comms.models import Membership, Team
+    from rover.models import AlarmLimits, Rover
+
+    rover = Rover.objects.create(slug="curiosity", name="Curiosity")
+    AlarmLimits.objects.create(rover=rover)
+    team = Team.objects.create(slug="ops", name="Ops")
+    members = [user_factory(f"member{i}") for i in range(3)]
+    for user in members:
+        Membership.objects.create(team=team, user=user)
+    ingest_token = token_for(user_factory("uplink", perms=("rover.add_telemetryframe",)))
+    tokens = [token_for(user) for user in members]
+    env = {**WORKER_ENV, **sentinel_redis.environ}
+    workers = [server_process(server="uvicorn", env=env) for _ in "ab"]
+    feeds = [
+        EventSourceClient(f"{w.url}/rovers/curiosity/telemetry/stream", ingest_token)
+        for w in workers
+    ]
+    room = [RoomMember(workers[i % 2].port, "ops", t) for i, t in enumerate(tokens[:2])]
+    statuses: list[int] = []
+
+    async def ingest(client: httpx.AsyncClient) -> None:
+        seq = 0
+        while True:
+            seq += 1
+            url = f"{workers[seq % 2].url}/api/rovers/curiosity/telemetry"
+            auth = {"Authorization": f"Bearer {ingest_token}"}
+            statuses.append((await client.post(url, json=frame(seq), headers=auth)).status_code)
+            await asyncio.sleep(0.08)
+
+    async def chat() -> None:
+        n = 0
+        while True:
+            n += 1
+            await room[0].say(f"m{n}", client_id=f"c{n}")
+            await asyncio.sleep(0.15)
+
+    async def scenario() -> RoomMember:
+        clients = [asyncio.ensure_future(c.run()) for c in (*feeds, *room)]
+        assert await _until(lambda: all(c.connections for c in (*feeds, *room)), 15)
+        async with httpx.AsyncClient(timeout=15) as client:
+            load = [asyncio.ensure_future(ingest(client)), asyncio.ensure_future(chat())]
+            await asyncio.sleep(2)
+            await asyncio.to_thread(sentinel_redis.failover)
+            await asyncio.to_thread(sentinel_redis.master.shutdown)
+            await asyncio.sleep(3)
+            # A member joining now is seen on the other worker through the new master.
+            late = RoomMember(workers[1].port, "ops", tokens[2])
+            clients.append(asyncio.ensure_future(late.run()))
+            await asyncio.sleep(2)
+            for task in load:
+                task.cancel()
+            await asyncio.gather(*load, return_exceptions=True)
+        seqs, message_ids = await asyncio.to_thread(_stored)
+        assert await _until(
+            lambda: (
+                all(f.seqs[-1:] == seqs[-1:] for f in feeds)
+                and all(set(m.accepted) >= set(message_ids) for m in room)
+            ),
+            20,
+        ), ([f.seqs[-3:] for f in feeds], seqs[-3:], [len(m.accepted) for m in room])
+        assert await _until(
+            lambda: any(
+                p.get("joined", {}).get("username") == "member2"
+                or "member2" in {u["username"] for u in p.get("online", [])}
+                for p in room[0].presence
+            ),
+            10,
+        ), room[0].presence[-3:]
+        for task in clients:
+            task.cancel()
+        await asyncio.gather(*clients, return_exceptions=True)
+        return seqs, message_ids
+
+    seqs, message_ids = asyncio.run(scenario())
+    assert set(statuses) == {201}, statuses
+    assert seqs == list(range(1, len(seqs) + 1))
+    for feed in feeds:
+        assert feed.seqs == seqs, feed.endings  # every frame once, in order
+    for member in room:
+        assert sorted(member.accepted) == message_ids
+        assert set(member.accepted.values()) == {1}
+        assert member.repeated_on_one_socket == []
+    assert sentinel_redis.master_port() == sentinel_redis.replica.port
