@@ -75,7 +75,7 @@ async def _measure(events: int, subs: int) -> dict[str, float]:
             hub._dispatch(numbered)
         result["dispatch_us"] = (time.perf_counter() - started) / events * 1e6
         assert all(s.qsize() == events for s in subscriptions), "dispatch dropped events"
-    client = redis.asyncio.Redis.from_url(settings.REDIS_URL)
+    client = redis.asyncio.Redis.from_url(os.environ["REDIS_URL"])
     keys = [key async for key in client.scan_iter(f"{settings.CHANNEL_LAYER_PREFIX}*")]
     if keys:
         await client.delete(*keys)

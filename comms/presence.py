@@ -1,8 +1,9 @@
 """Who is online in each room, right across worker processes and self-healing.
 
 Each socket is one entry (so a user with two tabs stays online until both close)
-scored with its last heartbeat time. With REDIS_URL the entries live in one Redis
-sorted set per room, shared by every worker; without it, in a dict in the process.
+scored with its last heartbeat time. With Redis the entries live in one Redis
+sorted set per room (on the shard of its key), shared by every worker; without
+it, in a dict in the process.
 Each process refreshes its own sockets' entries every PRESENCE_REFRESH_SECONDS
 and drops entries older than PRESENCE_TTL_SECONDS, so a worker that dies without
 running its disconnect handlers leaves ghosts for at most the TTL; the pruning
@@ -68,25 +69,29 @@ class _MemoryStore:
 
 
 class _RedisStore:
-    def __init__(self, client) -> None:
-        self.client = client
+    """Each room's sorted set, on the shard that holds its key."""
+
+    def __init__(self, shards) -> None:
+        self.shards = shards
 
     async def add(self, slug: str, members: list[str], now: float) -> None:
         name = key("presence", slug)
-        async with self.client.pipeline(transaction=False) as pipe:
+        async with self.shards.client(name).pipeline(transaction=False) as pipe:
             pipe.zadd(name, dict.fromkeys(members, now))
             pipe.expire(name, int(settings.PRESENCE_TTL_SECONDS * 3) + 1)
             await pipe.execute()
 
     async def remove(self, slug: str, *members: str) -> None:
-        await self.client.zrem(key("presence", slug), *members)
+        name = key("presence", slug)
+        await self.shards.client(name).zrem(name, *members)
 
     async def prune(self, slug: str, oldest: float) -> int:
-        return int(await self.client.zremrangebyscore(key("presence", slug), "-inf", oldest))
+        name = key("presence", slug)
+        return int(await self.shards.client(name).zremrangebyscore(name, "-inf", oldest))
 
     async def members(self, slug: str, oldest: float) -> list[str]:
         name = key("presence", slug)
-        async with self.client.pipeline(transaction=False) as pipe:
+        async with self.shards.client(name).pipeline(transaction=False) as pipe:
             pipe.zremrangebyscore(name, "-inf", oldest)
             pipe.zrange(name, 0, -1)
             _, members = await pipe.execute()
@@ -97,8 +102,8 @@ class PresenceTracker:
     """This process's (event loop's) sockets in each room and their heartbeat."""
 
     def __init__(self) -> None:
-        client = get_redis()
-        self.store = _RedisStore(client) if client is not None else _MemoryStore()
+        shards = get_redis()
+        self.store = _RedisStore(shards) if shards is not None else _MemoryStore()
         self.local: dict[str, dict[str, str]] = {}
         self._heartbeat: asyncio.Task | None = None
         # Set while the shared store does not answer; the next good beat re-announces.

@@ -1,7 +1,8 @@
 """Per-user chat rate limit: CHAT_RATE_MESSAGES per CHAT_RATE_SECONDS, sliding window.
 
-With REDIS_URL the window lives in Redis, so the limit holds per user across all
-their sockets on every worker; without it, per user within the process. While
+With Redis the window lives there (on the shard of the user's key), so the
+limit holds per user across all their sockets on every worker; without it, per
+user within the process. While
 Redis does not answer, the limit falls back to the process's own window (per
 user per worker): chat keeps working through an outage, still rate-limited.
 """
@@ -44,13 +45,14 @@ async def chat_rate_allow(*, user_id: int) -> bool:
     window = settings.CHAT_RATE_SECONDS
     if limit <= 0:
         return True
-    client = get_redis()
-    if client is not None:
+    shards = get_redis()
+    if shards is not None:
+        name = key("rate", str(user_id))
         try:
-            admitted = await client.eval(
+            admitted = await shards.client(name).eval(
                 _SLIDING_WINDOW,
                 1,
-                key("rate", str(user_id)),
+                name,
                 time.time(),
                 window,
                 limit,

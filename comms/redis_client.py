@@ -1,6 +1,12 @@
-"""One redis.asyncio client per event loop for presence and rate limits (None without REDIS_URL).
+"""redis.asyncio clients per event loop for presence and rate limits (None without Redis).
 
-The client's pool is a `BlockingConnectionPool` of REDIS_MAX_CONNECTIONS: when
+One client per shard (see `mission_control.redis_topology`): `client(name)`
+returns the one holding the key `name`, the shard channels-redis would use for a
+channel of that name, so every worker reads and writes a room's presence or a
+user's rate limit on the same server. Behind Sentinel each client follows the
+master through a failover.
+
+Each client's pool is a `BlockingConnectionPool` of REDIS_MAX_CONNECTIONS: when
 every connection is busy, a call waits up to REDIS_POOL_TIMEOUT seconds for one
 instead of raising at once. redis-py's default pool raised `MaxConnectionsError`
 the moment its 100 connections were taken, so 600 sockets joining one worker at
@@ -15,25 +21,41 @@ import weakref
 
 from django.conf import settings
 
-_clients: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+from mission_control.redis_topology import async_client, shard_for
 
 
-def get_redis():
-    """Return this loop's Redis client, or None when REDIS_URL is not set."""
-    if not settings.REDIS_URL:
+class RedisShards:
+    """This loop's clients, one per Redis host (shard), made when first used."""
+
+    def __init__(self, hosts: list) -> None:
+        self.hosts = list(hosts)
+        self._clients: dict[int, object] = {}
+
+    def client(self, name: str):
+        """Return the client of the shard that holds the key `name`."""
+        index = shard_for(name, len(self.hosts))
+        client = self._clients.get(index)
+        if client is None:
+            client = self._clients[index] = async_client(
+                self.hosts[index],
+                max_connections=settings.REDIS_MAX_CONNECTIONS,
+                timeout=settings.REDIS_POOL_TIMEOUT,
+            )
+        return client
+
+
+_shards: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def get_redis() -> RedisShards | None:
+    """Return this loop's Redis clients, or None when no Redis is configured."""
+    if not settings.REDIS_HOSTS:
         return None
     loop = asyncio.get_running_loop()
-    client = _clients.get(loop)
-    if client is None:
-        import redis.asyncio  # only with REDIS_URL: the embedded default never loads it
-
-        pool = redis.asyncio.BlockingConnectionPool.from_url(
-            settings.REDIS_URL,
-            max_connections=settings.REDIS_MAX_CONNECTIONS,
-            timeout=settings.REDIS_POOL_TIMEOUT,
-        )
-        client = _clients[loop] = redis.asyncio.Redis(connection_pool=pool)
-    return client
+    shards = _shards.get(loop)
+    if shards is None or shards.hosts != settings.REDIS_HOSTS:
+        shards = _shards[loop] = RedisShards(settings.REDIS_HOSTS)
+    return shards
 
 
 def key(*parts: str) -> str:

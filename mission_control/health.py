@@ -3,12 +3,14 @@
 `/healthz` says the worker process is alive and serving: it touches nothing
 else, so a database outage never makes a supervisor restart healthy workers.
 `/readyz` says the worker can do its job: PostgreSQL (or the embedded SQLite)
-and, when REDIS_URL is set, Redis answer within READY_TIMEOUT_SECONDS.
+and, when Redis is configured, every Redis shard answer within READY_TIMEOUT_SECONDS
+(behind Sentinel: the master the Sentinels name).
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import os
 
 from asgiref.sync import sync_to_async
@@ -16,6 +18,8 @@ from django.conf import settings
 from django.db import connections
 from django.http import HttpRequest, JsonResponse
 from django.views.decorators.http import require_safe
+
+from .redis_topology import async_client, describe
 
 READY_TIMEOUT_SECONDS = 2.0
 
@@ -42,11 +46,11 @@ async def _check_database() -> None:
     await sync_to_async(_query_database, thread_sensitive=False)()
 
 
-async def _check_redis() -> None:
-    import redis.asyncio  # only with REDIS_URL: the embedded default never loads it
-
-    client = redis.asyncio.from_url(
-        settings.REDIS_URL,
+async def _ping(host) -> None:
+    client = async_client(
+        host,
+        max_connections=1,
+        timeout=READY_TIMEOUT_SECONDS,
         socket_connect_timeout=READY_TIMEOUT_SECONDS,
         socket_timeout=READY_TIMEOUT_SECONDS,
     )
@@ -68,14 +72,24 @@ async def _outcome(check) -> str:
     return "ok"
 
 
+async def _redis_outcome() -> str:
+    """PING every shard at once; "ok", or which shards did not answer and why."""
+    hosts = settings.REDIS_HOSTS
+    outcomes = await asyncio.gather(*(_outcome(functools.partial(_ping, h)) for h in hosts))
+    if len(hosts) == 1:
+        return outcomes[0]
+    failed = [f"{describe(h)}: {o}" for h, o in zip(hosts, outcomes, strict=True) if o != "ok"]
+    return "; ".join(failed) or "ok"
+
+
 @require_safe
 async def readyz(request: HttpRequest) -> JsonResponse:
     """Answer 200 when the database and Redis answer, else 503 naming what failed and why."""
     names = ["database"]
     checks = [_outcome(_check_database)]
-    if settings.REDIS_URL:
+    if settings.REDIS_HOSTS:
         names.append("redis")
-        checks.append(_outcome(_check_redis))
+        checks.append(_redis_outcome())
     results = dict(zip(names, await asyncio.gather(*checks), strict=True))
     failed = {name: result for name, result in results.items() if result != "ok"}
     if failed:

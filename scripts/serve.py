@@ -13,8 +13,10 @@ SIGTERM (or Ctrl-C) stops everything within STOP_TIMEOUT seconds: nginx stops
 accepting and the workers end their live streams (SSE `event: restart`,
 WebSockets close 1012) so clients resume elsewhere by id.
 
-Only the standard library, psycopg and redis-py (both in requirements.txt) are
-used here, so the script runs from the product's own virtualenv.
+Only the standard library, psycopg and redis-py (both in requirements.txt), and
+`mission_control.redis_topology` (the same parsing of the Redis variables as the
+settings, without Django) are used here, so the script runs from the product's
+own virtualenv.
 """
 
 from __future__ import annotations
@@ -35,6 +37,16 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+# The same parsing as the settings (standard library only; redis-py when used).
+from mission_control.redis_topology import (  # noqa: E402
+    RedisTopologyError,
+    describe,
+    hosts_from_environ,
+    sync_client,
+)
+
 NGINX_TEMPLATE = ROOT / "deploy" / "nginx.conf"
 SETTINGS = "mission_control.settings.production"
 STOP_TIMEOUT = 25.0
@@ -58,11 +70,15 @@ def log(message: str) -> None:
 def require_services(env: dict[str, str]) -> None:
     """Refuse with a clear message unless the production variables are set and the services answer.
 
-    DATABASE_URL must be PostgreSQL and REDIS_URL set, SECRET_KEY and ALLOWED_HOSTS
-    too (the production settings need them), and both services must answer in 3 s.
+    DATABASE_URL must be PostgreSQL and REDIS_URL (or REDIS_SENTINELS) set, SECRET_KEY
+    and ALLOWED_HOSTS too (the production settings need them), and both services
+    must answer in 3 s: every shard, and behind Sentinel the master it names.
     """
     database_url = env.get("DATABASE_URL", "")
-    redis_url = env.get("REDIS_URL", "")
+    try:
+        redis_hosts = hosts_from_environ(env)
+    except RedisTopologyError as exc:
+        raise StackError(str(exc)) from exc
     if not database_url:
         raise StackError(
             "DATABASE_URL is not set. Production needs PostgreSQL, e.g. "
@@ -71,10 +87,11 @@ def require_services(env: dict[str, str]) -> None:
     if not database_url.startswith(("postgres://", "postgresql://")):
         scheme = database_url.split(":")[0]
         raise StackError(f"DATABASE_URL must be a PostgreSQL URL (postgres://...), not {scheme}:")
-    if not redis_url:
+    if not redis_hosts:
         raise StackError(
             "REDIS_URL is not set. Production needs Redis for the channel layer, e.g. "
-            "export REDIS_URL=redis://127.0.0.1:6379/0"
+            "export REDIS_URL=redis://127.0.0.1:6379/0 (or REDIS_SENTINELS and "
+            "REDIS_SENTINEL_MASTER; see the README's Redis topologies)"
         )
     if not env.get("SECRET_KEY"):
         raise StackError(
@@ -93,14 +110,18 @@ def require_services(env: dict[str, str]) -> None:
             conn.execute("SELECT 1")
     except Exception as exc:
         raise StackError(f"PostgreSQL at DATABASE_URL does not answer: {_one_line(exc)}") from exc
-    try:
-        import redis
-
-        client = redis.Redis.from_url(redis_url, socket_connect_timeout=3, socket_timeout=3)
-        client.ping()
-        client.close()
-    except Exception as exc:
-        raise StackError(f"Redis at REDIS_URL does not answer: {_one_line(exc)}") from exc
+    for host in redis_hosts:
+        try:
+            client = sync_client(host, socket_connect_timeout=3, socket_timeout=3)
+            try:
+                client.ping()
+            finally:
+                client.close()
+        except Exception as exc:
+            where = "REDIS_SENTINELS" if isinstance(host, dict) else "REDIS_URL"
+            raise StackError(
+                f"Redis at {where} does not answer ({describe(host)}): {_one_line(exc)}"
+            ) from exc
 
 
 def _one_line(exc: BaseException) -> str:

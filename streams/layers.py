@@ -30,6 +30,8 @@ from channels_redis.pubsub import (
 from channels_redis.utils import _wrap_close, decode_hosts
 from django.conf import settings
 
+from mission_control.redis_topology import describe
+
 logger = logging.getLogger(__name__)
 
 
@@ -61,6 +63,10 @@ async def _call_hook(hook: Callable[[], Any] | None) -> None:
 # that the counter restarted instead of taking its numbers for duplicates (one
 # key: an eviction cannot take one without the other). Numbers leave in order,
 # so publishers never interleave. The frame is `#<epoch>:<n>:<payload>`.
+# A Sentinel failover may lose increments the old master never replicated, so
+# the new master can hand out numbers already seen; it also closes every pub/sub
+# connection to the demoted master (CLIENT KILL), so each hub reconnects, probes
+# and cuts its subscribers off to replay by id (streams.recovery), which covers it.
 _PUBLISH_NUMBERED = """
 redis.call('HSETNX', KEYS[1], 'e', ARGV[3])
 local n = redis.call('HINCRBY', KEYS[1], 'n', 1)
@@ -69,6 +75,11 @@ redis.call('PUBLISH', ARGV[1], '#' .. e .. ':' .. string.format('%d', n) .. ':' 
 return n
 """
 _NUMBERED = b"#"
+
+
+def _describe(host: dict[str, Any]) -> str:
+    """Return a decoded channels-redis host for logs, without its password."""
+    return describe(host.get("address", host))
 
 
 class _ReportingShardConnection(RedisSingleShardConnection):
@@ -106,7 +117,7 @@ class _ReportingShardConnection(RedisSingleShardConnection):
 
     async def _reconnected(self, connection) -> None:
         self._down = False
-        logger.warning("Redis pub/sub connection to %s is back", self.host)
+        logger.warning("Redis pub/sub connection to %s is back", _describe(self.host))
         await _call_hook(self.channel_layer.on_reconnect)
 
     async def subscribe(self, channel) -> None:
@@ -136,7 +147,9 @@ class _ReportingShardConnection(RedisSingleShardConnection):
                     raise  # our own cancellation, turned into a timeout on the way
                 if not self._down:
                     self._down = True
-                    logger.warning("Redis pub/sub connection to %s lost: %r", self.host, exc)
+                    logger.warning(
+                        "Redis pub/sub connection to %s lost: %r", _describe(self.host), exc
+                    )
                     await _call_hook(self.channel_layer.on_disconnect)
                 # redis-py reconnects on the next read; retry once a second meanwhile.
                 await asyncio.sleep(1)

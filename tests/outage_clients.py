@@ -63,6 +63,7 @@ class RoomMember:
         self.connections: list[float] = []
         self.errors: list[str] = []
         self.repeated_on_one_socket: list[int] = []
+        self.presence: list[dict] = []
         self.socket = None
 
     async def run(self) -> None:
@@ -96,6 +97,8 @@ class RoomMember:
                 self._accept([frame["id"]], on_this_socket)
             elif kind == "error":
                 self.errors.append(frame["code"])
+            elif kind == "presence":
+                self.presence.append(frame)
 
     def _accept(self, ids: list[int], on_this_socket: set[int]) -> None:
         for message_id in ids:

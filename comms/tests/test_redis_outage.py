@@ -20,7 +20,7 @@ pytestmark = pytest.mark.redis
 def rooms_on_private_redis(settings, private_redis):
     from channels.layers import channel_layers
 
-    settings.REDIS_URL = private_redis.url
+    settings.REDIS_HOSTS = [private_redis.url]
     settings.CHANNEL_LAYERS = {
         "default": {
             "BACKEND": "streams.layers.RedisChannelLayer",

@@ -1,8 +1,8 @@
 """Settings for every environment, read from the process environment.
 
 With no environment at all the product runs embedded: SQLite and the in-memory
-channel layer in one process. DATABASE_URL and REDIS_URL switch to PostgreSQL
-and channels-redis for several workers.
+channel layer in one process. DATABASE_URL and REDIS_URL (or REDIS_SENTINELS)
+switch to PostgreSQL and channels-redis for several workers.
 """
 
 from __future__ import annotations
@@ -11,6 +11,8 @@ from datetime import timedelta
 from pathlib import Path
 
 import environ
+
+from mission_control.redis_topology import hosts_from_environ
 
 BASE_DIR = Path(__file__).resolve().parent.parent.parent
 
@@ -104,7 +106,12 @@ else:
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
-REDIS_URL = env.str("REDIS_URL", default="")
+# Redis: REDIS_URL (one URL, or several comma-separated: shards), or REDIS_SENTINELS
+# with REDIS_SENTINEL_MASTER (see mission_control.redis_topology). Empty: no Redis.
+# The channel layer and every direct client (presence, rate limits, /readyz) use
+# these hosts, and put a key on the shard channels-redis would put a channel of
+# that name on.
+REDIS_HOSTS = hosts_from_environ(env.ENVIRON)
 CHANNEL_LAYER_PREFIX = env.str("CHANNEL_LAYER_PREFIX", default="asgi")
 # Presence and chat rate limits share one Redis pool per worker: at most
 # REDIS_MAX_CONNECTIONS connections; a call waits up to REDIS_POOL_TIMEOUT seconds
@@ -115,12 +122,12 @@ REDIS_POOL_TIMEOUT = env.float("REDIS_POOL_TIMEOUT", default=10.0)
 # may see bursts of every stream at once: capacity is sized for that, never the
 # default 100 that silently drops ("over capacity").
 CHANNEL_LAYER_CAPACITY = env.int("CHANNEL_LAYER_CAPACITY", default=10000)
-if REDIS_URL:
+if REDIS_HOSTS:
     CHANNEL_LAYERS = {
         "default": {
             "BACKEND": "streams.layers.RedisChannelLayer",
             "CONFIG": {
-                "hosts": [REDIS_URL],
+                "hosts": REDIS_HOSTS,
                 "prefix": CHANNEL_LAYER_PREFIX,
                 "capacity": CHANNEL_LAYER_CAPACITY,
                 "expiry": 60,

@@ -28,12 +28,12 @@ CHANNEL_LAYER_PREFIX = f"mctest{RUN_ID}"
 
 if TEST_SERVICES and "MC_SERVER_PROCESS" not in os.environ:
     DATABASES = {"default": env.db_url_config(TEST_POSTGRES_URL)}
-    REDIS_URL = TEST_REDIS_URL
+    REDIS_HOSTS = [TEST_REDIS_URL]
     CHANNEL_LAYERS = {
         "default": {
             "BACKEND": "streams.layers.RedisChannelLayer",
             "CONFIG": {
-                "hosts": [TEST_REDIS_URL],
+                "hosts": REDIS_HOSTS,
                 "prefix": CHANNEL_LAYER_PREFIX,
                 "capacity": 10000,
                 "expiry": 60,

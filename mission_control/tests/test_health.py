@@ -22,7 +22,7 @@ async def test_healthz_answers_the_worker_pid_without_touching_the_database():
 
 @pytest.mark.django_db(transaction=True)
 async def test_readyz_answers_200_when_the_database_answers(settings):
-    settings.REDIS_URL = ""
+    settings.REDIS_HOSTS = []
     status, _headers, body = await asgi_request("/readyz")
     assert status == 200
     assert json.loads(body) == {"status": "ok", "checks": {"database": "ok"}}
@@ -31,7 +31,7 @@ async def test_readyz_answers_200_when_the_database_answers(settings):
 @pytest.mark.django_db(transaction=True)
 @pytest.mark.redis
 async def test_readyz_checks_redis_when_configured(settings, redis_url):
-    settings.REDIS_URL = redis_url
+    settings.REDIS_HOSTS = [redis_url]
     status, _headers, body = await asgi_request("/readyz")
     assert status == 200
     assert json.loads(body)["checks"] == {"database": "ok", "redis": "ok"}
@@ -39,7 +39,7 @@ async def test_readyz_checks_redis_when_configured(settings, redis_url):
 
 @pytest.mark.django_db(transaction=True)
 async def test_readyz_answers_503_with_the_reason_when_redis_does_not_answer(settings):
-    settings.REDIS_URL = f"redis://127.0.0.1:{free_port()}/0"
+    settings.REDIS_HOSTS = [f"redis://127.0.0.1:{free_port()}/0"]
     status, headers, body = await asgi_request("/readyz")
     assert status == 503
     assert headers["content-type"] == "application/json"
@@ -57,8 +57,51 @@ async def test_health_endpoints_refuse_other_methods():
 
 @pytest.mark.django_db(transaction=True)
 async def test_health_endpoints_are_never_rate_limited_or_behind_a_login(settings):
-    settings.REDIS_URL = ""
+    settings.REDIS_HOSTS = []
     for _ in range(200):
         assert (await asgi_request("/healthz"))[0] == 200
     for _ in range(20):
         assert (await asgi_request("/readyz"))[0] == 200
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.redis
+async def test_readyz_pings_every_shard_and_names_the_one_that_does_not_answer(settings):
+    from streams.tests.redis_server import RedisServer
+
+    shards = [RedisServer().start(), RedisServer().start()]
+    try:
+        settings.REDIS_HOSTS = [shard.url for shard in shards]
+        status, _headers, body = await asgi_request("/readyz")
+        assert status == 200
+        assert json.loads(body)["checks"] == {"database": "ok", "redis": "ok"}
+        shards[1].shutdown()
+        status, _headers, body = await asgi_request("/readyz")
+        assert status == 503
+        reason = json.loads(body)["reason"]
+        assert reason.startswith(f"redis: {shards[1].url}: ConnectionError")
+        assert shards[0].url not in reason
+    finally:
+        for shard in shards:
+            shard.stop()
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.redis
+async def test_readyz_asks_the_sentinel_for_the_master_and_follows_a_failover(settings):
+    from mission_control.redis_topology import hosts_from_environ
+    from streams.tests.redis_server import SentinelWatchedRedis
+
+    watched = SentinelWatchedRedis().start()
+    try:
+        settings.REDIS_HOSTS = hosts_from_environ(watched.environ)
+        assert (await asgi_request("/readyz"))[0] == 200
+        watched.failover()
+        watched.master.shutdown()
+        assert (await asgi_request("/readyz"))[0] == 200  # the new master answers
+        watched.sentinel.shutdown()
+        status, _headers, body = await asgi_request("/readyz")
+        assert status == 503
+        assert json.loads(body)["reason"].startswith("redis: ")  # the master is not found
+    finally:
+        watched.stop()

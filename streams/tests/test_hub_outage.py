@@ -48,7 +48,7 @@ def test_without_epochs_the_tracker_still_numbers_as_before():
 def _use_redis(settings, url: str) -> None:
     from channels.layers import channel_layers
 
-    settings.REDIS_URL = url
+    settings.REDIS_HOSTS = [url]
     settings.CHANNEL_LAYERS = {
         "default": {
             "BACKEND": "streams.layers.RedisChannelLayer",

@@ -57,6 +57,12 @@ def _closed_port_url(scheme: str) -> str:
         ({"DATABASE_URL": "sqlite:///db.sqlite3"}, "DATABASE_URL must be a PostgreSQL URL"),
         ({"DATABASE_URL": "closed"}, "PostgreSQL at DATABASE_URL does not answer"),
         ({"REDIS_URL": "closed"}, "Redis at REDIS_URL does not answer"),
+        ({"REDIS_URL": "shard+closed"}, "Redis at REDIS_URL does not answer (redis://127.0.0.1:"),
+        (
+            {"REDIS_URL": None, "REDIS_SENTINELS": "closed", "REDIS_SENTINEL_MASTER": "m"},
+            "Redis at REDIS_SENTINELS does not answer (master 'm' via Sentinel 127.0.0.1:",
+        ),
+        ({"REDIS_SENTINELS": "127.0.0.1:1", "REDIS_SENTINEL_MASTER": "m"}, "not both"),
     ],
 )
 def test_serve_refuses_without_reachable_postgres_and_redis(
@@ -75,8 +81,12 @@ def test_serve_refuses_without_reachable_postgres_and_redis(
     for name, value in change.items():
         if value is None:
             env.pop(name, None)
+        elif value == "closed" and name == "REDIS_SENTINELS":
+            env[name] = f"127.0.0.1:{free_port()}"
         elif value == "closed":
             env[name] = _closed_port_url("postgres" if name == "DATABASE_URL" else "redis")
+        elif value == "shard+closed":
+            env[name] = f"{redis_url},{_closed_port_url('redis')}"
         else:
             env[name] = value
     done = subprocess.run(
