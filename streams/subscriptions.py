@@ -68,14 +68,12 @@ class Subscription:
         """Queue several events in order (see `offer`), counted once."""
         if self.overflowed:
             return
-        put = self._queue.put_nowait
-        try:
-            for event in events:
-                put(event)
-        except asyncio.QueueFull:
+        if len(self._events) - self._head + len(events) > self.maxsize:
             self.cut_off()
             return
+        self._events.extend(events)
         self._delivered.inc(len(events))
+        self._wake()
 
     def cut_off(self, reason: str = "too_slow") -> None:
         """End this subscription: the next get() raises SubscriberOverflow.
