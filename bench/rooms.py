@@ -347,6 +347,20 @@ def check(reports, sent_by_room: dict[str, set[str]]) -> dict:
         missing += len(sent_by_room.get(room, set()) - set(got))
     expected = sum(len(sent_by_room.get(room, ())) for room, _ in reports.values())
     span = last_receipt - first_send
+    # The burst's timeline: when the last message left the sender, when the first
+    # delivery arrived, and when every message had reached at least one member.
+    sends: dict[str, float] = {}
+    firsts: dict[str, float] = {}
+    for _room, got in reports.values():
+        for cid, (_mid, latency, _n, received_at) in got.items():
+            sends[cid] = received_at - latency
+            firsts[cid] = min(firsts.get(cid, received_at), received_at)
+    timeline = (
+        (max(sends.values(), default=first_send) - first_send) * 1000,
+        (min(firsts.values(), default=first_send) - first_send) * 1000,
+        (max(firsts.values(), default=first_send) - first_send) * 1000,
+        span * 1000,
+    )
     # Worst one-second window by send time: shows whether a tail is a stall or steady.
     windows: dict[int, list[float]] = {}
     for _room, got in reports.values():
@@ -359,6 +373,7 @@ def check(reports, sent_by_room: dict[str, set[str]]) -> dict:
             print(f"  second {second}: {len(values)} deliveries, p99 {p99:.1f} ms")
     return {
         "worst_second": (worst[0], percentile(worst[1], 0.99) * 1000),
+        "timeline": timeline,
         "expected": expected,
         "delivered": delivered,
         "missing": missing,
@@ -553,6 +568,13 @@ def print_table(args, results) -> None:
     for label, r in results.items():
         second, p99 = r["sustained"]["worst_second"]
         print(f"{label}: worst second of the sustained phase: second {second}, p99 {p99:.1f} ms")
+    for label, r in results.items():
+        last_send, first, every, last = r["burst"]["timeline"]
+        print(
+            f"{label}: burst, ms after the first send: last sent {last_send:.1f}, first "
+            f"delivery {first:.1f}, every message delivered somewhere {every:.1f}, "
+            f"last delivery {last:.1f}"
+        )
     burst = {label.split(" ")[0]: r["burst"]["rate"] for label, r in results.items()}
     for other in ("seed", "naive"):
         if "hub" in burst and other in burst:

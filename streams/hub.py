@@ -237,8 +237,7 @@ class Hub(OutageRecovery):
                 return  # a duplicate delivery (channels-redis#299)
         events = message["events"]
         for sub in tuple(self._subscribers.get(stream, ())):
-            for event in events:
-                sub.offer(event)
+            sub.offer_many(events)
 
     def cut_off_stream(self, stream: str, *, reason: str = "too_slow", reset: bool = True) -> None:
         """Cut off every local subscriber of a stream; they resume from the store by id."""

@@ -50,9 +50,10 @@ def test_only_uvicorns_sansio_send_is_written_to_directly():
 def test_pre_framed_messages_arrive_intact_on_uvicorn_with_and_without_deflate(
     server_process, room, token_for
 ):
-    server = server_process(server="uvicorn")
+    server = server_process(server="uvicorn", env={"CHAT_RATE_MESSAGES": "0"})
     alice_token, bob_token = token_for(room.alice), token_for(room.bob)
-    bodies = ["short", ("ünïcødé " * 40).strip(), "x" * 3999]
+    # Sent back to back: the later ones reach each socket as one batch, in one write.
+    bodies = ["short", ("ünïcødé " * 40).strip(), "x" * 3999, *(f"m{i}" for i in range(50))]
 
     async def join(token: str, compression):
         socket = await connect(

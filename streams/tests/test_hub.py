@@ -45,6 +45,16 @@ async def test_slow_subscriber_is_cut_off_not_skipped():
             await sub.get()
 
 
+async def test_a_batch_larger_than_the_queue_cuts_the_subscriber_off():
+    hub = Hub()
+    async with hub.subscribe("telemetry.slow", maxsize=3) as sub:
+        await hub.publish_many("telemetry.slow", [{"id": i} for i in range(5)])
+        await asyncio.sleep(0.1)
+        assert sub.overflowed
+        with pytest.raises(SubscriberOverflow):
+            await sub.get()
+
+
 @pytest.mark.redis
 async def test_events_flow_through_redis(redis_channel_layer):
     """The hub over channels-redis; two real processes are covered by the stream tests."""
