@@ -9,7 +9,7 @@ import time
 
 import httpx
 from websockets.asyncio.client import connect
-from websockets.exceptions import ConnectionClosed, InvalidStatus
+from websockets.exceptions import ConnectionClosed, InvalidHandshake
 
 
 class EventSourceClient:
@@ -61,7 +61,8 @@ class RoomMember:
         self.last = 0
         self.accepted: collections.Counter[int] = collections.Counter()
         self.connections: list[float] = []
-        self.errors: list[str] = []
+        self.errors: list[str] = []  # the server's `error` frames, by code
+        self.connect_failures: list[str] = []
         self.repeated_on_one_socket: list[int] = []
         self.presence: list[dict] = []
         self.socket = None
@@ -73,8 +74,13 @@ class RoomMember:
                     self.socket = socket
                     self.connections.append(time.monotonic())
                     await self._follow(socket)
-            except (ConnectionClosed, OSError, InvalidStatus, TimeoutError):
+            except ConnectionClosed:
                 pass
+            except (OSError, InvalidHandshake, TimeoutError) as exc:
+                # A failed connect (refused, reset, no HTTP answer, timed out): retried,
+                # and recorded so a test's message shows it. InvalidMessage (the server
+                # closed before answering) used to end this loop silently.
+                self.connect_failures.append(repr(exc)[:120])
             self.socket = None
             await asyncio.sleep(0.3)
 
