@@ -52,6 +52,17 @@ def recreate_database(name: str) -> None:
     subprocess.run(["createdb", *PG, name], check=True)
 
 
+def psql(sql: str, *, database: str) -> str:
+    """Run one SQL statement with psql on a bench database; return its unaligned output."""
+    done = subprocess.run(
+        ["psql", *PG, "-X", "-q", "-At", "-v", "ON_ERROR_STOP=1", "-d", database, "-c", sql],
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    return done.stdout.strip()
+
+
 # The servers bench/servers.py compares (and bench/telemetry.py and bench/rooms.py take
 # with --server): a name, the ServerProcess kind and its options. Each runs one worker
 # process, tuned as production would run it.

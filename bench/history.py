@@ -45,6 +45,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench.common import PG, production_env, recreate_database  # noqa: E402
+from bench.common import psql as run_psql  # noqa: E402
 from testing.servers import ServerProcess  # noqa: E402
 
 PYTHON = sys.executable
@@ -84,13 +85,7 @@ def manage(*args: str) -> str:
 
 
 def psql(sql: str) -> str:
-    done = subprocess.run(
-        ["psql", *PG, "-X", "-q", "-At", "-v", "ON_ERROR_STOP=1", "-d", DB_NAME, "-c", sql],
-        check=True,
-        capture_output=True,
-        text=True,
-    )
-    return done.stdout.strip()
+    return run_psql(sql, database=DB_NAME)
 
 
 def prepare() -> tuple[int, str]:

@@ -39,6 +39,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench.common import PG, production_env, recreate_database  # noqa: E402
+from bench.common import psql as run_psql  # noqa: E402
 
 PYTHON = sys.executable
 DB_NAME = os.environ.get("MC_BENCH_PARTITIONS_DB", "mc_bench_partitions")
@@ -55,13 +56,7 @@ def manage(*args: str) -> str:
 
 
 def psql(sql: str) -> str:
-    done = subprocess.run(
-        ["psql", *PG, "-X", "-q", "-At", "-v", "ON_ERROR_STOP=1", "-d", DB_NAME, "-c", sql],
-        check=True,
-        capture_output=True,
-        text=True,
-    )
-    return done.stdout.strip()
+    return run_psql(sql, database=DB_NAME)
 
 
 def week_start(moment: datetime) -> datetime:
