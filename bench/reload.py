@@ -132,7 +132,14 @@ async def measure(stack: ProductionStack, how, first_seq: int) -> dict:
                 if stop.is_set():
                     break
                 while True:
-                    await asyncio.wait_for(sender.joined.wait(), 60)
+                    try:
+                        await asyncio.wait_for(sender.joined.wait(), 60)
+                    except TimeoutError:
+                        died = sender._task.done() and sender._task.exception()
+                        raise RuntimeError(
+                            f"the chat sender did not rejoin in 60 s: task died {died!r},"
+                            f" last errors {sender.errors[-3:]}, closes {sender.close_codes[-3:]}"
+                        ) from None
                     try:
                         await sender.send(f"m{n}", client_id=f"{first_seq}-{n}")
                         break
@@ -219,8 +226,15 @@ def run(manager: str) -> list[tuple[str, dict]]:
     try:
         for name, how, first in ways:
             print(f"measuring {name} ...", flush=True)
-            rows.append((name, asyncio.run(measure(stack, how, first))))
+            try:
+                rows.append((name, asyncio.run(measure(stack, how, first))))
+            except Exception as exc:  # one way failing must not hide the others' rows
+                rows.append((name, {"error": f"{type(exc).__name__}: {exc}"}))
     finally:
+        # The workers' and nginx's output, kept for a row that fails or looks odd.
+        nginx_errors = stack.run_dir / "nginx-error.log"
+        errors = nginx_errors.read_text() if nginx_errors.exists() else ""
+        Path(f"/tmp/mc-bench-reload-{manager}.log").write_text(stack.log() + errors)
         stack.stop()
     return rows
 
@@ -237,6 +251,9 @@ def main() -> None:
     )
     print("|---|---:|---:|---:|---:|---:|---:|")
     for name, r in rows:
+        if "error" in r:
+            print(f"| {name} | failed: {r['error']} |")
+            continue
         print(
             f"| {name} | {r['answered']} | {r['failed']} | {r['slowest'] * 1000:.0f} ms |"
             f" {r['took']:.1f} s |"

@@ -180,8 +180,9 @@ def ttin_ttou(stack: GunicornStack, timeout: float = 60) -> float:
         deadline = time.monotonic() + timeout
         new: set[int] = set()
         # The new worker serves once it answers on the shared socket (the kernel
-        # hands each connection to one of the workers waiting in accept).
-        while not new or _answers("http://worker/healthz", stack.socket_path) not in new:
+        # hands each connection to one of the workers waiting in accept); the Host is
+        # one of ALLOWED_HOSTS, or Django answers 400.
+        while not new or _answers("http://localhost/healthz", stack.socket_path) not in new:
             if time.monotonic() > deadline:
                 raise RuntimeError(f"no new worker served within {timeout:.0f}s")
             new = stack.worker_pids() - before
