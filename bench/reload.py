@@ -1,25 +1,31 @@
-"""What a worker restart drops: `make reload` (uvicorn SIGHUP) against a plain restart.
+"""What a worker replacement drops: uvicorn's supervisor against gunicorn's, in one run.
 
-    .venv/bin/python bench/reload.py
+    .venv/bin/python bench/reload.py                        # both process managers
+    .venv/bin/python bench/reload.py --managers gunicorn
 
-Starts the stack through scripts/serve.py (nginx + 2 uvicorn workers over
-PostgreSQL and Redis, database `mc_bench_reload_*`), then, under load through
-nginx (4 clients looping GET /healthz, the rover POSTing one frame every
-50 ms, 20 SSE followers resuming by Last-Event-ID, 10 room members resuming
-with `resume`), replaces the workers two ways:
+Starts the stack through scripts/serve.py (nginx + 2 uvicorn workers under
+uvicorn's supervisor, over PostgreSQL and Redis), then, under load through nginx
+(4 clients looping GET /healthz, the rover POSTing one frame every 50 ms, 20 SSE
+followers resuming by Last-Event-ID, 10 room members resuming with `resume`),
+replaces the workers two ways:
 
 - rolling: `serve.py reload` (what `make reload` runs): uvicorn's supervisor
   starts a new worker, waits until it serves, then stops one old worker;
 - all at once: SIGTERM to every worker together; the supervisor notices and
   starts new ones (what a plain restart of the workers does).
 
-It prints one row per way: requests answered, failed (no answer or 5xx),
-how long the replacement took, and frames/messages lost or doubled for the
-resuming clients.
+Then the same with gunicorn + uvicorn-worker as the process manager behind the
+same nginx configuration (bench/reload_gunicorn.py): gunicorn's SIGHUP, one at
+a time with TTIN / TTOU, and all at once.
+
+It prints one row per way: requests answered, failed (no answer or 5xx), the
+slowest /healthz, how long the replacement took, and frames/messages lost or
+doubled for the resuming clients.
 """
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import itertools
 import os
@@ -34,6 +40,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "mission_control.settings.test")
 
+from bench.reload_gunicorn import GunicornStack, sighup, ttin_ttou, wait_replaced  # noqa: E402
 from testing.resuming_clients import RoomMember, SSEFollower  # noqa: E402
 from testing.stack import ProductionStack  # noqa: E402
 
@@ -52,20 +59,12 @@ def frame(seq: int) -> dict:
 
 
 def all_at_once(stack: ProductionStack) -> float:
-    """SIGTERM every worker at once; uvicorn's supervisor starts new ones (a plain restart)."""
+    """SIGTERM every worker at once; the supervisor starts new ones (a plain restart)."""
     old = stack.worker_pids()
     started = time.monotonic()
     for pid in old:
         os.kill(pid, signal.SIGTERM)
-    while True:
-        current = stack.worker_pids()
-        if len(current) == len(old) and not (current & old):
-            try:
-                if httpx.get(f"{stack.url}/healthz", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-        time.sleep(0.05)
+    wait_replaced(stack, old)
     return time.monotonic() - started
 
 
@@ -133,7 +132,14 @@ async def measure(stack: ProductionStack, how, first_seq: int) -> dict:
                 if stop.is_set():
                     break
                 while True:
-                    await asyncio.wait_for(sender.joined.wait(), 60)
+                    try:
+                        await asyncio.wait_for(sender.joined.wait(), 60)
+                    except TimeoutError:
+                        died = sender._task.done() and sender._task.exception()
+                        raise RuntimeError(
+                            f"the chat sender did not rejoin in 60 s: task died {died!r},"
+                            f" last errors {sender.errors[-3:]}, closes {sender.close_codes[-3:]}"
+                        ) from None
                     try:
                         await sender.send(f"m{n}", client_id=f"{first_seq}-{n}")
                         break
@@ -184,24 +190,60 @@ async def measure(stack: ProductionStack, how, first_seq: int) -> dict:
         }
 
 
-def main() -> None:
-    stack = ProductionStack(
+# Each process manager's ways of replacing the workers: (row name, function, first seq).
+WAYS = {
+    "uvicorn": (
+        ProductionStack,
+        [
+            ("uvicorn: rolling (make reload)", rolling, 1000),
+            ("uvicorn: all at once", all_at_once, 5000),
+        ],
+    ),
+    "gunicorn": (
+        GunicornStack,
+        [
+            ("gunicorn: SIGHUP", sighup, 1000),
+            ("gunicorn: TTIN / TTOU one at a time", ttin_ttou, 5000),
+            ("gunicorn: all at once", all_at_once, 9000),
+        ],
+    ),
+}
+
+
+def run(manager: str) -> list[tuple[str, dict]]:
+    """Start `manager`'s stack, measure each of its ways in turn, stop it."""
+    stack_class, ways = WAYS[manager]
+    stack = stack_class(
         postgres_url=POSTGRES,
         redis_url=REDIS,
         workers=2,
         DATABASE_POOL_MAX="10",
         STATIC_ROOT="/tmp/mc-bench-reload-static",
     )
+    print(f"starting {manager} ...", flush=True)
     stack.start()
     rows = []
     try:
-        for name, how, first in (
-            ("rolling (make reload)", rolling, 1000),
-            ("all at once", all_at_once, 5000),
-        ):
-            rows.append((name, asyncio.run(measure(stack, how, first))))
+        for name, how, first in ways:
+            print(f"measuring {name} ...", flush=True)
+            try:
+                rows.append((name, asyncio.run(measure(stack, how, first))))
+            except Exception as exc:  # one way failing must not hide the others' rows
+                rows.append((name, {"error": f"{type(exc).__name__}: {exc}"}))
     finally:
+        # The workers' and nginx's output, kept for a row that fails or looks odd.
+        nginx_errors = stack.run_dir / "nginx-error.log"
+        errors = nginx_errors.read_text() if nginx_errors.exists() else ""
+        Path(f"/tmp/mc-bench-reload-{manager}.log").write_text(stack.log() + errors)
         stack.stop()
+    return rows
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--managers", nargs="+", choices=list(WAYS), default=list(WAYS))
+    args = parser.parse_args()
+    rows = [row for manager in args.managers for row in run(manager)]
     print()
     print(
         "| how | requests answered | failed (no answer or 5xx) | slowest /healthz |"
@@ -209,12 +251,16 @@ def main() -> None:
     )
     print("|---|---:|---:|---:|---:|---:|---:|")
     for name, r in rows:
+        if "error" in r:
+            print(f"| {name} | failed: {r['error']} |")
+            continue
         print(
             f"| {name} | {r['answered']} | {r['failed']} | {r['slowest'] * 1000:.0f} ms |"
             f" {r['took']:.1f} s |"
             f" {r['lost']} / {r['doubled']} (of {r['frames']} x 20) |"
             f" {r['lost_msgs']} / {r['doubled_msgs']} (of {r['messages']} x 10) |"
         )
+    print(f"\n({time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, {os.cpu_count()} cores)")
 
 
 if __name__ == "__main__":

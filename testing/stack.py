@@ -137,8 +137,7 @@ class ProductionStack:
                 )
 
     def start(self, timeout: float = 120.0) -> ProductionStack:
-        self._admin(f'DROP DATABASE IF EXISTS "{self.database}" WITH (FORCE)')
-        self._admin(f'CREATE DATABASE "{self.database}"')
+        self.create_database()
         log = open(self.log_path, "ab")  # noqa: SIM115 - closed below, kept by the child
         self.proc = subprocess.Popen(  # noqa: S603 - our own script
             [sys.executable, str(SERVE)], cwd=ROOT, env=self.env(), stdout=log, stderr=log
@@ -153,10 +152,19 @@ class ProductionStack:
             time.sleep(0.1)
         else:
             raise RuntimeError(f"the stack did not start within {timeout}s:\n{self.log()}")
+        self.seed()
+        return self
+
+    def create_database(self) -> None:
+        """Create this stack's database afresh (empty: the start migrates it)."""
+        self._admin(f'DROP DATABASE IF EXISTS "{self.database}" WITH (FORCE)')
+        self._admin(f'CREATE DATABASE "{self.database}"')
+
+    def seed(self) -> None:
+        """Create the team, rover and users of SEED; keep their API tokens."""
         out = self.manage("shell", "-c", SEED)
         line = next(line for line in out.splitlines() if line.startswith("TOKENS="))
         self.tokens = json.loads(line.removeprefix("TOKENS="))
-        return self
 
     def manage(self, *args: str) -> str:
         env = self.env()
@@ -171,12 +179,13 @@ class ProductionStack:
         )
         return done.stdout
 
-    def uvicorn_master(self) -> psutil.Process:
+    def supervisor(self) -> psutil.Process:
+        """Return the process that supervises the workers (uvicorn's, here)."""
         return psutil.Process(int((self.run_dir / "uvicorn.pid").read_text()))
 
     def worker_pids(self) -> set[int]:
-        """Return the uvicorn worker processes' pids (not the resource tracker)."""
-        master = self.uvicorn_master()
+        """Return the worker processes' pids (not the resource tracker)."""
+        master = self.supervisor()
         pids = set()
         for child in master.children():
             with contextlib.suppress(psutil.Error):  # exited, not yet reaped
