@@ -68,7 +68,11 @@ def frame(seq: int, **fields) -> dict:
     }
 
 
-def _stored() -> tuple[list[int], list[int], list[str]]:
+# What the store holds: telemetry seqs, the room's message ids and their bodies.
+Stored = tuple[list[int], list[int], list[str]]
+
+
+def _stored() -> Stored:
     from django.db import connection
 
     from comms.models import Message
@@ -95,6 +99,29 @@ async def _until(condition, timeout: float) -> bool:
     return condition()
 
 
+async def _settled(holds_all, timeout: float) -> tuple[Stored, bool]:
+    """Wait until every client holds what is stored, read afresh each round, twice running.
+
+    The store is read again each time: a frame or message whose request was on its
+    way when the load stopped is stored (and delivered) after any earlier snapshot.
+    Two rounds at least 0.5 s apart with the same store and every client holding it
+    mean the load's last writes have landed.
+    """
+    deadline = time.monotonic() + timeout
+    confirmed = None
+    while True:
+        stored = await asyncio.to_thread(_stored)
+        if holds_all(stored):
+            if stored == confirmed:
+                return stored, True
+            confirmed = stored
+        else:
+            confirmed = None
+        if time.monotonic() >= deadline:
+            return stored, False
+        await asyncio.sleep(0.5)
+
+
 def test_a_redis_restart_loses_and_doubles_nothing_for_live_clients(
     server_process, private_redis, mission
 ):
@@ -111,10 +138,13 @@ def test_a_redis_restart_loses_and_doubles_nothing_for_live_clients(
     statuses: dict[str, list[int]] = {"before": [], "down": [], "after": []}
     phase = "before"
     said: list[str] = []
+    # The load stops between requests, never mid-request: a cancelled POST is still
+    # stored by the server, after the test would have read the store.
+    stopping = False
 
     async def ingest(client: httpx.AsyncClient) -> None:
         seq = 0
-        while True:
+        while not stopping:
             seq += 1
             url = f"{workers[seq % 2].url}/api/rovers/curiosity/telemetry"
             response = await client.post(
@@ -126,15 +156,21 @@ def test_a_redis_restart_loses_and_doubles_nothing_for_live_clients(
     async def chat() -> None:
         # One sender, so message ids are published in id order (resume is by highest id).
         n = 0
-        while True:
+        while not stopping:
             n += 1
             body = f"{phase}-{n}"
             if await members[0].say(body, client_id=f"c{n}"):
                 said.append(body)
             await asyncio.sleep(0.15)
 
+    def holds_all(stored) -> bool:
+        seqs, message_ids, _ = stored
+        return all(f.seqs[-1:] == seqs[-1:] for f in feeds) and all(
+            set(m.accepted) >= set(message_ids) for m in members
+        )
+
     async def scenario() -> dict:
-        nonlocal phase
+        nonlocal phase, stopping
         clients = [asyncio.ensure_future(c.run()) for c in (*feeds, *members)]
         assert await _until(lambda: all(c.connections for c in (*feeds, *members)), 15)
         async with httpx.AsyncClient(timeout=httpx.Timeout(15)) as client:
@@ -149,17 +185,9 @@ def test_a_redis_restart_loses_and_doubles_nothing_for_live_clients(
             recovered_at = time.monotonic()
             phase = "after"
             await asyncio.sleep(3)
-            for task in load:
-                task.cancel()
-            await asyncio.gather(*load, return_exceptions=True)
-        seqs, message_ids, bodies = await asyncio.to_thread(_stored)
-        complete = await _until(
-            lambda: (
-                all(f.seqs[-1:] == seqs[-1:] for f in feeds)
-                and all(set(m.accepted) >= set(message_ids) for m in members)
-            ),
-            15,
-        )
+            stopping = True
+            await asyncio.gather(*load)
+        (seqs, message_ids, bodies), complete = await _settled(holds_all, 15)
         caught_up = time.monotonic() - recovered_at
         # Per member: the stored ids it lacks, when it (re)connected (s after recovery),
         # the server's error codes, failed connects, and a client loop that died.
