@@ -9,8 +9,9 @@ Images are same-origin files, thumbnails, and blob: URLs of downloaded images.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from django.http import HttpRequest, HttpResponse
-from django.utils.deprecation import MiddlewareMixin
 
 CONTENT_SECURITY_POLICY = "; ".join(
     (
@@ -27,14 +28,29 @@ CONTENT_SECURITY_POLICY = "; ".join(
 )
 
 
-class ContentSecurityPolicyMiddleware(MiddlewareMixin):
+class ContentSecurityPolicyMiddleware:
     """Add the policy to every HTML response that does not set its own.
 
-    MiddlewareMixin makes it sync and async capable, so async views (SSE, image
-    streams) stay on the event loop.
+    Sync-only on purpose (Django's `sync_capable`/`async_capable` flags). Under
+    ASGI Django runs each `MiddlewareMixin` hook (`process_request`,
+    `process_response`) of an async chain through its own `sync_to_async`
+    thread hop: about 13 per request for Django's middlewares above this one.
+    A sync-only middleware makes Django run every sync-capable middleware above
+    it in sync mode instead, all in one visit to the request's thread, and hand
+    the rest back to the event loop once (`async_to_sync`): the views below,
+    async ones included (SSE, image streams), still run on the event loop, and
+    streamed bodies are sent from it. bench/scaleout.py's downloads measured the
+    difference (README, "Scale-out and download benchmark").
     """
 
-    def process_response(self, request: HttpRequest, response: HttpResponse) -> HttpResponse:
+    sync_capable = True
+    async_capable = False
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        response = self.get_response(request)
         content_type = response.get("Content-Type", "")
         if content_type.startswith("text/html") and "Content-Security-Policy" not in response:
             response["Content-Security-Policy"] = CONTENT_SECURITY_POLICY
