@@ -3,7 +3,7 @@
     .venv/bin/python bench/rooms.py            # 10 rooms x 100 members, 100 msg/s, 30 s
     .venv/bin/python bench/rooms.py --only hub --only seed --duration 5   # quicker
 
-Creates the PostgreSQL database mc_bench_rooms (dropped first), starts two uvicorn
+Creates the PostgreSQL database mc_bench_rooms (`--db-name`; dropped first), starts two uvicorn
 workers (`--server`: another of bench/common.py's SERVER_CONFIGS) with production
 settings over real Redis (`--workers 1`: one), and spreads
 the client sockets over them (even sockets on worker A, odd on B) from a few client
@@ -481,6 +481,7 @@ def measure(args, rooms, servers: list[ServerProcess], path: str, tag: str) -> d
 
 
 def main() -> None:
+    global DB_NAME  # --db-name: server_env() and prepare_database() read it
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--rooms", type=int, default=10)
     parser.add_argument("--members", type=int, default=100)
@@ -497,7 +498,11 @@ def main() -> None:
         "--ws", default="auto", help="uvicorn's WebSocket implementation (all servers)"
     )
     parser.add_argument("--server", choices=sorted(SERVER_CONFIGS), default="uvicorn")
+    parser.add_argument(
+        "--db-name", default=DB_NAME, help="PostgreSQL database (dropped and created first)"
+    )
     args = parser.parse_args()
+    DB_NAME = args.db_name
 
     LOG_DIR.mkdir(parents=True, exist_ok=True)
     print(f"setting up {args.rooms} rooms x {args.members} members in {DB_NAME} ...", flush=True)
