@@ -3,7 +3,7 @@
     .venv/bin/python bench/rooms.py            # 10 rooms x 100 members, 100 msg/s, 30 s
     .venv/bin/python bench/rooms.py --only hub --only seed --duration 5   # quicker
 
-Creates the PostgreSQL database mc_bench_rooms (dropped first), starts two uvicorn
+Creates the PostgreSQL database mc_bench_rooms (`--db-name`; dropped first), starts two uvicorn
 workers (`--server`: another of bench/common.py's SERVER_CONFIGS) with production
 settings over real Redis (`--workers 1`: one), and spreads
 the client sockets over them (even sockets on worker A, odd on B) from a few client
@@ -45,6 +45,7 @@ from bench.common import (  # noqa: E402
     ServerTree,
     bench_server,
     production_env,
+    psql,
     recreate_database,
 )
 from testing.servers import ServerProcess  # noqa: E402
@@ -81,7 +82,11 @@ def prepare_database(args) -> dict[str, list[tuple[str, str]]]:
     import django
 
     django.setup()
-    return seed_rooms(args.rooms, args.members)
+    rooms = seed_rooms(args.rooms, args.members)
+    # The tables were just bulk-loaded: analyse them now rather than let autovacuum pick
+    # a moment of its own (its naptime is a minute), perhaps in the middle of a burst.
+    psql("VACUUM ANALYZE", database=DB_NAME)
+    return rooms
 
 
 def seed_rooms(room_count: int, members: int) -> dict[str, list[tuple[str, str]]]:
@@ -481,6 +486,7 @@ def measure(args, rooms, servers: list[ServerProcess], path: str, tag: str) -> d
 
 
 def main() -> None:
+    global DB_NAME  # --db-name: server_env() and prepare_database() read it
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--rooms", type=int, default=10)
     parser.add_argument("--members", type=int, default=100)
@@ -497,7 +503,11 @@ def main() -> None:
         "--ws", default="auto", help="uvicorn's WebSocket implementation (all servers)"
     )
     parser.add_argument("--server", choices=sorted(SERVER_CONFIGS), default="uvicorn")
+    parser.add_argument(
+        "--db-name", default=DB_NAME, help="PostgreSQL database (dropped and created first)"
+    )
     args = parser.parse_args()
+    DB_NAME = args.db_name
 
     LOG_DIR.mkdir(parents=True, exist_ok=True)
     print(f"setting up {args.rooms} rooms x {args.members} members in {DB_NAME} ...", flush=True)

@@ -65,11 +65,16 @@ from .services import (
     typing_announce,
 )
 from .throttle import TokenBucket
-from .wire import raw_writer
+from .wire import raw_writer, received_backlog
 
 logger = logging.getLogger(__name__)
 
 TYPING_MIN_INTERVAL = 1.0
+# At most this many queued messages are stored in one transaction: the first batch of a
+# burst is published (and delivered) while the next one is being stored.
+OUTBOX_BATCH = 64
+# Loop turns the writer waits for a frame already read to reach the outbox (_gather).
+GATHER_IDLE_TURNS = 8
 
 
 class TeamRoomConsumer(ClientFramesMixin, RoomDeliveryMixin, AsyncJsonWebsocketConsumer):
@@ -100,6 +105,7 @@ class TeamRoomConsumer(ClientFramesMixin, RoomDeliveryMixin, AsyncJsonWebsocketC
         self._publisher = OrderedPublisher()
         self._outbox: list[tuple[str, str | None]] = []
         self._writer: asyncio.Task | None = None
+        self._backlog = received_backlog(None)
         self._replays: TokenBucket | None = None
 
     # Connection -------------------------------------------------------------------
@@ -140,6 +146,7 @@ class TeamRoomConsumer(ClientFramesMixin, RoomDeliveryMixin, AsyncJsonWebsocketC
         # under uvicorn's websockets-sansio, pre-framed to its transport (comms.wire).
         self._send_live = _server_send(self.base_send)
         self._write_raw = raw_writer(self._send_live)
+        self._backlog = received_backlog(self._send_live)
         after = self._after_parameter()
         if after is not None:
             # A reconnect: only what came after the client's newest message.
@@ -242,16 +249,19 @@ class TeamRoomConsumer(ClientFramesMixin, RoomDeliveryMixin, AsyncJsonWebsocketC
 
     async def _write_outbox(self) -> None:
         while self._outbox:
-            batch, self._outbox = self._outbox, []
+            await self._gather()
+            batch = self._outbox[:OUTBOX_BATCH]
+            del self._outbox[:OUTBOX_BATCH]
             try:
                 results = await messages_post_async(
                     team=self.team, author=self.user, items=batch, publisher=self._publisher
                 )
             except NotAllowed:
+                refused = len(batch) + len(self._outbox)
                 self._outbox.clear()
                 if await database_sync_to_async(team_user_can_join)(team=self.team, user=self.user):
                     # Staff reading a room of another team: the socket stays, read-only.
-                    for _ in batch:
+                    for _ in range(refused):
                         await self._error("read_only", "Only the team's members post here.")
                     return None
                 return await self._close(CLOSE_FORBIDDEN)
@@ -280,6 +290,20 @@ class TeamRoomConsumer(ClientFramesMixin, RoomDeliveryMixin, AsyncJsonWebsocketC
                 else:
                     # Newer than what this socket has sent: send the room up to it, in order.
                     await self._catch_up()
+
+    async def _gather(self) -> None:
+        """Let the frames the server has already read reach the outbox before a batch.
+
+        A burst's first message would otherwise be stored alone while the rest wait
+        behind it. No timer: with nothing read and unhandled (a single message) the
+        batch is taken at once; each turn of the loop lets the consumer handle the
+        next frame, and it stops when the outbox is full or stops growing.
+        """
+        idle = 0
+        while self._backlog() and len(self._outbox) < OUTBOX_BATCH and idle < GATHER_IDLE_TURNS:
+            size = len(self._outbox)
+            await asyncio.sleep(0)
+            idle = 0 if len(self._outbox) > size else idle + 1
 
     async def _typing(self) -> None:
         now = time.monotonic()

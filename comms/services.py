@@ -20,6 +20,7 @@ from django.db import IntegrityError, transaction
 
 from streams.hub import OrderedPublisher, publish, publish_on_commit
 
+from .bulk import messages_insert
 from .events import (
     member_added_event,
     member_removed_event,
@@ -281,18 +282,7 @@ def _store_many_as_member(
         try:
             # One INSERT for the whole batch (the common case: no resend in it).
             with transaction.atomic():
-                stored = Message.objects.bulk_create(
-                    [
-                        Message(
-                            team=team,
-                            author=author,
-                            body=body,
-                            kind=Message.Kind.CHAT,
-                            client_id=client_id,
-                        )
-                        for body, client_id in items
-                    ]
-                )
+                stored = messages_insert(team=team, author=author, items=items)
             results = [(message, True) for message in stored]
         except IntegrityError:
             # A resent client_id: one by one, each resend answered with the stored row.

@@ -71,3 +71,16 @@ def raw_writer(send: Any) -> Callable[[bytes], bool] | None:
         return True
 
     return write
+
+
+def received_backlog(send: Any) -> Callable[[], int]:
+    """Return a function counting the frames the server has read but the app not received.
+
+    uvicorn's websockets-sansio protocol (found as `raw_writer` finds it) queues each
+    frame it parses for the app's `receive`; anything else counts 0.
+    """
+    protocol = getattr(send, "__self__", None)
+    queue = getattr(protocol, "queue", None)
+    if type(protocol).__name__ != "WebSocketsSansIOProtocol" or queue is None:
+        return lambda: 0
+    return queue.qsize
