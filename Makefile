@@ -53,6 +53,7 @@ lint: $(DEV_STAMP)
 
 # First pass: the embedded default (SQLite + in-memory layer), every test.
 # Second pass: PostgreSQL + channels-redis, every test but the browser ones.
+# Tests marked one_pass run in the one pass their marker names (root conftest.py).
 test: lint
 	$(BIN)/pytest
 	MC_TEST_SERVICES=1 $(BIN)/pytest -m "not browser"

@@ -47,6 +47,7 @@ def pytest_collection_modifyitems(config, items):
     (pytest-django reorders transactional tests, so order by marker here).
     """
     items.sort(key=lambda item: item.get_closest_marker("browser") is not None)
+    _skip_other_pass(items)
     if not settings.TEST_SERVICES:
         return
     for name, url in (
@@ -58,6 +59,35 @@ def pytest_collection_modifyitems(config, items):
                 pytest.exit(f"{name} is not reachable at {url} (CI=true)", returncode=1)
             for item in items:
                 item.add_marker(pytest.mark.skip(reason=f"{name} is not reachable at {url}"))
+
+
+PASSES = {False: "first", True: "services"}
+
+
+def _skip_other_pass(items) -> None:
+    """Skip the tests marked `one_pass` for the other pass of `make test`.
+
+    A test whose result cannot depend on the pass (it starts its own
+    redis-servers or PostgreSQL cluster, or never touches the test database and
+    layer) proved nothing more the second time and cost CI minutes:
+    `@pytest.mark.one_pass("services", why=...)` runs it under
+    MC_TEST_SERVICES=1 only (PostgreSQL as in production), `"first"` in the
+    SQLite pass only. MC_TEST_BOTH_PASSES=1 runs them in either pass (to run
+    one such file alone without setting up the services pass).
+    """
+    if os.environ.get("MC_TEST_BOTH_PASSES") == "1":
+        return
+    this = PASSES[bool(settings.TEST_SERVICES)]
+    for item in items:
+        marker = item.get_closest_marker("one_pass")
+        if marker is None:
+            continue
+        (which,) = marker.args
+        if which not in PASSES.values() or not marker.kwargs.get("why"):
+            raise pytest.UsageError(f"{item.nodeid}: one_pass needs 'first' or 'services' and why=")
+        if which != this:
+            reason = f"runs in the {which} pass only: {marker.kwargs['why']}"
+            item.add_marker(pytest.mark.skip(reason=reason))
 
 
 def pytest_sessionfinish(session, exitstatus):

@@ -148,6 +148,11 @@ async def _status(path: str, query: bytes, headers: dict[str, str], body: bytes)
     start = await comm.receive_output(10)
     content_type = {k.lower(): v for k, v in start["headers"]}.get(b"content-type", b"")
     if content_type.startswith(b"text/event-stream"):
+        # Leave as a client does once it has its answer, but after the stream's first
+        # chunk (its retry line): that is written once Django's request has ended. Left
+        # earlier, Django's own disconnect listener takes the only http.disconnect, the
+        # stream never sees one, and wait() below gave up on it after 10 s each time.
+        await comm.receive_output(10)
         await comm.send_input({"type": "http.disconnect"})
     else:
         while (await comm.receive_output(10)).get("more_body"):

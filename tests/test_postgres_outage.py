@@ -113,9 +113,9 @@ async def _close_code(socket) -> int:
     return closed.value.rcvd.code
 
 
-def test_postgres_outage_answers_503_closes_sockets_1013_and_recovers(settings):
-    if settings.TEST_SERVICES:
-        pytest.skip("runs once, in the first pass: it always uses a PostgreSQL cluster of its own")
+# It always uses a PostgreSQL cluster of its own, whatever the pass: once is enough.
+@pytest.mark.one_pass("first", why="it always uses a PostgreSQL cluster of its own")
+def test_postgres_outage_answers_503_closes_sockets_1013_and_recovers():
     if not postgres_cluster.available():
         if os.environ.get("CI") == "true":
             pytest.fail("initdb/pg_ctl are not installed (CI=true)")

@@ -19,7 +19,13 @@ from .outage_clients import EventSourceClient, RoomMember
 
 __all__ = ["private_redis"]
 
-pytestmark = [pytest.mark.slow, pytest.mark.redis]
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.redis,
+    # Its own redis-server whatever the pass; the pass only changes the database, and
+    # the services pass has production's.
+    pytest.mark.one_pass("services", why="its own redis-server"),
+]
 
 WORKER_ENV = {
     "SSE_RETRY_MS": "300",

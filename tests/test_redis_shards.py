@@ -20,7 +20,13 @@ from .test_redis_outage import WORKER_ENV, _until, frame
 
 __all__ = ["sentinel_redis"]
 
-pytestmark = [pytest.mark.slow, pytest.mark.redis]
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.redis,
+    # Its own redis-servers and Sentinels whatever the pass; the pass only changes the
+    # database, and the services pass has production's.
+    pytest.mark.one_pass("services", why="own redis-servers and Sentinels"),
+]
 
 
 def _shard(stream: str) -> int:

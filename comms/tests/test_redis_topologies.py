@@ -18,7 +18,12 @@ from streams.tests.redis_server import RedisServer, sentinel_redis
 
 __all__ = ["sentinel_redis"]
 
-pytestmark = pytest.mark.redis
+pytestmark = [
+    pytest.mark.redis,
+    # Its own redis-servers and Sentinels whatever the pass (the pass changes only the
+    # database, which these tests barely touch): once is enough.
+    pytest.mark.one_pass("services", why="own redis-servers and Sentinels"),
+]
 
 
 def _use_hosts(settings, hosts: list) -> None:

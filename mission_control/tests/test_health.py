@@ -88,6 +88,8 @@ async def test_readyz_pings_every_shard_and_names_the_one_that_does_not_answer(s
 
 @pytest.mark.django_db(transaction=True)
 @pytest.mark.redis
+# Its own redis-servers and Sentinel whatever the pass: once is enough.
+@pytest.mark.one_pass("services", why="own redis-servers and a Sentinel")
 async def test_readyz_asks_the_sentinel_for_the_master_and_follows_a_failover(settings):
     from mission_control.redis_topology import hosts_from_environ
     from streams.tests.redis_server import SentinelWatchedRedis

@@ -9,7 +9,11 @@ from pathlib import Path
 
 import pytest
 
-pytestmark = pytest.mark.slow  # each test starts Django in a fresh process
+pytestmark = [
+    pytest.mark.slow,  # each test starts Django in a fresh process
+    # That process has production settings of its own, never the test database or layer.
+    pytest.mark.one_pass("first", why="a fresh process with production settings"),
+]
 
 ROOT = Path(__file__).resolve().parent.parent.parent
 

@@ -138,6 +138,14 @@ class SSEClient:
 
     async def close(self, timeout: float = 5) -> None:
         """Disconnect like a browser that left; wait until the application finished."""
+        if not self.buffer and not self.ended:
+            # Leave after the first chunk, as a browser that got its headers does: that
+            # chunk is written once Django's request has ended. Left earlier, Django's
+            # own disconnect listener takes the only http.disconnect, the stream never
+            # sees one, and wait() below gives up on it only after `timeout`.
+            message = await self.comm.receive_output(timeout)
+            self.buffer += message.get("body", b"").decode()
+            self.ended = not message.get("more_body", False)
         await self.comm.send_input({"type": "http.disconnect"})
         await self.comm.wait(timeout)
 

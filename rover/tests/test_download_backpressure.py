@@ -77,6 +77,9 @@ def read_all(sock: socket.socket, body: bytes) -> bytes:
 
 
 @pytest.mark.parametrize("kind", ["uvicorn", "daphne"])
+# What this measures (file handles, threads, memory, bytes) is the server's, not the
+# database's: once is enough, on PostgreSQL as in production.
+@pytest.mark.one_pass("services", why="memory of a server process")
 def test_a_stalled_reader_costs_the_server_constant_memory(
     server_process, big_file_image, token_for, user_factory, kind
 ):

@@ -48,6 +48,9 @@ def peak_growth_of(pid: int, action) -> tuple[object, int]:
     return result, peak_rss(pid) - before
 
 
+# What this measures (file handles, threads, memory, bytes) is the server's, not the
+# database's: once is enough, on PostgreSQL as in production.
+@pytest.mark.one_pass("services", why="memory of a server process")
 def test_upload_memory_stays_bounded_on_a_real_server(
     server_process, rover, token, tmp_path_factory
 ):

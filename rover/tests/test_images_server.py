@@ -101,6 +101,9 @@ def check_aborted_downloads_leave_nothing(server, image: RoverImage, token: str,
 
 
 @pytest.mark.parametrize("kind", ["uvicorn", "daphne"])
+# What this measures (file handles, threads, memory, bytes) is the server's, not the
+# database's: once is enough, on PostgreSQL as in production.
+@pytest.mark.one_pass("services", why="file handles and threads of a server process")
 def test_aborted_downloads_release_file_and_threads(server_process, store_image, token, kind):
     image = store_image(data=noise_png(1200, 1000), original_name="big.png")
     assert image.size > 3_000_000  # far more than socket buffers hold
@@ -109,6 +112,9 @@ def test_aborted_downloads_release_file_and_threads(server_process, store_image,
 
 
 @pytest.mark.slow
+# What this measures (file handles, threads, memory, bytes) is the server's, not the
+# database's: once is enough, on PostgreSQL as in production.
+@pytest.mark.one_pass("services", why="file handles and threads of a server process")
 def test_500_aborted_downloads_leave_no_handle_or_thread(server_process, store_image, token):
     image = store_image(data=noise_png(1200, 1000), original_name="big.png")
     server = server_process(server="uvicorn")

@@ -36,6 +36,9 @@ def noise_png_16bit(side: int) -> bytes:
 
 @pytest.mark.slow
 @pytest.mark.usefixtures("own_media_root")
+# What this measures (file handles, threads, memory, bytes) is the server's, not the
+# database's: once is enough, on PostgreSQL as in production.
+@pytest.mark.one_pass("services", why="bytes through a server process")
 def test_tuspy_uploads_200_mb_cut_off_and_resumed_byte_identical(
     server_process, rover, user_factory, token_for, settings
 ):

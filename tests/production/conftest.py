@@ -35,8 +35,6 @@ def stack_static_root() -> str:
 @pytest.fixture(scope="session")
 def stack_services() -> tuple[str, str]:
     """Return the PostgreSQL and Redis URLs the stack uses (skip, or fail on CI, when down)."""
-    if settings.TEST_SERVICES:
-        pytest.skip("the stack tests run once, in the first pass (they always use both services)")
     _require("PostgreSQL", settings.TEST_POSTGRES_URL)
     _require("Redis", settings.TEST_REDIS_URL)
     if not (shutil.which("nginx") or os.access("/usr/sbin/nginx", os.X_OK)):

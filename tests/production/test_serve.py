@@ -26,7 +26,13 @@ from testing.resuming_clients import RoomMember, SSEFollower
 from testing.servers import free_port
 from testing.stack import ROOT, SERVE
 
-pytestmark = [pytest.mark.slow, pytest.mark.redis, pytest.mark.postgres]
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.redis,
+    pytest.mark.postgres,
+    # The stack always runs on PostgreSQL and Redis, whatever the pass: once is enough.
+    pytest.mark.one_pass("first", why="the stack always uses PostgreSQL and Redis"),
+]
 
 STREAM = "/rovers/curiosity/telemetry/stream"
 

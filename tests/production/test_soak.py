@@ -13,7 +13,13 @@ import pytest
 
 from bench.soak import SoakPlan, run_soak
 
-pytestmark = [pytest.mark.slow, pytest.mark.redis, pytest.mark.postgres]
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.redis,
+    pytest.mark.postgres,
+    # The stack always runs on PostgreSQL and Redis, whatever the pass: once is enough.
+    pytest.mark.one_pass("first", why="the stack always uses PostgreSQL and Redis"),
+]
 
 
 def test_soak_for_30_seconds_has_no_error_and_loses_or_doubles_nothing(production_stacks):
