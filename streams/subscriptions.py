@@ -102,16 +102,26 @@ class Subscription:
             if not waiter.done():
                 waiter.set_result(None)
 
+    def nudge(self) -> None:
+        """Wake a reader blocked in wait() with nothing queued (a heartbeat is due)."""
+        self._wake()
+
+    async def wait(self) -> None:
+        """Return once an event is queued, the subscription is cut off, or nudge() is called."""
+        if self.overflowed or len(self._events) > self._head:
+            return
+        waiter = self._waiter
+        if waiter is None or waiter.done():
+            waiter = self._waiter = asyncio.get_running_loop().create_future()
+        await waiter
+
     async def get(self) -> dict[str, Any]:
         """Return the next event; raise SubscriberOverflow once the queue overflowed."""
         while True:
             event = self.get_nowait()
             if event is not None:
                 return event
-            waiter = self._waiter
-            if waiter is None or waiter.done():
-                waiter = self._waiter = asyncio.get_running_loop().create_future()
-            await waiter
+            await self.wait()
 
     def get_nowait(self) -> dict[str, Any] | None:
         """Return the next queued event or None; raise SubscriberOverflow if cut off."""
