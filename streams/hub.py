@@ -236,8 +236,11 @@ class Hub(OutageRecovery):
             if not tracker.seen(number, asyncio.get_running_loop().time(), epoch):
                 return  # a duplicate delivery (channels-redis#299)
         events = message["events"]
+        queued = 0
         for sub in tuple(self._subscribers.get(stream, ())):
-            sub.offer_many(events)
+            queued += sub.offer_many(events)
+        if queued:
+            metrics.EVENTS_DELIVERED.labels(metrics.stream_kind(stream)).inc(queued * len(events))
 
     def cut_off_stream(self, stream: str, *, reason: str = "too_slow", reset: bool = True) -> None:
         """Cut off every local subscriber of a stream; they resume from the store by id."""

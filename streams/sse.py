@@ -22,6 +22,7 @@ its current await) and the `async with` releases the subscription.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import weakref
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -34,6 +35,7 @@ from django.http import HttpRequest, StreamingHttpResponse
 
 from mission_control.parsing import INT64_MAX, BadParameter, parse_int
 from streams.handoff import handoff_response
+from streams.heartbeats import heartbeats
 from streams.hub import subscribe
 from streams.subscriptions import SubscriberOverflow, Subscription
 
@@ -251,7 +253,8 @@ async def event_stream(
     """
     heartbeat = settings.SSE_HEARTBEAT_SECONDS
     clock = asyncio.get_running_loop().time
-    async with subscribe(stream) as subscription:
+    beats = heartbeats()
+    async with subscribe(stream) as subscription, beats.streaming():
         _live.add(subscription)
         if _draining:
             subscription.cut_off("restart")
@@ -273,16 +276,19 @@ async def event_stream(
             try:
                 event = subscription.get_nowait()
                 if event is None:
-                    # asyncio.timeout, not wait_for: no extra Task per event per subscriber.
-                    async with asyncio.timeout(order.wait(clock(), heartbeat)):
-                        event = await subscription.get()
-                    # One turn of the loop lets events already arriving behind this one
-                    # queue up, so a burst leaves in a few chunks instead of one each.
-                    await asyncio.sleep(0)
-            except TimeoutError:
-                if not order.overdue(clock()):
-                    yield HEARTBEAT
-                continue
+                    if order.deadline is None:
+                        # No timer of its own: the loop's one ticker nudges idle streams.
+                        await beats.wait(subscription)
+                    else:
+                        # Events held behind a gap: wake in time to fill it from the store.
+                        with contextlib.suppress(TimeoutError):
+                            async with asyncio.timeout(order.wait(clock(), heartbeat)):
+                                await subscription.wait()
+                    event = subscription.get_nowait()
+                    if event is None:  # nudged, or the gap's wait ran out
+                        if not order.overdue(clock()):
+                            yield HEARTBEAT
+                        continue
             except SubscriberOverflow:
                 yield _final_event(subscription)
                 return

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import sys
 import uuid
 
 from streams.hub import publish
@@ -127,3 +128,34 @@ def test_sse_encode_splits_multiline_data_and_omits_a_missing_id():
     assert sse_encode({"event": "note", "id": None, "data": "a\nb"}) == (
         b"event: note\ndata: a\ndata: b\n\n"
     )
+
+
+async def test_a_waiting_stream_sets_no_timer_of_its_own_per_event(monkeypatch, settings):
+    """Idle streams share the loop's heartbeat ticker: no timeout is armed per wait."""
+    settings.SSE_HEARTBEAT_SECONDS = 0.2
+    stream = f"test.sse.{uuid.uuid4().hex}"
+    armed = []
+    original = asyncio.timeout
+
+    def counting_timeout(delay):
+        if sys._getframe(1).f_globals["__name__"] == "streams.sse":
+            armed.append(delay)
+        return original(delay)
+
+    monkeypatch.setattr(asyncio, "timeout", counting_timeout)
+
+    async def replay(after_id: int) -> list[dict]:
+        return []
+
+    events = event_stream(stream=stream, resumable_event="reading", after=0, replay=replay)
+    received = [await events.__anext__()]
+    try:
+        for event_id in range(1, 6):
+            await publish(stream, reading(event_id))
+            received.append(await events.__anext__())
+        # Idle: the ticker, not a timer per stream, sends the heartbeat.
+        received.append(await events.__anext__())
+    finally:
+        await events.aclose()
+    assert received[1:] == [*(sse_encode(reading(i)) for i in range(1, 6)), b": heartbeat\n\n"]
+    assert armed == []
