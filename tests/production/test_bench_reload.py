@@ -10,7 +10,12 @@ import pytest
 
 from bench.reload_gunicorn import GunicornStack, ttin_ttou
 
-pytestmark = [pytest.mark.slow, pytest.mark.redis, pytest.mark.postgres]
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.redis,
+    pytest.mark.postgres,
+    pytest.mark.one_pass("first", why="the stack always uses PostgreSQL and Redis"),
+]
 
 
 def test_gunicorn_ttin_ttou_replaces_every_worker_never_running_fewer(
