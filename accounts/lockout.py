@@ -13,8 +13,11 @@ from django.shortcuts import render
 def lockout_response(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
     """Answer 429 with Retry-After and a page saying when to try again (AXES_LOCKOUT_CALLABLE).
 
-    django-axes passes (request, original_response, credentials) from sync code but
-    (request, credentials) from async code; neither is needed here.
+    Takes no named arguments after the request on purpose: django-axes 8.3.1 calls it
+    with (request, original_response, credentials) on its sync path but with
+    (request, credentials, None) on its async one, which uvicorn and daphne take
+    (jazzband/django-axes#1494, open). A callable that read `credentials` there would
+    answer a locked-out login with a 500 (accounts/tests/test_login_lockout_asgi.py).
     """
     seconds = int(settings.AXES_COOLOFF_TIME.total_seconds())
     response = render(
