@@ -50,19 +50,10 @@ class Subscription:
         self._head = 0  # the next event to read is _events[_head]
         self._waiter: asyncio.Future[None] | None = None
 
-    def offer(self, event: dict[str, Any]) -> None:
-        """Queue an event without waiting; cut the subscriber off when its queue is full."""
-        if self.overflowed:
-            return
-        if len(self._events) - self._head >= self.maxsize:
-            self.cut_off()
-            return
-        self._events.append(event)
-        metrics.EVENTS_DELIVERED.labels(self.kind).inc()
-        self._wake()
-
     def offer_many(self, events: list[dict[str, Any]]) -> bool:
-        """Queue several events in order (see `offer`); return whether they were queued.
+        """Queue events in order; return whether they were queued.
+
+        A subscriber whose queue would pass `maxsize` is cut off instead.
 
         Not counted here: the hub counts a message's deliveries to all its
         subscribers at once (the counter takes a lock, once per subscriber was
