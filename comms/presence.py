@@ -21,11 +21,12 @@ import asyncio
 import json
 import logging
 import time
-import weakref
 from typing import Any
 
 from django.conf import settings
 from redis import exceptions as redis_errors
+
+from streams.per_loop import PerLoop
 
 from .redis_client import get_redis, key
 from .services import presence_announce
@@ -194,13 +195,9 @@ class PresenceTracker:
                 logger.exception("presence heartbeat failed")
 
 
-_trackers: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+_trackers = PerLoop(PresenceTracker)
 
 
 def get_tracker() -> PresenceTracker:
     """Return this event loop's presence tracker."""
-    loop = asyncio.get_running_loop()
-    tracker = _trackers.get(loop)
-    if tracker is None:
-        tracker = _trackers[loop] = PresenceTracker()
-    return tracker
+    return _trackers.get()

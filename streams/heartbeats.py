@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import weakref
 from collections.abc import AsyncIterator
 
 from django.conf import settings
 
+from .per_loop import PerLoop
 from .subscriptions import Subscription
 
 
@@ -62,15 +62,9 @@ class Heartbeats:
                     subscription.nudge()
 
 
-_beats: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Heartbeats] = (
-    weakref.WeakKeyDictionary()
-)
+_beats = PerLoop(Heartbeats)
 
 
 def heartbeats() -> Heartbeats:
     """Return this event loop's heartbeat ticker."""
-    loop = asyncio.get_running_loop()
-    beats = _beats.get(loop)
-    if beats is None:
-        beats = _beats[loop] = Heartbeats()
-    return beats
+    return _beats.get()

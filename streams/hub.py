@@ -31,7 +31,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import weakref
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -42,6 +41,7 @@ from django.db import transaction
 from . import layers, metrics
 from .gaps import GapTracker
 from .layers import ReportingPubSubChannelLayer, group_name, hub_layer
+from .per_loop import PerLoop
 from .recovery import OutageRecovery
 from .subscriptions import Subscription
 
@@ -262,16 +262,12 @@ class Hub(OutageRecovery):
                 await self.layer.group_add(group_name(stream), self._channel)
 
 
-_hubs: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Hub] = weakref.WeakKeyDictionary()
+_hubs = PerLoop(Hub)
 
 
 def get_hub() -> Hub:
     """Return this event loop's hub (one per worker process in production)."""
-    loop = asyncio.get_running_loop()
-    hub = _hubs.get(loop)
-    if hub is None:
-        hub = _hubs[loop] = Hub()
-    return hub
+    return _hubs.get()
 
 
 async def publish(stream: str, event: dict[str, Any]) -> None:
