@@ -29,6 +29,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 import base64
+import contextlib
+import gc
 import json
 import multiprocessing
 import os
@@ -248,9 +250,31 @@ def _handshake(port: int, target: str) -> bytes:
     ).encode()
 
 
+@contextlib.contextmanager
+def no_collection_while_measuring():
+    """Run a measured phase without the client's own garbage collections; collect before.
+
+    A client process is forked from the bench, which holds Django and the seeded rooms.
+    A full collection in the client walked all of that (100-300 ms, traced), and in a
+    full run it fell inside the product's burst, not the seed's: when it comes depends
+    on what the bench process had allocated before the fork, so on the phases before,
+    not on the server measured. The client makes no reference cycles while it reads
+    frames (dicts, lists, floats: freed by reference counting), so every server is
+    now measured by clients that do not pause.
+    """
+    gc.collect()
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.enable()
+
+
 async def client_main(conn, sockets: list[tuple[int, str, str, int]], path: str) -> None:
+    # What the bench process had before the fork is never collected here (see
+    # no_collection_while_measuring): a collection between phases only walks our own.
+    gc.freeze()
     loop = asyncio.get_running_loop()
-    monotonic = time.monotonic
     limit = asyncio.Semaphore(50)
 
     async def open_one(idx: int, room: str, token: str, port: int) -> RoomSocket:
@@ -273,25 +297,8 @@ async def client_main(conn, sockets: list[tuple[int, str, str, int]], path: str)
         _, t0, sends, (prefix, expected), timeout = command
         for sock in socks:
             sock.got = {}
-        # sends: [(offset seconds, socket idx, client_id)] for this process's senders
-        for offset, idx, client_id in sends:
-            delay = t0 + offset - monotonic()
-            if delay > 0:
-                await asyncio.sleep(delay)
-            body = f"{monotonic():.6f}"
-            by_idx[idx].send_text(
-                '{"type":"message","body":"%s","client_id":"%s"}' % (body, client_id)  # noqa: UP031
-            )
-        # Wait until every socket has every message of its room (or time out).
-        deadline = monotonic() + timeout
-        while monotonic() < deadline:
-            if all(len(s.got) >= expected.get(s.room, 0) for s in socks):
-                break
-            await asyncio.sleep(0.05)
-        report = {
-            s.idx: (s.room, {cid: v for cid, v in s.got.items() if cid.startswith(prefix)})
-            for s in socks
-        }
+        with no_collection_while_measuring():
+            report = await run_client_phase(socks, by_idx, t0, sends, prefix, expected, timeout)
         conn.send(("done", report))
 
     for sock in socks:
@@ -299,6 +306,30 @@ async def client_main(conn, sockets: list[tuple[int, str, str, int]], path: str)
     await asyncio.sleep(0.5)
     for sock in socks:
         sock.transport.close()
+
+
+async def run_client_phase(socks, by_idx, t0, sends, prefix, expected, timeout) -> dict:
+    """Send this process's part of a phase, wait for every delivery; return the report."""
+    monotonic = time.monotonic
+    # sends: [(offset seconds, socket idx, client_id)] for this process's senders
+    for offset, idx, client_id in sends:
+        delay = t0 + offset - monotonic()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        body = f"{monotonic():.6f}"
+        by_idx[idx].send_text(
+            '{"type":"message","body":"%s","client_id":"%s"}' % (body, client_id)  # noqa: UP031
+        )
+    # Wait until every socket has every message of its room (or time out).
+    deadline = monotonic() + timeout
+    while monotonic() < deadline:
+        if all(len(s.got) >= expected.get(s.room, 0) for s in socks):
+            break
+        await asyncio.sleep(0.05)
+    return {
+        s.idx: (s.room, {cid: v for cid, v in s.got.items() if cid.startswith(prefix)})
+        for s in socks
+    }
 
 
 def client_process(conn, sockets, path) -> None:

@@ -1,0 +1,60 @@
+"""bench/rooms.py's client processes do not pause for garbage collection while measuring.
+
+A collection in a client (100-300 ms once it walked what the process inherited from
+the bench) landed inside one server's burst and not another's, depending on the
+earlier phases; the clients are the instrument, so none may run during a phase.
+"""
+
+from __future__ import annotations
+
+import gc
+import json
+
+from bench.rooms import RoomSocket, no_collection_while_measuring
+
+
+def _text_frame(payload: bytes) -> bytes:
+    assert 126 <= len(payload) < 65536
+    return bytes((0x81, 126)) + len(payload).to_bytes(2, "big") + payload
+
+
+def _burst_frames(count: int) -> bytes:
+    """`count` product message frames, as a member's socket receives a burst."""
+    frames = []
+    for k in range(count):
+        event = {
+            "type": "message",
+            "id": k + 1,
+            "team": "bench-0",
+            "user": "r0m0",
+            "body": "1.000000",
+            "client_id": f"hb{k}",
+            "created_at": "2026-11-25T22:00:00.000000+00:00",
+        }
+        frames.append(_text_frame(json.dumps(event, separators=(",", ":")).encode()))
+    return b"".join(frames)
+
+
+async def test_a_measured_phase_reading_a_burst_runs_no_collection():
+    sock = RoomSocket(0, "bench-0", b"")
+    sock.data_received(b"HTTP/1.1 101 Switching Protocols\r\n\r\n")
+    data = _burst_frames(20_000)  # a client process's share of the full run's burst
+    started: list[int] = []
+
+    def record(phase: str, info: dict) -> None:
+        if phase == "start":
+            started.append(info["generation"])
+
+    gc.callbacks.append(record)
+    try:
+        with no_collection_while_measuring():
+            for offset in range(0, len(data), 65536):  # as the kernel hands it over
+                sock.data_received(data[offset : offset + 65536])
+            during = list(started)
+    finally:
+        gc.callbacks.remove(record)
+
+    assert len(sock.got) == 20_000
+    # Only the full collection asked for before the phase; none while frames arrived.
+    assert during == [2]
+    assert gc.isenabled()
