@@ -84,9 +84,7 @@ def test_token_of_an_inactive_user_is_refused(user_factory, token_for):
     assert token_user(raw) is None
 
 
-def test_last_use_is_written_when_older_than_a_minute_and_not_more_often(
-    user_factory, token_for
-):
+def test_last_use_is_written_when_older_than_a_minute_and_not_more_often(user_factory, token_for):
     from datetime import timedelta
 
     from django.utils import timezone

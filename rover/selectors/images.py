@@ -37,7 +37,7 @@ def image_get(*, image_id: int) -> RoverImage | None:
     quote = connection.ops.quote_name
     captured = quote(meta.get_field("captured_at").column)
     sql = (
-        f"SELECT * FROM {quote(meta.db_table)} WHERE {quote(meta.pk.column)} = %s"
+        f"SELECT * FROM {quote(meta.db_table)} WHERE {quote(meta.pk.column)} = %s"  # noqa: S608
         f" AND {captured} >= %s AND {captured} < %s"
     )
     adapt = connection.ops.adapt_datetimefield_value
