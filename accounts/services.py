@@ -6,7 +6,9 @@ import hashlib
 import secrets
 from datetime import timedelta
 
+from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser
+from django.db import connection
 from django.utils import timezone
 
 from .models import ApiToken
@@ -37,21 +39,47 @@ def token_create(*, user: AbstractBaseUser, name: str = "") -> tuple[ApiToken, s
     return token, raw
 
 
+def _token_owner(key_hash: str, *, stale_before) -> AbstractBaseUser | None:
+    """Return the owner of the unrevoked token with this hash, in one query, or None.
+
+    The user carries two attributes from the token's row: `api_token_id`, and
+    `api_token_stale`, whether its last use is older than `stale_before`.
+    """
+    user_model = get_user_model()
+    quote = connection.ops.quote_name
+    users, tokens = quote(user_model._meta.db_table), quote(ApiToken._meta.db_table)
+    field = ApiToken._meta.get_field
+    token_id, last_used = quote(field("id").column), quote(field("last_used_at").column)
+    sql = (
+        f"SELECT u.*, t.{token_id} AS api_token_id,"  # noqa: S608 (names from the models)
+        f" (t.{last_used} IS NULL OR t.{last_used} < %s) AS api_token_stale"
+        f" FROM {users} u INNER JOIN {tokens} t"
+        f" ON t.{quote(field('user').column)} = u.{quote(user_model._meta.pk.column)}"
+        f" WHERE t.{quote(field('key_hash').column)} = %s"
+        f" AND t.{quote(field('revoked_at').column)} IS NULL"
+    )
+    params = [connection.ops.adapt_datetimefield_value(stale_before), key_hash]
+    return next(iter(user_model.objects.raw(sql, params)), None)
+
+
 def token_user(raw: str) -> AbstractBaseUser | None:
-    """Return the active user a raw token belongs to, or None."""
+    """Return the active user a raw token belongs to, or None.
+
+    Every token request (API, SSE, WebSocket) runs this, and it is checked in
+    the database each time, so a revoked token stops working at once. It is
+    written as SQL: compiling the token-and-user lookup through the ORM took
+    longer than the round trip to PostgreSQL (about 1 ms of 1.7 ms).
+    """
     if not raw or len(raw) > 200:
         return None
-    token = (
-        ApiToken.objects.select_related("user")
-        .filter(key_hash=_hash(raw), revoked_at__isnull=True)
-        .first()
-    )
-    if token is None or not token.user.is_active:
-        return None
     now = timezone.now()
-    if token.last_used_at is None or now - token.last_used_at > LAST_USED_GRANULARITY:
-        ApiToken.objects.filter(pk=token.pk).update(last_used_at=now)
-    return token.user
+    user = _token_owner(_hash(raw), stale_before=now - LAST_USED_GRANULARITY)
+    if user is None or not user.is_active:
+        return None
+    token_id, stale = user.__dict__.pop("api_token_id"), user.__dict__.pop("api_token_stale")
+    if stale:
+        ApiToken.objects.filter(pk=token_id).update(last_used_at=now)
+    return user
 
 
 def token_revoke(*, token: ApiToken) -> None:

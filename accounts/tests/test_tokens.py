@@ -74,3 +74,36 @@ def test_permission_required_answers_403_json(user_factory):
     assert b"rover.add_telemetryframe" in response.content
     request.user = user_factory(perms=("rover.add_telemetryframe",))
     assert view(request).status_code == 200
+
+
+def test_token_of_an_inactive_user_is_refused(user_factory, token_for):
+    user = user_factory()
+    raw = token_for(user)
+    user.is_active = False
+    user.save(update_fields=["is_active"])
+    assert token_user(raw) is None
+
+
+def test_last_use_is_written_when_older_than_a_minute_and_not_more_often(user_factory, token_for):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    user = user_factory()
+    raw = token_for(user)
+    assert token_user(raw) == user
+    first = ApiToken.objects.get(user=user).last_used_at
+    assert first is not None
+    assert token_user(raw) == user
+    assert ApiToken.objects.get(user=user).last_used_at == first
+    ApiToken.objects.filter(user=user).update(last_used_at=first - timedelta(minutes=2))
+    assert token_user(raw) == user
+    assert ApiToken.objects.get(user=user).last_used_at > timezone.now() - timedelta(minutes=1)
+
+
+def test_the_user_a_token_returns_is_a_plain_user(user_factory, token_for):
+    user = user_factory()
+    found = token_user(token_for(user))
+    assert (found.pk, found.username, found.is_active) == (user.pk, user.username, True)
+    assert not hasattr(found, "api_token_id")
+    assert not hasattr(found, "api_token_stale")
