@@ -88,6 +88,7 @@ export class Charts {
     this.focusT = null;
     this.everHadData = false;
     this.markers = new Map();
+    this.loadRequest = 0;
     this.plots = [];
     this.clear();
     const sync = uPlot.sync("mission-control");
@@ -227,6 +228,7 @@ export class Charts {
     this.root.dataset.pinned = String(Boolean(pinned));
     this.clear();
     this.loading = true;
+    const request = ++this.loadRequest;
     const [since, until] = this.xRange();
     let url = `/api/rovers/${encodeURIComponent(slug)}/telemetry?since=${encodeURIComponent(new Date(since * 1000).toISOString())}&points=${BACKFILL_POINTS}`;
     if (pinned) url += `&until=${encodeURIComponent(new Date(until * 1000).toISOString())}`;
@@ -237,6 +239,11 @@ export class Charts {
       console.warn("telemetry history unavailable:", error.message);
     }
     if (slug !== this.slug || pinned !== this.pinned) return [];
+    // A newer load of the same rover (another window) owns the charts now: this answer
+    // must neither end its loading (live frames would go in before its history, which
+    // would then count as older than what is drawn) nor add its buckets. The caller
+    // still gets them (the map's path).
+    if (request !== this.loadRequest) return frames;
     this.loading = false;
     for (const frame of frames) this.append(frame, true);
     const queued = this.queue;

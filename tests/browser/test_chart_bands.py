@@ -99,6 +99,7 @@ def test_a_single_spike_frame_is_drawn_in_the_sol_window_and_live_frames_collaps
         page,
         f"""(() => {{ const x = {TEMPS}.scales.x;
             return Math.round(x.max - x.min) === 88775 && {TEMPS}.data[0].length > 5; }})()""",
+        timeout=20,  # a sol of history on a busy machine
     )
 
     # The spike is on the chart (the y-scale reaches it), drawn by the internal band.
