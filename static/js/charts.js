@@ -4,7 +4,9 @@
 // Readable at every size: each axis has a title with its unit and at least three
 // ticks (splits are computed here, not left to uPlot's spacing), the legend shows
 // the latest values when the cursor is not on the chart, and an empty chart says so.
+// History buckets also draw their min–max band (chart-bands.js), so a spike shows.
 import uPlot from "../vendor/uplot/uPlot.esm.js";
+import { bandsFollowMeans, envelopeColumns, envelopeOptions, envelopeText, plotColumns, writeFrame } from "./chart-bands.js";
 import { markersPlugin } from "./chart-markers.js";
 import { fmtTime, getJSON, h, serverNow, toSeconds, utcDay } from "./util.js";
 
@@ -51,6 +53,7 @@ const CHARTS = [
   },
 ];
 const KEYS = CHARTS.flatMap((chart) => chart.series.map((s) => s.key));
+const COLUMNS = envelopeColumns(KEYS);
 
 /** Evenly spaced "nice" ticks in [min, max]: at least MIN_TICKS, at most `most`. */
 export function niceSplits(min, max, most, steps) {
@@ -85,6 +88,7 @@ export class Charts {
     this.focusT = null;
     this.everHadData = false;
     this.markers = new Map();
+    this.loadRequest = 0;
     this.plots = [];
     this.clear();
     const sync = uPlot.sync("mission-control");
@@ -107,6 +111,18 @@ export class Charts {
       for (let i = values.length - 1; i >= 0; i--) if (values[i] !== null) return values[i];
       return null;
     };
+    const { series, bands } = envelopeOptions(chart.series, (s) => ({
+      label: s.label,
+      stroke: s.stroke,
+      width: 1.5,
+      spanGaps: false,
+      // With the cursor off the chart (idx null) the legend shows the newest value;
+      // on a history bucket, also the lowest and highest value it holds.
+      value: (u, v, sidx, idx) => {
+        if (idx === null || idx === undefined) return envelopeText(latest(s.key), null, null, s.unit);
+        return envelopeText(v, this.data[`${s.key}_min`][idx], this.data[`${s.key}_max`][idx], s.unit);
+      },
+    }));
     return {
       width: Math.max(200, el.clientWidth),
       height: HEIGHT,
@@ -147,18 +163,10 @@ export class Charts {
             return times.length ? `${fmtTime(times[times.length - 1] * 1000)} (latest)` : "–";
           },
         },
-        ...chart.series.map((s) => ({
-          label: s.label,
-          stroke: s.stroke,
-          width: 1.5,
-          spanGaps: false,
-          // With the cursor off the chart (idx null) the legend shows the newest value.
-          value: (u, v, sidx, idx) => {
-            const shown = idx === null || idx === undefined ? latest(s.key) : v;
-            return shown === null || shown === undefined ? "–" : `${shown.toFixed(1)} ${s.unit}`;
-          },
-        })),
+        ...series,
       ],
+      bands,
+      hooks: { setSeries: [bandsFollowMeans(chart.series.length)] },
       plugins: [markersPlugin(this)],
     };
   }
@@ -188,7 +196,8 @@ export class Charts {
   }
 
   clear() {
-    this.data = { t: [], ...Object.fromEntries(KEYS.map((key) => [key, []])) };
+    this.data = { t: [] };
+    for (const { key, min, max } of COLUMNS) for (const column of [key, min, max]) this.data[column] = [];
     this.loading = false;
     this.queue = [];
   }
@@ -200,7 +209,7 @@ export class Charts {
   }
 
   plotData(chart) {
-    return [this.data.t, ...chart.series.map((s) => this.data[s.key])];
+    return plotColumns(this.data, chart.series);
   }
 
   resize() {
@@ -219,6 +228,7 @@ export class Charts {
     this.root.dataset.pinned = String(Boolean(pinned));
     this.clear();
     this.loading = true;
+    const request = ++this.loadRequest;
     const [since, until] = this.xRange();
     let url = `/api/rovers/${encodeURIComponent(slug)}/telemetry?since=${encodeURIComponent(new Date(since * 1000).toISOString())}&points=${BACKFILL_POINTS}`;
     if (pinned) url += `&until=${encodeURIComponent(new Date(until * 1000).toISOString())}`;
@@ -229,6 +239,11 @@ export class Charts {
       console.warn("telemetry history unavailable:", error.message);
     }
     if (slug !== this.slug || pinned !== this.pinned) return [];
+    // A newer load of the same rover (another window) owns the charts now: this answer
+    // must neither end its loading (live frames would go in before its history, which
+    // would then count as older than what is drawn) nor add its buckets. The caller
+    // still gets them (the map's path).
+    if (request !== this.loadRequest) return frames;
     this.loading = false;
     for (const frame of frames) this.append(frame, true);
     const queued = this.queue;
@@ -269,11 +284,7 @@ export class Charts {
     const replace = !exact && times.length && t - last < this.windowSeconds / MAX_LIVE_POINTS;
     if (replace) times[times.length - 1] = t;
     else times.push(t);
-    for (const key of KEYS) {
-      const value = frame[key] ?? null;
-      if (replace) this.data[key][this.data[key].length - 1] = value;
-      else this.data[key].push(value);
-    }
+    writeFrame(this.data, COLUMNS, frame, replace);
   }
 
   trim() {

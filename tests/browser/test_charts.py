@@ -73,7 +73,7 @@ def test_charts_have_titled_axes_ticks_latest_legend_and_markers_that_cluster_an
 
     # The legend shows the newest value while the cursor is elsewhere.
     page.mouse.move(5, 5)
-    legend = page.locator("#chart-battery .u-legend .u-series").nth(1)
+    legend = page.locator("#chart-battery .u-legend .u-series:not(.chart-band-edge)").nth(1)
     expect(legend.locator(".u-value")).to_have_text("55.5 %")
 
     # Five messages within seconds draw one marker with a count at 1 h.
@@ -185,4 +185,43 @@ def test_an_empty_rover_and_a_user_in_no_team_are_told_calmly_what_to_do(
     # And the rover's own limit (4 s) turns it to LINK LOST, in the header too.
     expect(page.locator("#link-state")).to_contain_text("(limit 4 s)", timeout=8_000)
     expect(page.locator("#conn-telemetry")).to_have_attribute("data-state", "lost")
+    assert console_errors.errors == []
+
+
+def test_a_window_chosen_while_the_first_history_loads_keeps_its_history_before_live_frames(
+    mission, page, console_errors
+):
+    console_errors(page)
+    start = datetime.now(UTC) - timedelta(minutes=30)
+    history = [mission.frame() for _ in range(60)]
+    for index, frame in enumerate(history):
+        frame["recorded_at"] = (start + timedelta(seconds=index * 10)).isoformat()
+    mission.ingest(history)
+    held = []
+
+    def hold(route):
+        held.append(route)
+
+    page.route(lambda url: "/telemetry?" in url and "points=" in url, hold)
+    log_in(page, mission.url, "alice")
+    wait_until(page, "window.missionControl !== undefined")
+
+    def wait_held(count):
+        for _ in range(200):
+            if len(held) == count:
+                return
+            page.wait_for_timeout(50)
+        raise AssertionError(f"{len(held)} history requests, not {count}")
+
+    wait_held(1)
+    page.get_by_role("button", name="1 h").click()
+    wait_held(2)
+    five_minutes, hour = held
+    # The 5 min answer lands first (late), a live frame next, the hour's history last.
+    five_minutes.continue_()
+    page.wait_for_timeout(300)
+    mission.ingest([mission.frame()])
+    expect(page.locator("[data-field=seq]")).to_have_text("#61")
+    hour.continue_()
+    wait_until(page, "Number(window.missionControl.charts.root.dataset.points) === 61")
     assert console_errors.errors == []
