@@ -23,7 +23,8 @@ def unauthenticated_response():
     return response
 
 
-def _forbidden(perm: str):
+def permission_denied_response(perm: str):
+    """Return the 403 JSON every API answers to a user without `perm`."""
     return json_error(403, "permission_denied", f"This needs the '{perm}' permission.")
 
 
@@ -68,7 +69,7 @@ def api_permission_required(perm: str) -> Callable:
                 if not user.is_authenticated:
                     return unauthenticated_response()
                 if not await sync_to_async(user.has_perm)(perm):
-                    return _forbidden(perm)
+                    return permission_denied_response(perm)
                 return await view(request, *args, **kwargs)
 
             return async_wrapper
@@ -78,7 +79,7 @@ def api_permission_required(perm: str) -> Callable:
             if not request.user.is_authenticated:
                 return unauthenticated_response()
             if not request.user.has_perm(perm):
-                return _forbidden(perm)
+                return permission_denied_response(perm)
             return view(request, *args, **kwargs)
 
         return wrapper

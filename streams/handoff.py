@@ -26,6 +26,8 @@ from typing import Any
 
 from django.http import HttpRequest, StreamingHttpResponse
 
+from .direct_write import body_writer, raw_body_writer
+
 Message = dict[str, Any]
 Send = Callable[[Message], Awaitable[None]]
 Receive = Callable[[], Awaitable[Message]]
@@ -98,8 +100,10 @@ async def _write_stream(events: AsyncIterator[bytes], receive: Receive, send: Se
     """Write every chunk of `events` until it ends or the client leaves.
 
     A client that leaves cancels the stream where it waits (as Django does), so
-    its `finally` blocks and `async with` exits run.
+    its `finally` blocks and `async with` exits run. The generator runs in this
+    task, so it finds the server's raw writer for this response in `body_writer`.
     """
+    body_writer.set(raw_body_writer(send))
     task = asyncio.current_task()
     assert task is not None
     left = False

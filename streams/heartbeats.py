@@ -53,6 +53,11 @@ class Heartbeats:
         finally:
             self.waiting.pop(subscription, None)
 
+    def sent(self, subscription: Subscription) -> None:
+        """Restart a waiting stream's silence: something was written to it without waking it."""
+        if subscription in self.waiting:
+            self.waiting[subscription] = self.ticks
+
     async def _tick(self) -> None:
         while True:
             await asyncio.sleep(settings.SSE_HEARTBEAT_SECONDS / 2)

@@ -238,7 +238,7 @@ class Hub(OutageRecovery):
         events = message["events"]
         queued = 0
         for sub in tuple(self._subscribers.get(stream, ())):
-            queued += sub.offer_many(events)
+            queued += sub.deliver(events)
         if queued:
             metrics.EVENTS_DELIVERED.labels(metrics.stream_kind(stream)).inc(queued * len(events))
 

@@ -34,6 +34,7 @@ from django.db import close_old_connections, connections
 from django.http import HttpRequest, StreamingHttpResponse
 
 from mission_control.parsing import INT64_MAX, BadParameter, parse_int
+from streams.direct_write import body_writer, chunk
 from streams.handoff import handoff_response
 from streams.heartbeats import heartbeats
 from streams.hub import subscribe
@@ -136,6 +137,35 @@ def _encode_shared(event: Event) -> bytes:
     if len(_shared) > SHARED_CACHE_SIZE:
         _shared.popitem(last=False)
     return data
+
+
+# A batch's chunk for idle streams, with its first and last resumable id, or None
+# when those ids are not consecutive (then each stream orders them itself).
+Batch = tuple[bytes, int | None, int | None] | None
+_batches: OrderedDict[tuple[int, str], tuple[list[Event], Batch]] = OrderedDict()
+BATCH_CACHE_SIZE = 16
+
+
+def _encode_batch(events: list[Event], resumable_event: str) -> Batch:
+    """Return a hub batch as one HTTP chunk, built once per process for every idle stream.
+
+    The hub hands the same list to every local subscriber; keyed by identity as
+    `_encode_shared`, the entry holds the list so its id cannot be reused meanwhile.
+    """
+    key = (id(events), resumable_event)
+    entry = _batches.get(key)
+    if entry is not None and entry[0] is events:
+        return entry[1]
+    ids = [e["id"] for e in events if e.get("event") == resumable_event and e.get("id") is not None]
+    batch: Batch = None
+    if not ids:
+        batch = (chunk(b"".join(map(_encode_shared, events))), None, None)
+    elif ids == list(range(ids[0], ids[0] + len(ids))):
+        batch = (chunk(b"".join(map(_encode_shared, events))), ids[0], ids[-1])
+    _batches[key] = (events, batch)
+    if len(_batches) > BATCH_CACHE_SIZE:
+        _batches.popitem(last=False)
+    return batch
 
 
 def last_event_id(request: HttpRequest) -> int | None:
@@ -254,6 +284,23 @@ async def event_stream(
     heartbeat = settings.SSE_HEARTBEAT_SECONDS
     clock = asyncio.get_running_loop().time
     beats = heartbeats()
+    raw_write = body_writer.get()
+
+    def write_now(events: list[Event]) -> bool:
+        """Write a batch straight to the client while this stream waits (see Subscription)."""
+        batch = _encode_batch(events, resumable_event)
+        if batch is None:
+            return False
+        data, first, last = batch
+        if first is not None and order.last is not None and first != order.last + 1:
+            return False  # a duplicate or a gap: `order` decides, in this task
+        if not raw_write(data):
+            return False
+        if last is not None:
+            order.last = last
+        beats.sent(subscription)
+        return True
+
     async with subscribe(stream) as subscription, beats.streaming():
         _live.add(subscription)
         if _draining:
@@ -278,7 +325,12 @@ async def event_stream(
                 if event is None:
                     if order.deadline is None:
                         # No timer of its own: the loop's one ticker nudges idle streams.
-                        await beats.wait(subscription)
+                        # While it waits, the hub may write events to it without waking it.
+                        subscription.writer = write_now if raw_write is not None else None
+                        try:
+                            await beats.wait(subscription)
+                        finally:
+                            subscription.writer = None
                     else:
                         # Events held behind a gap: wake in time to fill it from the store.
                         with contextlib.suppress(TimeoutError):

@@ -8,6 +8,7 @@ resumes from the store by id.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from typing import Any
 
 from . import metrics
@@ -38,6 +39,7 @@ class Subscription:
         "overflowed",
         "reason",
         "stream",
+        "writer",
     )
 
     def __init__(self, stream: str, maxsize: int) -> None:
@@ -49,6 +51,19 @@ class Subscription:
         self._events: list[dict[str, Any]] = []
         self._head = 0  # the next event to read is _events[_head]
         self._waiter: asyncio.Future[None] | None = None
+        # Set by the reader only while it waits with nothing queued: writes a batch
+        # straight to its client and returns True, or returns False (then queue it).
+        self.writer: Callable[[list[dict[str, Any]]], bool] | None = None
+
+    def deliver(self, events: list[dict[str, Any]]) -> bool:
+        """Hand events to the reader: written at once while it is idle, else queued.
+
+        Return whether they were delivered (False: cut off now or before).
+        """
+        writer = self.writer
+        if writer is not None and writer(events):
+            return True
+        return self.offer_many(events)
 
     def offer_many(self, events: list[dict[str, Any]]) -> bool:
         """Queue events in order; return whether they were queued.
@@ -61,6 +76,8 @@ class Subscription:
         """
         if self.overflowed:
             return False
+        # Queued events go first: nothing may be written past them until the reader ran.
+        self.writer = None
         if len(self._events) - self._head + len(events) > self.maxsize:
             self.cut_off()
             return False
@@ -80,6 +97,7 @@ class Subscription:
             return
         self.overflowed = True
         self.reason = reason
+        self.writer = None
         if reason == "too_slow":
             metrics.SUBSCRIBER_OVERFLOWS.labels(self.kind).inc()
         elif reason == "resync":

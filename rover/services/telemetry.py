@@ -245,17 +245,37 @@ def _ingest_ids_take(*, rover_id: int, count: int) -> int:
     return row[0] - count
 
 
-async def telemetry_ingest(*, rover: Rover, payload: Any) -> IngestResult:
-    """Validate, store and publish a frame or a batch, then evaluate the rover's alarms.
+@dataclass
+class Stored:
+    """What `telemetry_ingest_store` committed, for `telemetry_ingest_announce`."""
 
-    Raises TelemetryInvalid (nothing stored) when any frame is bad. New frames
-    are published in ingest id order once they are committed (a failed publish is
-    logged: subscribers replay the stored frames by id); alarms are evaluated
-    only on frames newer than anything stored before, so a late, out-of-order
-    frame cannot clear or raise an alarm that later frames decided.
+    rover: Rover
+    result: IngestResult
+    previous_max: int | None
+
+
+def telemetry_ingest_store(*, rover: Rover, payload: Any) -> Stored:
+    """Validate and store a frame or a batch (synchronous: the first half of an ingest).
+
+    Raises TelemetryInvalid (nothing stored) when any frame is bad. Then call
+    `telemetry_ingest_announce`: a caller in a thread does both halves'
+    database work in one visit instead of one hand-over each.
     """
     frames = telemetry_validate(payload=payload)
-    result, previous_max = await sync_to_async(telemetry_store)(rover=rover, frames=frames)
+    result, previous_max = telemetry_store(rover=rover, frames=frames)
+    return Stored(rover=rover, result=result, previous_max=previous_max)
+
+
+async def telemetry_ingest_announce(stored: Stored) -> IngestResult:
+    """Publish what an ingest stored, then evaluate the rover's alarms on it.
+
+    New frames are published in ingest id order once they are committed (a
+    failed publish is logged: subscribers replay the stored frames by id);
+    alarms are evaluated only on frames newer than anything stored before, so
+    a late, out-of-order frame cannot clear or raise an alarm that later frames
+    decided.
+    """
+    rover, result, previous_max = stored.rover, stored.result, stored.previous_max
     await publish_stored(rover_stream(rover.slug), [frame_event(frame) for frame in result.stored])
     fresh = [f for f in result.stored if previous_max is None or f.seq > previous_max]
     if fresh:
