@@ -36,7 +36,7 @@ from rover.services.uploads import (
     UploadConflict,
     upload_append,
     upload_create,
-    upload_discard,
+    upload_terminate,
 )
 
 TUS_VERSION = "1.0.0"
@@ -167,7 +167,10 @@ async def _resource(request: HttpRequest, slug: str, upload_id: str) -> HttpResp
         response["Upload-Length"] = str(upload.length)
         return _with_image(response, upload)
     if request.method == "DELETE":
-        await sync_to_async(upload_discard)(upload=upload)
+        try:
+            await sync_to_async(upload_terminate)(upload=upload)
+        except UploadBusy:
+            return _busy()
         return HttpResponse(status=204)
     return await _patch(request, upload)
 
@@ -196,12 +199,16 @@ async def _patch(request: HttpRequest, upload) -> HttpResponse:
         response["Upload-Offset"] = str(exc.offset)
         return response
     except UploadBusy:
-        return json_error(423, "upload_locked", "Another request is writing to this upload.")
+        return _busy()
     except ImageRejected as exc:
         return json_error(exc.status, exc.code, exc.detail, **exc.fields)
     response = HttpResponse(status=204)
     response["Upload-Offset"] = str(upload.offset)
     return _with_image(response, upload)
+
+
+def _busy() -> HttpResponse:
+    return json_error(423, "upload_locked", "Another request is writing to this upload.")
 
 
 def _with_image(response: HttpResponse, upload) -> HttpResponse:
