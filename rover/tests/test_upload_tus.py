@@ -186,6 +186,9 @@ async def test_creation_over_the_size_limit_is_413(client, rover, settings):
         ({"Upload-Length": "abc"}, "upload_length"),
         ({"Upload-Length": "0"}, "invalid_length"),
         ({"Upload-Metadata": "filename !!!notbase64"}, "upload_metadata"),
+        # PostgreSQL stores no NUL in text or jsonb: refused here, not a 500 at the insert.
+        ({"Upload-Metadata": metadata(filename="a\x00b.jpg")}, "upload_metadata"),
+        ({"Upload-Metadata": metadata(filetype="\x00")}, "upload_metadata"),
         ({"Upload-Metadata": metadata(camera="toaster")}, "invalid_camera"),
         ({"Upload-Metadata": metadata(captured_at="soon")}, "invalid_captured_at"),
         ({"Upload-Defer-Length": "1"}, "defer_length"),

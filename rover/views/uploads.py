@@ -89,8 +89,12 @@ def parse_metadata(header: str) -> dict[str, str]:
             value = base64.b64decode(encoded.strip(), validate=True).decode()
         except (binascii.Error, UnicodeDecodeError) as exc:
             raise ValueError(f"value of {key!r} is not base64 UTF-8") from exc
-        if key in METADATA_KEYS:
-            metadata[key] = value[:255]
+        if key not in METADATA_KEYS:
+            continue
+        if "\x00" in value:
+            # PostgreSQL stores no NUL in text or jsonb: the insert would fail (a 500).
+            raise ValueError(f"value of {key!r} contains a NUL character")
+        metadata[key] = value[:255]
     return metadata
 
 
