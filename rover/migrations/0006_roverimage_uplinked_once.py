@@ -3,7 +3,9 @@
 Rows already stored are all marked not uplinked (nobody can tell now which came from
 the rover), so existing duplicates stay as they are and the constraint holds at once;
 the uplink's look-up still finds them and answers with the oldest (image_store_once).
-Adding a boolean with a constant default rewrites no table on PostgreSQL 11+.
+Adding a boolean with a constant default rewrites no table on PostgreSQL 11+; the
+default stays in the database, so workers still on the old code (a rolling upgrade) and
+raw inserts without the column keep working.
 """
 
 from django.db import migrations, models
@@ -18,7 +20,7 @@ class Migration(migrations.Migration):
         migrations.AddField(
             model_name="roverimage",
             name="uplinked",
-            field=models.BooleanField(default=False, editable=False),
+            field=models.BooleanField(db_default=False, default=False, editable=False),
         ),
         migrations.AddConstraint(
             model_name="roverimage",

@@ -32,7 +32,8 @@ class RoverImage(models.Model):
     thumbnail = models.FileField(upload_to="rover-thumbnails/%Y/%m/%d/", blank=True)
     # Stored by the rover's idempotent uplink (multipart or tus), which keeps one row per
     # rover and bytes; the admin and seed_demo may store the same bytes again on purpose.
-    uplinked = models.BooleanField(default=False, editable=False)
+    # A database default too: a worker still on the old code inserts without it.
+    uplinked = models.BooleanField(default=False, db_default=False, editable=False)
 
     class Meta:
         ordering = ["-captured_at", "-id"]
