@@ -162,6 +162,9 @@ AXES_COOLOFF_TIME = timedelta(minutes=env.float("LOGIN_LOCKOUT_MINUTES", default
 # uvicorn's --proxy-headers (on by default, trusting 127.0.0.1) makes REMOTE_ADDR
 # the client's address.
 AXES_LOCKOUT_PARAMETERS = ["ip_address"]
+# Axes never deletes its login access logs (one row per successful login): the
+# prune_login_records command, run from cron, keeps this many days of them.
+LOGIN_LOG_RETENTION_DAYS = env.int("LOGIN_LOG_RETENTION_DAYS", default=90)
 AXES_LOCKOUT_CALLABLE = "accounts.lockout.lockout_response"
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "/"

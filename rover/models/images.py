@@ -30,10 +30,23 @@ class RoverImage(models.Model):
     width = models.PositiveIntegerField()
     height = models.PositiveIntegerField()
     thumbnail = models.FileField(upload_to="rover-thumbnails/%Y/%m/%d/", blank=True)
+    # Stored by the rover's idempotent uplink (multipart or tus), which keeps one row per
+    # rover and bytes; the admin and seed_demo may store the same bytes again on purpose.
+    # A database default too: a worker still on the old code inserts without it.
+    uplinked = models.BooleanField(default=False, db_default=False, editable=False)
 
     class Meta:
         ordering = ["-captured_at", "-id"]
         indexes = [models.Index(fields=["rover", "-captured_at", "-id"])]
+        constraints = [
+            # What makes the uplink idempotent under concurrency: of two uplinks of the
+            # same bytes racing past the look-up, the second insert fails (image_store_once).
+            models.UniqueConstraint(
+                fields=["rover", "sha256"],
+                condition=models.Q(uplinked=True),
+                name="roverimage_uplinked_once",
+            )
+        ]
 
     def __str__(self) -> str:
         return f"{self.rover} {self.camera} {self.captured_at:%Y-%m-%d %H:%M:%S}"

@@ -24,7 +24,7 @@ from typing import IO, Any
 
 from django.conf import settings
 from django.core.files.storage import default_storage
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.utils import timezone
 from PIL import Image, UnidentifiedImageError
 
@@ -206,8 +206,11 @@ def image_store_once(
     """Store an image the rover sent, unless that rover already has the same bytes.
 
     The uplink is idempotent: a rover that sends an image again (a retry after a
-    lost answer) gets the image already stored, not a second row. Return
-    (image, created). A `path` given is left in place when nothing was stored.
+    lost answer) gets the image already stored, not a second row, even when both
+    copies arrive at once: the database keeps one uplinked row per rover and bytes
+    (`roverimage_uplinked_once`), and the sender whose insert it refuses gets the
+    other's image, its own files removed. Return (image, created). A `path` given is
+    left in place when nothing was stored.
     """
     return _image_store(
         rover=rover,
@@ -236,6 +239,7 @@ def _image_store(
         raise ValueError("Give exactly one of fileobj or path.")
     camera = camera_parse(camera)
     limit = settings.IMAGE_MAX_BYTES
+    source: Path | None = None
     staged: Path | None = None
     final: Path | None = None
     thumb: Path | None = None
@@ -252,7 +256,7 @@ def _image_store(
         if size == 0:
             raise ImageRejected("empty", "The upload is empty.")
         if reuse_existing:
-            existing = RoverImage.objects.filter(rover=rover, sha256=sha256).order_by("pk").first()
+            existing = _stored_before(rover, sha256)
             if existing is not None:
                 remove_quietly(staged)
                 logger.info("image of %s already stored as %s", rover.slug, existing.pk)
@@ -286,16 +290,38 @@ def _image_store(
                 width=inspected.width,
                 height=inspected.height,
                 thumbnail=thumb_name,
+                uplinked=reuse_existing,
             )
             image_announce(image=image)
+    except IntegrityError:
+        _files_give_back(path=path, source=source, final=final, thumb=thumb, staged=staged)
+        # Only roverimage_uplinked_once can refuse this insert: the same bytes were
+        # stored by a concurrent uplink after the look-up above. Answer as a resend is.
+        existing = _stored_before(rover, sha256) if reuse_existing else None
+        if existing is None:
+            raise
+        logger.info("image of %s stored meanwhile as %s", rover.slug, existing.pk)
+        return existing, False
     except BaseException:
-        if path is not None and final is not None and final.exists() and not source.exists():
-            # Give a finished upload its bytes back, so the client can retry completion.
-            os.replace(final, source)
-        remove_quietly(staged, final, thumb)
+        _files_give_back(path=path, source=source, final=final, thumb=thumb, staged=staged)
         raise
     logger.info("stored image %s of %s (%d bytes) for %s", image.pk, rover.slug, size, user)
     return image, True
+
+
+def _stored_before(rover: Rover, sha256: str) -> RoverImage | None:
+    """Return the oldest image of `rover` with these bytes, if any (what a resend gets)."""
+    return RoverImage.objects.filter(rover=rover, sha256=sha256).order_by("pk").first()
+
+
+def _files_give_back(
+    *, path: Any, source: Path | None, final: Path | None, thumb: Path | None, staged: Path | None
+) -> None:
+    """Undo a store that failed: a finished upload gets its bytes back, the rest is deleted."""
+    if path is not None and final is not None and final.exists() and not source.exists():
+        # The client can retry completion, or the upload's own cleanup deletes them.
+        os.replace(final, source)
+    remove_quietly(staged, final, thumb)
 
 
 class _UntilCommit:

@@ -74,19 +74,33 @@ def upload_create(*, rover: Rover, user: Any, length: int, metadata: dict[str, s
     return upload
 
 
+def _open_locked(path: Path) -> IO[bytes]:
+    """Open the upload's file under an exclusive advisory lock (until closed); UploadBusy if taken.
+
+    The lock is across processes: one writer per upload at a time, and neither a
+    termination nor the expiry prune deletes an upload while a PATCH holds it.
+    """
+    target = open(path, "r+b")  # noqa: SIM115 - the caller closes it, which releases the lock
+    try:
+        fcntl.flock(target.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError as exc:
+        target.close()
+        raise UploadBusy(path.name) from exc
+    return target
+
+
 def upload_append(*, upload: ImageUpload, offset: int, stream: IO[bytes]) -> ImageUpload:
     """Append the request body at `offset`; store the image once the upload is complete.
 
     Raise UploadConflict when `offset` is not the upload's, UploadBusy when another
-    request holds the upload, ImageRejected when the bytes overrun Upload-Length or
-    the completed file is not an acceptable image (the upload is then discarded).
+    request holds the upload, ImageRejected when the upload has expired or is gone
+    (410), the bytes overrun Upload-Length, or the completed file is not an acceptable
+    image (the upload is then discarded; a busy server (5xx) keeps it for a retry).
     """
     path = upload_path(upload)
     if upload.image_id is None and not path.exists():
         upload_discard(upload=upload)
-        raise ImageRejected(
-            "upload_gone", "The upload's data is gone; start a new upload.", status=410
-        )
+        raise _gone()
     if upload.image_id is not None:
         upload.refresh_from_db()
         if upload.offset != offset:
@@ -96,12 +110,16 @@ def upload_append(*, upload: ImageUpload, offset: int, stream: IO[bytes]) -> Ima
                 "upload_complete", "The upload is complete; no more bytes.", status=400
             )
         return upload
-    with open(path, "r+b") as target:
-        try:
-            # An advisory lock across processes: one writer per upload at a time.
-            fcntl.flock(target.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError as exc:
-            raise UploadBusy(str(upload.pk)) from exc
+    if upload.expires_at <= timezone.now():
+        upload_discard(upload=upload)
+        raise ImageRejected(
+            "upload_expired", "The upload has expired; start a new upload.", status=410
+        )
+    try:
+        target = _open_locked(path)
+    except FileNotFoundError:
+        raise _gone() from None  # discarded since the look-up
+    with target:
         upload.refresh_from_db()
         if upload.offset != offset:
             raise UploadConflict(upload.offset)
@@ -123,13 +141,24 @@ def upload_append(*, upload: ImageUpload, offset: int, stream: IO[bytes]) -> Ima
         target.flush()
         ImageUpload.objects.filter(pk=upload.pk).update(offset=offset + written)
         upload.offset = offset + written
-    if upload.offset == upload.length:
-        upload_complete(upload=upload)
+        if upload.offset == upload.length:
+            # Still under the lock: a second PATCH or a termination cannot race the store.
+            upload_complete(upload=upload)
     return upload
 
 
+def _gone() -> ImageRejected:
+    return ImageRejected(
+        "upload_gone", "The upload's data is gone; start a new upload.", status=410
+    )
+
+
 def upload_complete(*, upload: ImageUpload) -> RoverImage:
-    """Store a finished upload as an image; discard it if it is not acceptable."""
+    """Store a finished upload as an image; discard it if the client's bytes are refused.
+
+    A refusal of the server's own (503 `busy`: every thumbnail slot taken) keeps the
+    upload whole, so the client's retry (an empty PATCH at the end) completes it.
+    """
     path = upload_path(upload)
     camera, captured_at = metadata_parse(
         camera=upload.metadata.get("camera"), captured_at=upload.metadata.get("captured_at")
@@ -143,8 +172,9 @@ def upload_complete(*, upload: ImageUpload) -> RoverImage:
             user=upload.user,
             original_name=os.path.basename(upload.metadata.get("filename", "")),
         )
-    except ImageRejected:
-        upload_discard(upload=upload)
+    except ImageRejected as exc:
+        if exc.status < 500:
+            upload_discard(upload=upload)
         raise
     remove_quietly(path)
     ImageUpload.objects.filter(pk=upload.pk).update(image=image)
@@ -153,21 +183,40 @@ def upload_complete(*, upload: ImageUpload) -> RoverImage:
 
 
 def upload_discard(*, upload: ImageUpload) -> None:
-    """Delete an upload and its temporary file."""
+    """Delete an upload and its temporary file (the caller holds it or nobody writes it)."""
     path = upload_path(upload)
     ImageUpload.objects.filter(pk=upload.pk).delete()
     remove_quietly(path)
 
 
+def upload_terminate(*, upload: ImageUpload) -> None:
+    """Delete an upload at its client's request (tus termination); UploadBusy mid-PATCH."""
+    try:
+        target = _open_locked(upload_path(upload))
+    except FileNotFoundError:
+        upload_discard(upload=upload)  # completed (its file is now the image's) or gone
+        return
+    with target:
+        upload_discard(upload=upload)
+
+
 def upload_prune_expired(*, dry_run: bool = False) -> int:
-    """Discard unfinished uploads past their expiry; return how many (only count if dry_run)."""
+    """Discard unfinished uploads past their expiry; return how many (only count if dry_run).
+
+    One that a PATCH is writing right now is left for the next run.
+    """
     expired = list(ImageUpload.objects.filter(expires_at__lt=timezone.now(), image__isnull=True))
     if dry_run:
         return len(expired)
+    discarded = 0
     for upload in expired:
-        upload_discard(upload=upload)
-    ImageUpload.objects.filter(expires_at__lt=timezone.now()).delete()
-    return len(expired)
+        try:
+            upload_terminate(upload=upload)
+            discarded += 1
+        except UploadBusy:
+            continue
+    ImageUpload.objects.filter(expires_at__lt=timezone.now(), image__isnull=False).delete()
+    return discarded
 
 
 def upload_orphans_prune(*, dry_run: bool = False) -> int:

@@ -186,6 +186,9 @@ async def test_creation_over_the_size_limit_is_413(client, rover, settings):
         ({"Upload-Length": "abc"}, "upload_length"),
         ({"Upload-Length": "0"}, "invalid_length"),
         ({"Upload-Metadata": "filename !!!notbase64"}, "upload_metadata"),
+        # PostgreSQL stores no NUL in text or jsonb: refused here, not a 500 at the insert.
+        ({"Upload-Metadata": metadata(filename="a\x00b.jpg")}, "upload_metadata"),
+        ({"Upload-Metadata": metadata(filetype="\x00")}, "upload_metadata"),
         ({"Upload-Metadata": metadata(camera="toaster")}, "invalid_camera"),
         ({"Upload-Metadata": metadata(captured_at="soon")}, "invalid_captured_at"),
         ({"Upload-Defer-Length": "1"}, "defer_length"),
@@ -262,6 +265,22 @@ async def test_a_second_writer_at_the_same_time_gets_423(client, rover, settings
         response = await patch(client, url, 0, b"x" * 10)
     assert response.status_code == 423
     assert (await client.head(url, headers=TUS))["Upload-Offset"] == "0"
+
+
+async def test_a_termination_while_a_patch_writes_gets_423_and_deletes_nothing(
+    client, rover, settings
+):
+    import fcntl
+    from pathlib import Path
+
+    url = path_of((await create(client, 100))["Location"])
+    upload_file = Path(settings.MEDIA_ROOT) / "uploads" / url.rsplit("/", 1)[1]
+    with open(upload_file, "r+b") as held:
+        fcntl.flock(held.fileno(), fcntl.LOCK_EX)  # what a PATCH in progress holds
+        response = await client.delete(url, headers=TUS)
+    assert response.status_code == 423
+    assert upload_file.exists() and await ImageUpload.objects.aexists()
+    assert (await client.delete(url, headers=TUS)).status_code == 204
 
 
 async def test_expired_unfinished_uploads_are_pruned_when_a_new_one_starts(client, rover, settings):

@@ -36,7 +36,7 @@ from rover.services.uploads import (
     UploadConflict,
     upload_append,
     upload_create,
-    upload_discard,
+    upload_terminate,
 )
 
 TUS_VERSION = "1.0.0"
@@ -89,8 +89,12 @@ def parse_metadata(header: str) -> dict[str, str]:
             value = base64.b64decode(encoded.strip(), validate=True).decode()
         except (binascii.Error, UnicodeDecodeError) as exc:
             raise ValueError(f"value of {key!r} is not base64 UTF-8") from exc
-        if key in METADATA_KEYS:
-            metadata[key] = value[:255]
+        if key not in METADATA_KEYS:
+            continue
+        if "\x00" in value:
+            # PostgreSQL stores no NUL in text or jsonb: the insert would fail (a 500).
+            raise ValueError(f"value of {key!r} contains a NUL character")
+        metadata[key] = value[:255]
     return metadata
 
 
@@ -167,7 +171,10 @@ async def _resource(request: HttpRequest, slug: str, upload_id: str) -> HttpResp
         response["Upload-Length"] = str(upload.length)
         return _with_image(response, upload)
     if request.method == "DELETE":
-        await sync_to_async(upload_discard)(upload=upload)
+        try:
+            await sync_to_async(upload_terminate)(upload=upload)
+        except UploadBusy:
+            return _busy()
         return HttpResponse(status=204)
     return await _patch(request, upload)
 
@@ -196,12 +203,16 @@ async def _patch(request: HttpRequest, upload) -> HttpResponse:
         response["Upload-Offset"] = str(exc.offset)
         return response
     except UploadBusy:
-        return json_error(423, "upload_locked", "Another request is writing to this upload.")
+        return _busy()
     except ImageRejected as exc:
         return json_error(exc.status, exc.code, exc.detail, **exc.fields)
     response = HttpResponse(status=204)
     response["Upload-Offset"] = str(upload.offset)
     return _with_image(response, upload)
+
+
+def _busy() -> HttpResponse:
+    return json_error(423, "upload_locked", "Another request is writing to this upload.")
 
 
 def _with_image(response: HttpResponse, upload) -> HttpResponse:
