@@ -42,7 +42,12 @@ def image_get(*, image_id: int) -> RoverImage | None:
     )
     adapt = connection.ops.adapt_datetimefield_value
     params = [image_id, adapt(READABLE_FROM), adapt(READABLE_UNTIL)]
-    return next(iter(RoverImage.objects.raw(sql, params)), None)
+    image = next(iter(RoverImage.objects.raw(sql, params)), None)
+    if image is not None and not image.original_name:
+        # Its download name is "<rover slug>-<id>": load the rover here, in the
+        # request's thread, since the async view that reads it must not query.
+        image.rover  # noqa: B018
+    return image
 
 
 def image_latest(*, rover_slug: str) -> RoverImage | None:

@@ -97,3 +97,18 @@ def test_image_get_loads_the_rover_when_asked(store_image, rover):
         stored.file.name,
     )
     assert image.rover == rover
+
+
+@pytest.mark.parametrize("thumbnail", [False, True])
+def test_an_image_without_an_original_name_downloads_under_the_rovers_slug(
+    store_image, rover, user_factory, token_for, thumbnail
+):
+    # The async view names the file from the rover's slug; a lazy load there is an
+    # ORM query in the event loop (SynchronousOnlyOperation, a 500).
+    image = store_image(data=jpeg_bytes(80, 60), original_name="")
+    client = Client(headers={"Authorization": f"Bearer {token_for(user_factory('reader'))}"})
+    path = "thumbnail" if thumbnail else "download"
+    response = client.get(f"/api/images/{image.pk}/{path}")
+    assert response.status_code == 200, response.content[:300]
+    suffix = "-thumbnail.jpg" if thumbnail else ".jpg"
+    assert f'{rover.slug}-{image.pk}{suffix}"' in response["Content-Disposition"]
