@@ -23,90 +23,54 @@ download traffic. Each cycle below is broken where Django makes it; the tests
    `request`: a cycle holding the request, its session, user and META. Once the
    middleware chain has returned the response nobody reads messages any more
    (MessageMiddleware has already saved them), so the storage is dropped there.
-3. `ThreadSensitiveContext` gave every request a new thread, and Django a new
+3. `ThreadSensitiveContext` gives every request a new thread, and Django a new
    `DatabaseWrapper` for it; a wrapper is a cycle by design (its `ops`,
    `features`, `client`... each keep the wrapper), left behind when the thread
-   ended. Requests now borrow a one-thread executor from a small pool, so a
-   thread and its (closed, reusable) wrapper serve request after request, as a
-   WSGI worker thread does. Which thread runs a request's sync code changes;
-   how it is used does not: one thread per request at a time, the connection
-   closed at request_finished (CONN_MAX_AGE=0).
+   ends. The last call on the request's thread now closes its wrappers, drops
+   them from `connections` and empties them, which breaks the cycle; nothing
+   else holds a wrapper (code reaches it through `connections[alias]`). A pool
+   of reused threads would avoid the wrappers altogether, but it raised the
+   peak RSS of four large uploads at once past rover/tests/test_image_memory.py's
+   400 MB bound (2 runs in 3; main 0 in 3), so the threads stay Django's.
 """
 
 from __future__ import annotations
 
-import threading
-from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
-
 import django
-from asgiref.sync import SyncToAsync, ThreadSensitiveContext
+from asgiref.sync import SyncToAsync, ThreadSensitiveContext, sync_to_async
 from django.core.handlers.asgi import ASGIHandler
-
-# Idle request threads kept for the next requests; beyond this many requests at
-# once, the extra threads end with their request (their wrapper is then garbage).
-IDLE_REQUEST_THREADS = 16
+from django.db import connections
 
 
-class RequestThreads:
-    """One-thread executors lent to requests and given back when the request ends."""
+def retire_thread_connections() -> None:
+    """Close this thread's database wrappers and break their cycles (cycle 3).
 
-    def __init__(self, keep_idle: int = IDLE_REQUEST_THREADS) -> None:
-        self.keep_idle = keep_idle
-        self._idle: list[ThreadPoolExecutor] = []
-        self._lock = threading.Lock()  # one worker may run several event loops (tests)
-
-    def _borrow(self) -> ThreadPoolExecutor:
-        with self._lock:
-            if self._idle:
-                return self._idle.pop()
-        return ThreadPoolExecutor(max_workers=1, thread_name_prefix="request")
-
-    def _give_back(self, executor: ThreadPoolExecutor) -> None:
-        with self._lock:
-            if len(self._idle) < self.keep_idle:
-                self._idle.append(executor)
-                return
-        executor.shutdown(wait=False)
-
-    @contextmanager
-    def lent_to(self, context: ThreadSensitiveContext) -> Iterator[None]:
-        """Run the thread-sensitive calls of `context` (just entered) on a pooled thread.
-
-        Sets the executor asgiref would otherwise create on the context's first
-        sync call, and takes it back before asgiref's exit would shut it down.
-        `streams.sse.release_request_thread` may retire it mid-request (it pops
-        and shuts down the context's executor): then it is not given back, and
-        whatever replaced it is left to asgiref's exit as before.
-        """
-        executors = SyncToAsync.context_to_thread_executor
-        if context.token is None:  # nested in another context: it decides
-            yield
-            return
-        executor = self._borrow()
-        executors[context] = executor
-        try:
-            yield
-        finally:
-            if executors.get(context) is executor:
-                del executors[context]
-                self._give_back(executor)
+    Runs last on a request's thread, which asgiref then shuts down: its
+    wrappers would never be used again.
+    """
+    storage = connections._connections  # asgiref Local, thread-critical: this thread's own
+    for alias in connections.settings:
+        wrapper = getattr(storage, alias, None)
+        if wrapper is None:
+            continue
+        wrapper.close()
+        delattr(storage, alias)
+        wrapper.__dict__.clear()
 
 
 class CycleFreeASGIHandler(ASGIHandler):
     """Django's ASGIHandler without the three per-request cycles (module docstring)."""
 
-    def __init__(self) -> None:
-        super().__init__()
-        self.request_threads = RequestThreads()
-
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http":
             raise ValueError(f"Django can only handle ASGI/HTTP connections, not {scope['type']}.")
         async with ThreadSensitiveContext() as context:
-            with self.request_threads.lent_to(context):
+            try:
                 await self.handle(scope, receive, send)
+            finally:
+                # Only if the request has a thread of its own (not one to make for this).
+                if SyncToAsync.context_to_thread_executor.get(context) is not None:
+                    await sync_to_async(retire_thread_connections)()
 
     async def listen_for_disconnect(self, receive):
         """Return when the client is gone (Django raises RequestAborted: cycle 1)."""

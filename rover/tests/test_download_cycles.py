@@ -13,17 +13,13 @@ from __future__ import annotations
 
 import asyncio
 import gc
-import threading
 import types
 from collections import Counter
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
 
 import pytest
-from asgiref.sync import SyncToAsync, ThreadSensitiveContext
 from django.core.handlers.asgi import ASGIRequest
 
-from mission_control.asgi_handler import RequestThreads
 from rover.tests.clients import http_scope
 from rover.tests.factories import jpeg_bytes
 
@@ -153,50 +149,6 @@ async def test_accel_redirect_answers_leave_no_reference_cycle(
         assert server.status == 200
         assert server.headers[b"X-Accel-Redirect"].startswith(b"/_accel/full/")
     assert leftovers() == (0, Counter())
-
-
-async def test_requests_reuse_a_pooled_thread_with_its_connection_closed(image, viewer_token):
-    from django.core.signals import request_started
-    from django.db import connections
-
-    from mission_control.asgi import django_asgi_app
-
-    threads: list[str] = []
-
-    def on_started(**kwargs) -> None:
-        threads.append(threading.current_thread().name)
-
-    request_started.connect(on_started)
-    try:
-        for _ in range(3):
-            server = FakeServer()
-            await download(f"/api/images/{image.pk}/download", viewer_token, {}, server)
-            assert server.status == 200
-    finally:
-        request_started.disconnect(on_started)
-    assert len(set(threads)) == 1
-    assert threads[0].startswith("request")
-    # The thread waits in the pool with its database connection closed (CONN_MAX_AGE=0).
-    idle = django_asgi_app.request_threads._idle
-    assert idle
-    opened = [executor.submit(lambda: connections["default"].connection) for executor in idle]
-    assert [future.result(timeout=10) for future in opened] == [None] * len(idle)
-
-
-async def test_a_thread_retired_mid_request_is_not_given_back():
-    """streams.sse.release_request_thread shuts the request's executor down: drop it."""
-    pool = RequestThreads()
-    async with ThreadSensitiveContext() as context:
-        with pool.lent_to(context):
-            executor = SyncToAsync.context_to_thread_executor.pop(context)
-            executor.shutdown(wait=False)
-    assert pool._idle == []
-    async with ThreadSensitiveContext() as context:
-        with pool.lent_to(context):
-            lent = SyncToAsync.context_to_thread_executor[context]
-    assert isinstance(lent, ThreadPoolExecutor)
-    assert pool._idle == [lent]
-    lent.shutdown(wait=False)
 
 
 # --- through uvicorn, in this process, on uvloop + httptools as the workers run ------------------
