@@ -26,9 +26,11 @@ download traffic. Each cycle below is broken where Django makes it; the tests
 3. `ThreadSensitiveContext` gives every request a new thread, and Django a new
    `DatabaseWrapper` for it; a wrapper is a cycle by design (its `ops`,
    `features`, `client`... each keep the wrapper), left behind when the thread
-   ends. The last call on the request's thread now closes its wrappers, drops
-   them from `connections` and empties them, which breaks the cycle; nothing
-   else holds a wrapper (code reaches it through `connections[alias]`). A pool
+   ends. At request_finished (Django's last call on the request's thread; its
+   receivers run there) the thread's wrappers are closed, dropped from
+   `connections` and emptied, which breaks the cycle; nothing else holds a
+   wrapper (code reaches it through `connections[alias]`). Only for requests
+   of this handler: the test client's thread keeps its connection. A pool
    of reused threads would avoid the wrappers altogether, but it raised the
    peak RSS of four large uploads at once past rover/tests/test_image_memory.py's
    400 MB bound (2 runs in 3; main 0 in 3), so the threads stay Django's.
@@ -36,18 +38,26 @@ download traffic. Each cycle below is broken where Django makes it; the tests
 
 from __future__ import annotations
 
+import contextvars
+
 import django
-from asgiref.sync import SyncToAsync, ThreadSensitiveContext, sync_to_async
+from asgiref.sync import ThreadSensitiveContext
 from django.core.handlers.asgi import ASGIHandler
+from django.core.signals import request_finished
 from django.db import connections
 
+# Set while this handler serves a request; sync_to_async copies it to the request's thread.
+_own_request_thread = contextvars.ContextVar("own_request_thread", default=False)
 
-def retire_thread_connections() -> None:
-    """Close this thread's database wrappers and break their cycles (cycle 3).
 
-    Runs last on a request's thread, which asgiref then shuts down: its
-    wrappers would never be used again.
+def retire_thread_connections(**kwargs) -> None:
+    """At request_finished, close the request thread's database wrappers and break their cycles.
+
+    The thread is the request's own (asgiref shuts it down after the request),
+    so its wrappers would never be used again (cycle 3).
     """
+    if not _own_request_thread.get():
+        return
     storage = connections._connections  # asgiref Local, thread-critical: this thread's own
     for alias in connections.settings:
         wrapper = getattr(storage, alias, None)
@@ -61,16 +71,20 @@ def retire_thread_connections() -> None:
 class CycleFreeASGIHandler(ASGIHandler):
     """Django's ASGIHandler without the three per-request cycles (module docstring)."""
 
+    def __init__(self) -> None:
+        super().__init__()
+        request_finished.connect(retire_thread_connections, dispatch_uid=__name__)
+
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http":
             raise ValueError(f"Django can only handle ASGI/HTTP connections, not {scope['type']}.")
         async with ThreadSensitiveContext() as context:
+            # Only the outermost context gives the request a thread of its own.
+            token = _own_request_thread.set(context.token is not None)
             try:
                 await self.handle(scope, receive, send)
             finally:
-                # Only if the request has a thread of its own (not one to make for this).
-                if SyncToAsync.context_to_thread_executor.get(context) is not None:
-                    await sync_to_async(retire_thread_connections)()
+                _own_request_thread.reset(token)
 
     async def listen_for_disconnect(self, receive):
         """Return when the client is gone (Django raises RequestAborted: cycle 1)."""
