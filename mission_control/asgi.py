@@ -5,7 +5,7 @@ from __future__ import annotations
 import gc
 import os
 
-from django.core.asgi import get_asgi_application
+from mission_control.asgi_handler import get_asgi_application
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "mission_control.settings.base")
 # Django must be set up before anything imports models (the routing modules do).

@@ -18,6 +18,7 @@ from django.views.decorators.http import require_http_methods
 
 from accounts.decorators import api_login_required, api_permission_required
 from accounts.http import json_error
+from mission_control.field_files import stored_file
 from mission_control.parsing import BadParameter, bad_parameter_response, parse_int, query_int
 from rover.events import image_json
 from rover.models import RoverImage
@@ -36,27 +37,28 @@ async def serve_image_file(
     request: HttpRequest, image: RoverImage, *, thumbnail: bool = False
 ) -> HttpResponse:
     """Answer GET/HEAD for an image or its thumbnail with full HTTP semantics."""
-    field = image.thumbnail if thumbnail else image.file
-    if not field.name:
+    # Not `image.file`: its FieldFile and the image would be a reference cycle.
+    name, path = stored_file(image, "thumbnail" if thumbnail else "file")
+    if not name:
         return json_error(404, "not_found", "This image has no thumbnail.")
     base, extension = os.path.splitext(image.original_name or "")
     stem = base or f"{image.rover.slug}-{image.pk}"
     if thumbnail:
         filename, content_type = f"{stem}-thumbnail.jpg", "image/jpeg"
     else:
-        filename = f"{stem}{extension or os.path.splitext(field.name)[1]}"
+        filename = f"{stem}{extension or os.path.splitext(name)[1]}"
         content_type = image.content_type
     try:
         return await serve_file(
             request,
-            field.path,
+            path,
             content_type=content_type,
             filename=filename,
             etag=f'"{image.sha256}-thumb"' if thumbnail else f'"{image.sha256}"',
             last_modified=int(image.received_at.timestamp()),
             chunk_size=settings.IMAGE_STREAM_CHUNK_BYTES,
             # Behind nginx (make serve), nginx sends the bytes once access is checked.
-            accel_path=field.name if settings.IMAGE_ACCEL_REDIRECT else None,
+            accel_path=name if settings.IMAGE_ACCEL_REDIRECT else None,
         )
     except Http404:
         return json_error(404, "file_missing", "The image file is missing from storage.")
