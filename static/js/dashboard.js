@@ -240,10 +240,10 @@ async function startRooms() {
   }
 }
 
-window.missionControl = { framesSeen: () => [...seen], charts, rooms, map, serverNow };
-
 setupRoverSelect();
 setupWindowSelect();
+// Published once the controls are wired: the browser tests wait for it before clicking.
+window.missionControl = { framesSeen: () => [...seen], charts, rooms, map, serverNow };
 tickClock();
 setInterval(tickClock, 1000);
 if (config.rover) selectRover(config.rover);

@@ -18,6 +18,9 @@ def log_in(page, base_url: str, username: str) -> None:
     page.fill("#id_password", PASSWORD)
     page.click("button[type=submit]")
     page.wait_for_selector("#dashboard")
+    # The page's HTML (buttons included) is there before its module script has
+    # wired them; a click before that is lost. The script publishes this last.
+    wait_until(page, "Boolean(window.missionControl)", timeout=10)
 
 
 def wait_until(page, expression: str, *, timeout: float = 5.0):
