@@ -46,3 +46,16 @@ def test_one_read_still_answers_the_highest_seq_and_the_duplicates(rover):
     assert [f.seq for f in result.stored] == [7]
     assert result.duplicates == [5, 7]
     assert len(_frame_reads(statements)) == 1, statements
+
+
+def test_the_ingest_permission_check_is_one_query(client, rover, ingest_token):
+    with CaptureQueriesContext(connection) as queries:
+        response = client.post(
+            "/api/rovers/curiosity/telemetry",
+            data=[frame(1)],
+            content_type="application/json",
+            HTTP_AUTHORIZATION=f"Bearer {ingest_token}",
+        )
+    assert response.status_code == 201
+    permission_reads = [q["sql"] for q in queries.captured_queries if "auth_permission" in q["sql"]]
+    assert len(permission_reads) == 1, permission_reads
