@@ -19,7 +19,7 @@ from typing import Any
 
 from asgiref.sync import sync_to_async
 from django.db import connection, transaction
-from django.db.models import Max
+from django.db.models import Q, Subquery
 
 from mission_control.parsing import BadParameter, parse_timestamp
 from streams.hub import publish_stored
@@ -201,11 +201,7 @@ def telemetry_store(
         # Take ids for every frame first: that update is also the row lock, so the
         # common case (nothing retried) costs no statement more than a plain lock.
         first_id = _ingest_ids_take(rover_id=rover.pk, count=len(unique)) + 1
-        stored_frames = TelemetryFrame.objects.filter(rover=rover)
-        previous_max = stored_frames.aggregate(top=Max("seq"))["top"]
-        existing = set(
-            stored_frames.filter(seq__in=[f["seq"] for f in unique]).values_list("seq", flat=True)
-        )
+        previous_max, existing = _seqs_known(rover=rover, seqs=[f["seq"] for f in unique])
         new = [
             TelemetryFrame(rover=rover, **frame)
             for frame in sorted(unique, key=lambda f: f["seq"])
@@ -222,6 +218,25 @@ def telemetry_store(
     result.stored = new
     result.duplicates.sort()
     return result, previous_max
+
+
+def _seqs_known(*, rover: Rover, seqs: list[int]) -> tuple[int | None, set[int]]:
+    """Return the rover's highest stored seq and which of `seqs` are stored, in one read.
+
+    One statement instead of a MAX and an IN (a round trip less inside the row
+    lock, which the hub's dispatch waits for): the rows whose seq is asked for,
+    plus the row holding the highest seq. Every stored seq is at most that one,
+    so the highest of the rows read is the highest stored. `order_by()` drops
+    the model's ordering, which would join the rover table to sort by name.
+    """
+    stored = TelemetryFrame.objects.filter(rover=rover)
+    highest = stored.order_by("-seq").values("seq")[:1]
+    found = set(
+        stored.filter(Q(seq__in=seqs) | Q(seq=Subquery(highest)))
+        .order_by()
+        .values_list("seq", flat=True)
+    )
+    return max(found, default=None), found.intersection(seqs)
 
 
 def _ingest_ids_take(*, rover_id: int, count: int) -> int:

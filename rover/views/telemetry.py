@@ -16,6 +16,7 @@ from django.http import HttpRequest, HttpResponse, JsonResponse, StreamingHttpRe
 
 from accounts.decorators import api_login_required, permission_denied_response
 from accounts.http import json_error
+from accounts.permissions import user_has_perm
 from mission_control.parsing import (
     BadParameter,
     bad_parameter_response,
@@ -110,7 +111,7 @@ def _ingest_checked_and_stored(
     request: HttpRequest, user: AbstractBaseUser, slug: str
 ) -> HttpResponse | Stored:
     """Return the refusal of an ingest (403, 404, 413, 400), or store it and say what it stored."""
-    if not user.has_perm(INGEST_PERMISSION):
+    if not user_has_perm(user, INGEST_PERMISSION):
         return permission_denied_response(INGEST_PERMISSION)
     rover = rover_get(slug=slug)
     if rover is None:
