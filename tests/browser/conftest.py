@@ -12,7 +12,7 @@ import math
 import os
 import random
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from math import cos, sin
 from pathlib import Path
 
@@ -104,6 +104,13 @@ class Mission:
         )
         assert response.status_code in (200, 201), response.text
         return response.json()
+
+    def ingest_history(self, count: int, *, start: datetime, every_s: float) -> None:
+        """Store `count` frames recorded from `start`, one every `every_s` seconds."""
+        history = [self.frame() for _ in range(count)]
+        for index, frame in enumerate(history):
+            frame["recorded_at"] = (start + timedelta(seconds=index * every_s)).isoformat()
+        self.ingest(history)
 
     def upload_image(
         self, *, size: tuple[int, int] = (1400, 1000), camera: str = "", captured_at: str = ""

@@ -50,10 +50,7 @@ def test_charts_have_titled_axes_ticks_latest_legend_and_markers_that_cluster_an
 ):
     console_errors(page)
     start = datetime.now(UTC) - timedelta(seconds=250)
-    history = [mission.frame() for _ in range(120)]
-    for index, frame in enumerate(history):
-        frame["recorded_at"] = (start + timedelta(seconds=index * 2)).isoformat()
-    mission.ingest(history)
+    mission.ingest_history(120, start=start, every_s=2)
     mission.ingest([mission.frame(battery_pct=55.5)])
     log_in(page, mission.url, "alice")
     expect(page.locator("[data-field=seq]")).to_have_text("#121")
@@ -193,10 +190,7 @@ def test_a_window_chosen_while_the_first_history_loads_keeps_its_history_before_
 ):
     console_errors(page)
     start = datetime.now(UTC) - timedelta(minutes=30)
-    history = [mission.frame() for _ in range(60)]
-    for index, frame in enumerate(history):
-        frame["recorded_at"] = (start + timedelta(seconds=index * 10)).isoformat()
-    mission.ingest(history)
+    mission.ingest_history(60, start=start, every_s=10)
     held = []
 
     def hold(route):

@@ -212,10 +212,7 @@ def test_server_restart_mid_session_loses_and_repeats_nothing(mission, browser, 
     alice, bob = pages["alice"], pages["bob"]
     # Five minutes of history for the charts to back-fill from (and for the screenshot).
     start = datetime.now(UTC) - timedelta(seconds=290)
-    history = [mission.frame() for _ in range(140)]
-    for index, frame in enumerate(history):
-        frame["recorded_at"] = (start + timedelta(seconds=index * 2)).isoformat()
-    mission.ingest(history)
+    mission.ingest_history(140, start=start, every_s=2)
     mission.upload_image(camera="navcam")
     for name, page in pages.items():
         log_in(page, mission.url, name)
