@@ -13,7 +13,10 @@ tutorial's one group member per socket, and the seed: its FastAPI in-memory
 no auth, frames `Message: <text>`):
 
 1. burst (first, on idle workers): one member sends `burst` messages back to back
-   into one room; throughput is deliveries / (last receipt - first send).
+   into one room; throughput is deliveries / (last receipt - first send). The seed and
+   the product are open at the same time and burst `--bursts` times each, in turns
+   (seed, hub, hub, seed, ...), so a load that comes and goes on the shared machine
+   falls on both; each burst prints the CPU the rest of the machine used meanwhile.
 2. sustained: every room gets rate/rooms messages per second for `duration`
    seconds from 10 senders; every member socket must receive every message of its
    room exactly once (checked by message id and client_id); latency is send to
@@ -34,6 +37,7 @@ import gc
 import json
 import multiprocessing
 import os
+import statistics
 import subprocess
 import sys
 import time
@@ -351,12 +355,18 @@ def percentile(values: list[float], q: float) -> float:
     return values[min(len(values) - 1, int(q * len(values)))]
 
 
-def run_phase(pipes, plan, expected_counts, prefix, timeout):
-    """Send each client process its part of the plan; gather {socket: (room, got)}."""
+def run_phase(pipes, plan, expected_counts, prefix, timeout, at_start=None):
+    """Send each client process its part of the plan; gather {socket: (room, got)}.
+
+    `at_start`, if given, is called at the phase's first send (to read CPU counters).
+    """
     t0 = time.monotonic() + 1.0
     for index, conn in enumerate(pipes):
         sends = [(o, idx, cid) for (o, idx, cid, proc) in plan if proc == index]
         conn.send(("run", t0, sends, (prefix, expected_counts), timeout))
+    if at_start is not None:
+        time.sleep(max(0.0, t0 - time.monotonic()))
+        at_start()
     reports = {}
     for conn in pipes:
         kind, report = conn.recv()
@@ -424,96 +434,162 @@ def check(reports, sent_by_room: dict[str, set[str]]) -> dict:
     }
 
 
-def measure(args, rooms, servers: list[ServerProcess], path: str, tag: str) -> dict:
-    import psutil
+class RoomRun:
+    """One consumer's servers under the bench's clients: open, then bursts and a sustained phase.
 
-    ports = [server.port for server in servers]
-    logs = list(dict.fromkeys(server.log_path for server in servers))
+    Member m of room r is socket r*members+m; even sockets on servers[0], odd on
+    servers[1] (the same server twice for one worker). The client processes are forked
+    here and hold their sockets until close(), so two consumers can be open at once and
+    their bursts alternated (see alternate_bursts).
+    """
 
-    # Sockets: member m of room r is socket r*members+m; even sockets on A, odd on B.
-    sockets = []
-    for r, (slug, members) in enumerate(rooms.items()):
-        for m, (_username, token) in enumerate(members):
-            idx = r * args.members + m
-            sockets.append((idx, slug, token, ports[idx % 2]))
-    procs_count = args.client_procs
-    owner = {s[0]: i % procs_count for i, s in enumerate(sockets)}
-    log_sizes = [log.stat().st_size for log in logs]
-    ctx = multiprocessing.get_context("fork")
-    pipes, procs = [], []
-    for p in range(procs_count):
-        parent, child = ctx.Pipe()
-        mine = [s for s in sockets if owner[s[0]] == p]
-        proc = ctx.Process(target=client_process, args=(child, mine, path), daemon=True)
-        proc.start()
-        pipes.append(parent)
-        procs.append(proc)
-    for conn in pipes:
-        kind, _ = conn.recv()
-        assert kind == "ready"
-    cpu = [ServerTree(pid) for pid in dict.fromkeys(s.pid for s in servers)]
+    def __init__(self, args, rooms, servers: list[ServerProcess], path: str, tag: str) -> None:
+        import psutil
 
-    def server_cpu() -> float:
-        return sum(sum(p.cpu_times()[:2]) for p in cpu)
+        self.args, self.rooms, self.tag = args, rooms, tag
+        self.slugs = list(rooms)
+        ports = [server.port for server in servers]
+        self.logs = list(dict.fromkeys(server.log_path for server in servers))
+        sockets = []
+        for r, (slug, members) in enumerate(rooms.items()):
+            for m, (_username, token) in enumerate(members):
+                idx = r * args.members + m
+                sockets.append((idx, slug, token, ports[idx % 2]))
+        procs_count = args.client_procs
+        self.owner = {s[0]: i % procs_count for i, s in enumerate(sockets)}
+        self.log_sizes = [log.stat().st_size for log in self.logs]
+        ctx = multiprocessing.get_context("fork")
+        self.pipes, self.procs = [], []
+        for p in range(procs_count):
+            parent, child = ctx.Pipe()
+            mine = [s for s in sockets if self.owner[s[0]] == p]
+            proc = ctx.Process(target=client_process, args=(child, mine, path), daemon=True)
+            proc.start()
+            self.pipes.append(parent)
+            self.procs.append(proc)
+        for conn in self.pipes:
+            kind, _ = conn.recv()
+            assert kind == "ready"
+        self.cpu = [ServerTree(pid) for pid in dict.fromkeys(s.pid for s in servers)]
+        self.clients = [psutil.Process(p.pid) for p in self.procs]
 
-    def wait_idle() -> None:
-        """Wait until the workers are idle (1,000 joins = 100,000 presence frames first)."""
+    def server_cpu(self) -> float:
+        return sum(sum(p.cpu_times()[:2]) for p in self.cpu)
+
+    def client_cpu(self) -> float:
+        return sum(sum(p.cpu_times()[:2]) for p in self.clients)
+
+    def cpu_now(self) -> tuple[float, float, float]:
+        import psutil
+
+        times = psutil.cpu_times()
+        machine = times.user + times.system + getattr(times, "softirq", 0) + times.nice
+        return self.server_cpu(), self.client_cpu(), machine
+
+    def cpu_split(self, before: tuple[float, float, float], seconds: float) -> dict[str, float]:
+        """CPU cores used since `before` by the servers, the clients and everything else."""
+        now = self.cpu_now()
+        server, client = now[0] - before[0], now[1] - before[1]
+        return {
+            "server_cpu": server / seconds,
+            "client_cpu": client / seconds,
+            # Everything else: Redis, PostgreSQL and whatever else runs on the machine.
+            "rest_cpu": (now[2] - before[2] - server - client) / seconds,
+        }
+
+    def wait_idle(self) -> None:
+        """Wait until the servers are idle (1,000 joins = 100,000 presence frames first)."""
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
-            before = server_cpu()
+            before = self.server_cpu()
             time.sleep(0.5)
-            if server_cpu() - before < 0.05:
+            if self.server_cpu() - before < 0.05:
                 return
 
-    wait_idle()
+    def burst(self, number: int = 0) -> dict:
+        """Member 0 of room 0 sends `burst` messages back to back; every member must get them."""
+        prefix = f"{self.tag}b{number}-"
+        plan = [(0.0, 0, f"{prefix}{k}", self.owner[0]) for k in range(self.args.burst)]
+        sent = {self.slugs[0]: {cid for _, _, cid, _ in plan}}
+        start: list = []
 
-    slugs = list(rooms)
-    # Burst first, on idle workers: member 0 of room 0 sends `burst` messages back to back.
-    plan = [(0.0, 0, f"{tag}b{k}", owner[0]) for k in range(args.burst)]
-    sent = {slugs[0]: {cid for _, _, cid, _ in plan}}
-    _, reports = run_phase(pipes, plan, {slugs[0]: args.burst}, f"{tag}b", timeout=60)
-    burst = check({k: v for k, v in reports.items() if v[0] == slugs[0]}, sent)
+        def at_start() -> None:
+            start.extend((self.cpu_now(), time.monotonic()))
 
-    wait_idle()
-    # Sustained: message k at k/rate s into room k % rooms from sender (k // rooms) % 10.
-    total = int(args.rate * args.duration)
-    plan, sent_by_room = [], {}
-    for k in range(total):
-        r = k % args.rooms
-        idx = r * args.members + (k // args.rooms) % min(10, args.members)
-        cid = f"{tag}s{k}"  # client_ids are unique per run: the store is idempotent
-        plan.append((k / args.rate, idx, cid, owner[idx]))
-        sent_by_room.setdefault(slugs[r], set()).add(cid)
-    counts = {slug: len(cids) for slug, cids in sent_by_room.items()}
-    clients = [psutil.Process(p.pid) for p in procs]
+        _, reports = run_phase(
+            self.pipes, plan, {self.slugs[0]: self.args.burst}, prefix, 60, at_start
+        )
+        # From the first send until the clients report (at most 50 ms after the last
+        # delivery): what else ran on the machine meanwhile shows as "rest".
+        before, started = start
+        window = time.monotonic() - started
+        burst = check({k: v for k, v in reports.items() if v[0] == self.slugs[0]}, sent)
+        burst.update(self.cpu_split(before, window))
+        burst["window"] = window
+        return burst
 
-    def client_cpu() -> float:
-        return sum(sum(p.cpu_times()[:2]) for p in clients)
+    def sustained(self) -> dict:
+        """Message k at k/rate s into room k % rooms from sender (k // rooms) % 10."""
+        args = self.args
+        total = int(args.rate * args.duration)
+        plan, sent_by_room = [], {}
+        for k in range(total):
+            r = k % args.rooms
+            idx = r * args.members + (k // args.rooms) % min(10, args.members)
+            cid = f"{self.tag}s{k}"  # client_ids are unique per run: the store is idempotent
+            plan.append((k / args.rate, idx, cid, self.owner[idx]))
+            sent_by_room.setdefault(self.slugs[r], set()).add(cid)
+        counts = {slug: len(cids) for slug, cids in sent_by_room.items()}
+        before = self.cpu_now()
+        _, reports = run_phase(self.pipes, plan, counts, f"{self.tag}s", timeout=15)
+        sustained = check(reports, sent_by_room)
+        sustained.update(self.cpu_split(before, args.duration))
+        return sustained
 
-    def machine_cpu() -> float:
-        times = psutil.cpu_times()
-        return times.user + times.system + getattr(times, "softirq", 0) + times.nice
+    def close(self) -> int:
+        """Close the clients; return how often the servers logged "over capacity"."""
+        for conn in self.pipes:
+            conn.send(("close",))
+        for proc in self.procs:
+            proc.join(30)
+        over = 0
+        for log, size in zip(self.logs, self.log_sizes, strict=True):
+            with open(log, "rb") as f:
+                f.seek(size)
+                over += f.read().decode(errors="replace").lower().count("over capacity")
+        return over
 
-    before, client_before, machine_before = server_cpu(), client_cpu(), machine_cpu()
-    _, reports = run_phase(pipes, plan, counts, f"{tag}s", timeout=15)
-    sustained = check(reports, sent_by_room)
-    sustained["server_cpu"] = (server_cpu() - before) / args.duration
-    sustained["client_cpu"] = (client_cpu() - client_before) / args.duration
-    # Everything else: Redis, PostgreSQL and whatever else runs on the machine.
-    sustained["rest_cpu"] = (machine_cpu() - machine_before) / args.duration - (
-        sustained["server_cpu"] + sustained["client_cpu"]
-    )
 
-    for conn in pipes:
-        conn.send(("close",))
-    for proc in procs:
-        proc.join(30)
+def measure(args, rooms, servers: list[ServerProcess], path: str, tag: str) -> dict:
+    """One consumer alone: a burst first, on idle workers, then the sustained phase."""
+    run = RoomRun(args, rooms, servers, path, tag)
     over = 0
-    for log, size in zip(logs, log_sizes, strict=True):
-        with open(log, "rb") as f:
-            f.seek(size)
-            over += f.read().decode(errors="replace").lower().count("over capacity")
+    try:
+        run.wait_idle()
+        burst = run.burst()
+        run.wait_idle()
+        sustained = run.sustained()
+    finally:
+        over = run.close()
     return {"sustained": sustained, "burst": burst, "over_capacity": over}
+
+
+def alternate_bursts(runs: dict[str, RoomRun], count: int) -> dict[str, list[dict]]:
+    """`count` bursts per consumer, taking turns (ABBA...), each on idle servers.
+
+    The machine is shared and its load comes and goes: consumers measured minutes apart
+    can meet different loads (the seed's own burst ranged 44-204k/s across sessions). In
+    turns, a second apart, a passing load falls on both; each burst's "rest" CPU says
+    what else ran.
+    """
+    results: dict[str, list[dict]] = {label: [] for label in runs}
+    labels = list(runs)
+    for number in range(count):
+        for label in labels if number % 2 == 0 else labels[::-1]:
+            for run in runs.values():
+                run.wait_idle()
+            results[label].append(runs[label].burst(number))
+    return results
 
 
 def main() -> None:
@@ -537,6 +613,9 @@ def main() -> None:
     parser.add_argument(
         "--db-name", default=DB_NAME, help="PostgreSQL database (dropped and created first)"
     )
+    parser.add_argument(
+        "--bursts", type=int, default=6, help="bursts per consumer, seed and hub in turns"
+    )
     args = parser.parse_args()
     DB_NAME = args.db_name
 
@@ -554,27 +633,69 @@ def main() -> None:
         ("hub (product)", "/ws/comms/{room}/", "h"),
         ("naive tutorial", "/ws/naive/{room}/", "n"),
     )
-    for label, path, tag in consumers:
-        if args.only and not any(label.startswith(only) for only in args.only):
-            continue
-        # Fresh workers per consumer, so none inherits another's state.
+    chosen = [c for c in consumers if not args.only or any(c[0].startswith(o) for o in args.only)]
+    # The seed and the product are open together and their bursts measured in turns;
+    # the naive consumer (whose sustained phase saturates the machine) runs alone after.
+    together = [c for c in chosen if c[2] != "n"]
+    alone = [c for c in chosen if c[2] == "n"]
+    if together:
+        results.update(measure_together(args, rooms, together))
+    for label, path, tag in alone:
         servers: list[ServerProcess] = []
         try:
-            if tag == "s":
-                # One process holds the seed's rooms: both "workers" are the same one.
-                servers.append(start_server(args, "s", "bench.rooms_seed:app"))
-                servers.append(servers[0])
-            else:
-                for name in ("a", "b")[: args.workers]:
-                    servers.append(start_server(args, f"{tag}-{name}"))
-                if len(servers) == 1:
-                    servers.append(servers[0])
+            servers = start_servers(args, tag)
             print(f"measuring {label} ...", flush=True)
             results[label] = measure(args, rooms, servers, path, tag)
         finally:
             for server in servers:
                 server.stop()
     print_table(args, results)
+
+
+def start_servers(args, tag: str) -> list[ServerProcess]:
+    """Fresh workers for one consumer (so none inherits another's state), as two "servers"."""
+    if tag == "s":
+        # One process holds the seed's rooms: both "workers" are the same one.
+        seed = start_server(args, "s", "bench.rooms_seed:app")
+        return [seed, seed]
+    servers = []
+    try:
+        for name in ("a", "b")[: args.workers]:
+            servers.append(start_server(args, f"{tag}-{name}"))
+    except BaseException:
+        for server in servers:
+            server.stop()
+        raise
+    return servers * 2 if len(servers) == 1 else servers
+
+
+def measure_together(args, rooms, consumers) -> dict[str, dict]:
+    """Open every consumer at once, burst them in turns, then each one's sustained phase."""
+    servers: dict[str, list[ServerProcess]] = {}
+    runs: dict[str, RoomRun] = {}
+    results: dict[str, dict] = {}
+    try:
+        for label, _path, tag in consumers:
+            servers[label] = start_servers(args, tag)
+        for label, path, tag in consumers:
+            runs[label] = RoomRun(args, rooms, servers[label], path, tag)
+        print(f"measuring {', '.join(runs)}: {args.bursts} bursts each, in turns ...", flush=True)
+        bursts = alternate_bursts(runs, args.bursts)
+        for label, run in runs.items():
+            print(f"measuring {label}: sustained ...", flush=True)
+            for other in runs.values():
+                other.wait_idle()
+            results[label] = {"burst": bursts[label][0], "bursts": bursts[label]}
+            results[label]["sustained"] = run.sustained()
+    finally:
+        for label, run in runs.items():
+            over = run.close()
+            if label in results:
+                results[label]["over_capacity"] = over
+        for started in servers.values():
+            for server in dict.fromkeys(started):
+                server.stop()
+    return results
 
 
 def print_table(args, results) -> None:
@@ -614,12 +735,45 @@ def print_table(args, results) -> None:
         print(
             f"{label}: burst, ms after the first send: last sent {last_send:.1f}, first "
             f"delivery {first:.1f}, every message delivered somewhere {every:.1f}, "
-            f"last delivery {last:.1f}"
+            f"last delivery {last:.1f}; CPU cores over {r['burst']['window'] * 1000:.0f} ms "
+            "from the first send to the clients' report"
         )
     burst = {label.split(" ")[0]: r["burst"]["rate"] for label, r in results.items()}
     for other in ("seed", "naive"):
         if "hub" in burst and other in burst:
-            print(f"burst throughput, hub / {other}: {burst['hub'] / burst[other]:.2f}x")
+            print(
+                f"burst throughput, hub / {other} (first bursts): "
+                f"{burst['hub'] / burst[other]:.2f}x"
+            )
+    print_turns(results)
+
+
+def print_turns(results) -> None:
+    """The bursts taken in turns: each one's rate and the machine's other load, the ratios."""
+    turns = {label.split(" ")[0]: r["bursts"] for label, r in results.items() if "bursts" in r}
+    if not turns:
+        return
+    print(
+        "bursts in turns, deliveries/s (CPU cores used meanwhile by the rest of the machine,"
+        " for the hub its PostgreSQL and Redis included):"
+    )
+    for label, bursts in turns.items():
+        rates = sorted(b["rate"] for b in bursts)
+        each = ", ".join(f"{b['rate']:,.0f} ({b['rest_cpu']:.2f})" for b in bursts)
+        print(
+            f"  {label}: {each}; median {statistics.median(rates):,.0f}, best {rates[-1]:,.0f}"
+            f"; every delivery: {sum(b['delivered'] for b in bursts):,}/"
+            f"{sum(b['expected'] for b in bursts):,}, missing "
+            f"{sum(b['missing'] for b in bursts)}, dup {sum(b['duplicates'] for b in bursts)}"
+        )
+    if "hub" in turns and "seed" in turns:
+        ratios = [h["rate"] / s["rate"] for h, s in zip(turns["hub"], turns["seed"], strict=True)]
+        best = max(b["rate"] for b in turns["hub"]) / max(b["rate"] for b in turns["seed"])
+        print(
+            "burst throughput, hub / seed, turn by turn: "
+            + ", ".join(f"{r:.2f}x" for r in ratios)
+            + f"; median {statistics.median(ratios):.2f}x; best / best {best:.2f}x"
+        )
 
 
 if __name__ == "__main__":
