@@ -222,18 +222,41 @@ def wait_for_workers(
     raise StackError(f"the workers did not answer {path} within {timeout:.0f}s")
 
 
+def _group_alive(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
 def stop(processes: list[subprocess.Popen], timeout: float) -> None:
-    """Stop nginx (SIGQUIT: graceful) and the workers (SIGTERM), SIGKILL after `timeout`."""
+    """Stop nginx (SIGQUIT: graceful) and the workers (SIGTERM), SIGKILL after `timeout`.
+
+    A living process gets the signal alone: nginx's master and uvicorn's supervisor
+    stop their own children (a second SIGTERM straight to a uvicorn worker would
+    force it out at once). One that died on its own (a crash, the OOM killer)
+    leaves its children orphaned but still in its process group (each was started
+    in a session of its own), so they get the signal instead: nginx's workers
+    would keep the port, uvicorn's the database pool.
+    """
     for proc in processes:
-        if proc.poll() is None:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(
-                    proc.pid, signal.SIGQUIT if proc.args[0].endswith("nginx") else signal.SIGTERM
-                )
+        signum = signal.SIGQUIT if proc.args[0].endswith("nginx") else signal.SIGTERM
+        with contextlib.suppress(ProcessLookupError):
+            if proc.poll() is None:
+                os.kill(proc.pid, signum)
+            else:
+                os.killpg(proc.pid, signum)
     deadline = time.monotonic() + timeout
     for proc in processes:
         try:
             proc.wait(max(0.1, deadline - time.monotonic()))
+            while _group_alive(proc.pid):
+                if time.monotonic() > deadline:
+                    raise subprocess.TimeoutExpired(proc.args, timeout)
+                time.sleep(0.1)
         except subprocess.TimeoutExpired:
             log(f"{Path(proc.args[0]).name} (pid {proc.pid}) did not stop in time; killing it")
             with contextlib.suppress(ProcessLookupError):

@@ -188,21 +188,31 @@ def partitions_drop_before(*, cutoff: datetime, dry_run: bool = False) -> tuple[
     """Drop the weekly partitions that end at or before `cutoff`; return (frames, names).
 
     Each is dropped in its own short transaction under LOCK_TIMEOUT, so ingest
-    waits at most that long; a partition whose lock is not granted raises
-    DatabaseError and stays for the next run. A week is counted just before
-    its lock is taken, so ingest is not held up by the count; a frame stored
-    into it in between (one older than the cutoff) goes uncounted.
+    waits at most that long; a partition whose lock is not granted (a long read
+    of that week) is logged, left for the next run, and the others are still
+    dropped: the caller deletes its rows before the cutoff one by one. A week
+    is counted just before its lock is taken, so ingest is not held up by the
+    count; a frame stored into it in between (one older than the cutoff) goes
+    uncounted.
     """
     doomed = [p for p in partitions_list() if p.end <= cutoff]
     frames = 0
     names = []
     for partition in doomed:
-        with transaction.atomic(), connection.cursor() as cursor:
-            cursor.execute(f'SELECT count(*) FROM "{partition.name}"')  # noqa: S608
-            count = cursor.fetchone()[0]
-            if not dry_run:
-                with _lock_timeout(cursor):
-                    cursor.execute(f'DROP TABLE "{partition.name}"')
+        try:
+            with transaction.atomic(), connection.cursor() as cursor:
+                cursor.execute(f'SELECT count(*) FROM "{partition.name}"')  # noqa: S608
+                count = cursor.fetchone()[0]
+                if not dry_run:
+                    with _lock_timeout(cursor):
+                        cursor.execute(f'DROP TABLE "{partition.name}"')
+        except DatabaseError:
+            logger.warning(
+                "Telemetry partition %s is in use; it stays for the next run.",
+                partition.name,
+                exc_info=True,
+            )
+            continue
         frames += count
         names.append(partition.name)
     return frames, names
