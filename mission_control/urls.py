@@ -18,6 +18,8 @@ def favicon(request: HttpRequest) -> HttpResponseRedirect:
 
 # A database outage answers 503 + Retry-After (JSON on the API), not Django's HTML 500.
 handler500 = "mission_control.database_outage.server_error"
+# An unparsable body (multipart without a boundary...) answers JSON on the API.
+handler400 = "accounts.http.bad_request"
 
 urlpatterns = [
     path("admin/", admin.site.urls),
