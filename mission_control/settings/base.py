@@ -191,6 +191,9 @@ PUBLIC_FEEDS = env.bool("PUBLIC_FEEDS", default=False)
 # The API token `simulate_rover` posts with; empty: its own, kept under the user's data directory.
 SIMULATOR_TOKEN = env.str("SIMULATOR_TOKEN", default="")
 IMAGE_MAX_BYTES = env.int("IMAGE_MAX_BYTES", default=2 * 1024**3)
+# Unfinished tus uploads one user may hold at once (each may grow to IMAGE_MAX_BYTES
+# and lives 24 h); 0: no cap.
+UPLOAD_MAX_OPEN_PER_USER = env.int("UPLOAD_MAX_OPEN_PER_USER", default=10)
 # Pixels (width x height) an image may have; checked from the header before any
 # decoding. A decode costs up to 4 bytes a pixel: 40 MP stays within 160 MB.
 IMAGE_MAX_PIXELS = env.int("IMAGE_MAX_PIXELS", default=40_000_000)
