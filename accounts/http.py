@@ -1,7 +1,9 @@
-"""JSON error bodies shared by every API view, and the API's answer to unparsable requests."""
+"""JSON error bodies shared by every API view; the API's 400, 404 and 405 answers."""
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable
 from typing import Any
 
 from django.core.exceptions import (
@@ -58,3 +60,28 @@ def bad_request(request: HttpRequest, exception: Exception) -> HttpResponse:
             response = json_error(400, "bad_request", "The request is malformed.")
         return response
     return defaults.bad_request(request, exception)
+
+
+def not_found(request: HttpRequest, exception: Exception) -> HttpResponse:
+    """handler404: JSON on the API (a path no route matches), Django's page elsewhere."""
+    if token_path(request.path_info):
+        return json_error(404, "not_found", f"No API resource at {request.path_info!r}.")
+    return defaults.page_not_found(request, exception)
+
+
+def api_methods(*methods: str) -> Callable[[Callable], Callable]:
+    """Answer other methods with 405 JSON and `Allow` (require_http_methods answers empty)."""
+    allowed = ", ".join(methods)
+
+    def decorate(view: Callable) -> Callable:
+        @functools.wraps(view)
+        async def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+            if request.method not in methods:
+                response = json_error(405, "method_not_allowed", f"Use one of: {allowed}.")
+                response["Allow"] = allowed
+                return response
+            return await view(request, *args, **kwargs)
+
+        return wrapper
+
+    return decorate

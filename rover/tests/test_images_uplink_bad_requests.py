@@ -1,4 +1,4 @@
-"""Malformed multipart uplinks: every one answers JSON 4xx and stores nothing."""
+"""Bad requests to the multipart uplink: every one answers JSON 4xx and stores nothing."""
 
 from __future__ import annotations
 
@@ -113,3 +113,11 @@ async def test_a_malformed_body_on_a_session_page_keeps_the_html_400(db):
     )
     assert response.status_code == 400
     assert response["Content-Type"].startswith("text/html")
+
+
+@pytest.mark.parametrize("method", ["PUT", "DELETE", "PATCH"])
+async def test_the_image_collection_answers_other_methods_405_json(uploader, rover, method):
+    response = await uploader.generic(method, URL, WHOLE, content_type=MULTIPART)
+    assert response.status_code == 405
+    assert response.json()["error"] == "method_not_allowed"
+    assert response["Allow"] == "GET, HEAD, POST"
