@@ -141,7 +141,7 @@ async def _create(request: HttpRequest, slug: str) -> HttpResponse:
     except ImageRejected as exc:
         return json_error(exc.status, exc.code, exc.detail, **exc.fields)
     except UploadLimitReached as exc:
-        # 429, not 413 (no single upload is too big) nor 409/423, which tus clients retry at once.
+        # 429: not 413 (no single upload is too big), nor 409/423, which tus clients retry.
         return json_error(
             429,
             "too_many_uploads",
