@@ -18,10 +18,13 @@ def favicon(request: HttpRequest) -> HttpResponseRedirect:
 
 # A database outage answers 503 + Retry-After (JSON on the API), not Django's HTML 500.
 handler500 = "mission_control.database_outage.server_error"
+# An unparsable body (multipart without a boundary...), a path no route matches: JSON on the API.
+handler400 = "accounts.http.bad_request"
+handler404 = "accounts.http.not_found"
 
 urlpatterns = [
     path("admin/", admin.site.urls),
-    path("accounts/", include("django.contrib.auth.urls")),
+    path("accounts/", include("accounts.urls")),
     path("metrics", metrics, name="metrics"),
     path("healthz", healthz, name="healthz"),
     path("readyz", readyz, name="readyz"),

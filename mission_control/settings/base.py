@@ -185,12 +185,35 @@ STORAGES = {
     "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
 }
 
+# Outgoing mail (password reset links): EMAIL_URL in django-environ's forms
+# (smtp://user:password@host:25, smtp+tls://...:587, smtp+ssl://...:465). Without it
+# development prints mails on the console, and production turns reset by email off.
+EMAIL_URL = env.str("EMAIL_URL", default="")
+if EMAIL_URL:
+    _email = env.email_url_config(EMAIL_URL)
+    EMAIL_BACKEND = _email["EMAIL_BACKEND"]
+    EMAIL_HOST = _email["EMAIL_HOST"] or "localhost"
+    EMAIL_PORT = _email["EMAIL_PORT"] or 25
+    EMAIL_HOST_USER = _email["EMAIL_HOST_USER"] or ""
+    EMAIL_HOST_PASSWORD = _email["EMAIL_HOST_PASSWORD"] or ""
+    EMAIL_USE_TLS = _email.get("EMAIL_USE_TLS", False)
+    EMAIL_USE_SSL = _email.get("EMAIL_USE_SSL", False)
+else:
+    EMAIL_BACKEND = "django.core.mail.backends.console.EmailBackend"
+# Seconds a mail server may take per step; without it one that never answers holds the sender.
+EMAIL_TIMEOUT = env.float("EMAIL_TIMEOUT", default=10.0)
+DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="mission-control@localhost")
+PASSWORD_RESET_BY_EMAIL = True
+
 # Product settings.
 DEFAULT_ROVER_SLUG = env.str("DEFAULT_ROVER_SLUG", default="curiosity")
 PUBLIC_FEEDS = env.bool("PUBLIC_FEEDS", default=False)
 # The API token `simulate_rover` posts with; empty: its own, kept under the user's data directory.
 SIMULATOR_TOKEN = env.str("SIMULATOR_TOKEN", default="")
 IMAGE_MAX_BYTES = env.int("IMAGE_MAX_BYTES", default=2 * 1024**3)
+# Unfinished tus uploads one user may hold at once (each may grow to IMAGE_MAX_BYTES
+# and lives 24 h); 0: no cap.
+UPLOAD_MAX_OPEN_PER_USER = env.int("UPLOAD_MAX_OPEN_PER_USER", default=10)
 # Pixels (width x height) an image may have; checked from the header before any
 # decoding. A decode costs up to 4 bytes a pixel: 40 MP stays within 160 MB.
 IMAGE_MAX_PIXELS = env.int("IMAGE_MAX_PIXELS", default=40_000_000)

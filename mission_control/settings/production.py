@@ -5,7 +5,7 @@ from __future__ import annotations
 from django.core.exceptions import ImproperlyConfigured
 
 from .base import *  # noqa: F403
-from .base import LOGGING, STORAGES, env
+from .base import EMAIL_URL, LOGGING, STORAGES, env
 
 SECRET_KEY = env.str("SECRET_KEY", default="")
 if not SECRET_KEY:
@@ -38,3 +38,9 @@ SECURE_HSTS_PRELOAD = env.bool("SECURE_HSTS_PRELOAD", default=True)
 # (to redact ?token=), which also undid uvicorn's --no-access-log: one line per
 # request on every worker's stdout. Warnings and errors still pass.
 LOGGING["loggers"]["uvicorn.access"]["level"] = "WARNING"
+
+# Without EMAIL_URL there is nowhere to send a reset link: the form says so instead of
+# promising a mail (and the console backend would write the links into the logs).
+if not EMAIL_URL:
+    EMAIL_BACKEND = "django.core.mail.backends.dummy.EmailBackend"
+    PASSWORD_RESET_BY_EMAIL = False

@@ -10,6 +10,7 @@ acceptable image is discarded. Unfinished uploads expire after UPLOAD_LIFETIME.
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import os
 import uuid
@@ -18,6 +19,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from django.conf import settings
+from django.contrib.auth import get_user_model
 from django.db import transaction
 from django.utils import timezone
 
@@ -47,6 +49,14 @@ class UploadBusy(Exception):
     """Another request is writing to this upload right now."""
 
 
+class UploadLimitReached(Exception):
+    """The user holds as many open uploads as UPLOAD_MAX_OPEN_PER_USER allows."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(f"At most {limit} open uploads per user.")
+        self.limit = limit
+
+
 def upload_path(upload: ImageUpload) -> Path:
     """Return the temporary file of an upload: MEDIA_ROOT/uploads/<uuid> (server id only)."""
     return uploads_dir() / str(uuid.UUID(str(upload.pk)))
@@ -69,9 +79,48 @@ def upload_create(*, rover: Rover, user: Any, length: int, metadata: dict[str, s
     )
     path = upload_path(upload)
     with transaction.atomic():
+        _check_open_uploads(user=user)
         upload.save()
         path.touch(exist_ok=False)
     return upload
+
+
+def _check_open_uploads(*, user: Any) -> None:
+    """Raise UploadLimitReached when `user` already holds UPLOAD_MAX_OPEN_PER_USER open uploads.
+
+    Each open upload may grow to IMAGE_MAX_BYTES on disk and lives a day: without
+    a cap one token could fill MEDIA_ROOT. Call inside the creating transaction.
+    """
+    limit = settings.UPLOAD_MAX_OPEN_PER_USER
+    if limit <= 0:
+        return
+    # The user's row is the lock (PostgreSQL): two creations at once cannot both take
+    # the last place. On SQLite the IMMEDIATE transaction (settings) already serialises them.
+    list(get_user_model().objects.select_for_update().filter(pk=user.pk).values_list("pk"))
+    open_uploads = ImageUpload.objects.filter(
+        user=user, image__isnull=True, expires_at__gt=timezone.now()
+    )
+    if open_uploads.count() >= limit:
+        raise UploadLimitReached(limit)
+
+
+def upload_require_live(*, upload: ImageUpload) -> None:
+    """Raise ImageRejected (410) when an unfinished upload has expired or lost its file.
+
+    Such an upload is discarded on the way (unless a PATCH still holds it: the prune
+    gets it later). A completed upload stays readable until the prune deletes it.
+    """
+    if upload.image_id is not None:
+        return
+    if upload.expires_at <= timezone.now():
+        with contextlib.suppress(UploadBusy):  # a PATCH holds it: the prune gets it later
+            upload_terminate(upload=upload)
+        raise ImageRejected(
+            "upload_expired", "The upload has expired; start a new upload.", status=410
+        )
+    if not upload_path(upload).exists():
+        upload_discard(upload=upload)
+        raise _gone()
 
 
 def _open_locked(path: Path) -> IO[bytes]:
@@ -98,9 +147,7 @@ def upload_append(*, upload: ImageUpload, offset: int, stream: IO[bytes]) -> Ima
     image (the upload is then discarded; a busy server (5xx) keeps it for a retry).
     """
     path = upload_path(upload)
-    if upload.image_id is None and not path.exists():
-        upload_discard(upload=upload)
-        raise _gone()
+    upload_require_live(upload=upload)
     if upload.image_id is not None:
         upload.refresh_from_db()
         if upload.offset != offset:
@@ -110,11 +157,6 @@ def upload_append(*, upload: ImageUpload, offset: int, stream: IO[bytes]) -> Ima
                 "upload_complete", "The upload is complete; no more bytes.", status=400
             )
         return upload
-    if upload.expires_at <= timezone.now():
-        upload_discard(upload=upload)
-        raise ImageRejected(
-            "upload_expired", "The upload has expired; start a new upload.", status=410
-        )
     try:
         target = _open_locked(path)
     except FileNotFoundError:

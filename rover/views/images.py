@@ -17,7 +17,7 @@ from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.views.decorators.http import require_http_methods
 
 from accounts.decorators import api_login_required, api_permission_required
-from accounts.http import json_error
+from accounts.http import api_methods, json_error, unparsable_body_error
 from mission_control.field_files import stored_file
 from mission_control.parsing import BadParameter, bad_parameter_response, parse_int, query_int
 from rover.events import image_json
@@ -95,7 +95,7 @@ async def image_thumbnail(request: HttpRequest, image_id: int):
     return await serve_image_file(request, image, thumbnail=True)
 
 
-@require_http_methods(["GET", "HEAD", "POST"])
+@api_methods("GET", "HEAD", "POST")
 async def rover_images(request: HttpRequest, slug: str):
     """GET: a page of the rover's images, newest first. POST: upload one image (multipart)."""
     if request.method == "POST":
@@ -169,7 +169,14 @@ def _store_multipart(request: HttpRequest, rover, user) -> HttpResponse:
         return json_error(
             413, "too_large", f"The image is larger than {settings.IMAGE_MAX_BYTES} bytes."
         )
-    upload = request.FILES.get("file")
+    try:
+        upload = request.FILES.get("file")
+    except Exception as exc:
+        refused = unparsable_body_error(exc)
+        if refused is None:
+            raise
+        # Django has closed and deleted whatever part it had spooled: nothing to clean.
+        return refused
     if upload is None:
         return json_error(400, "file_missing", "Send the image as the multipart field 'file'.")
     try:

@@ -2,7 +2,8 @@
 
     OPTIONS /api/rovers/<slug>/uploads/          -> 204 Tus-Version, Tus-Extension, Tus-Max-Size
     POST    /api/rovers/<slug>/uploads/          Upload-Length, Upload-Metadata -> 201 Location
-    HEAD    /api/rovers/<slug>/uploads/<uuid>    -> 200 Upload-Offset, Upload-Length
+                                                 (429 past UPLOAD_MAX_OPEN_PER_USER)
+    HEAD    /api/rovers/<slug>/uploads/<uuid>    -> 200 Upload-Offset, Upload-Length (410 expired)
     PATCH   /api/rovers/<slug>/uploads/<uuid>    Upload-Offset + body -> 204 Upload-Offset
     DELETE  /api/rovers/<slug>/uploads/<uuid>    -> 204 (termination)
 
@@ -34,8 +35,10 @@ from rover.services.images import ImageRejected
 from rover.services.uploads import (
     UploadBusy,
     UploadConflict,
+    UploadLimitReached,
     upload_append,
     upload_create,
+    upload_require_live,
     upload_terminate,
 )
 
@@ -137,6 +140,15 @@ async def _create(request: HttpRequest, slug: str) -> HttpResponse:
         )
     except ImageRejected as exc:
         return json_error(exc.status, exc.code, exc.detail, **exc.fields)
+    except UploadLimitReached as exc:
+        # 429: not 413 (no single upload is too big), nor 409/423, which tus clients retry.
+        return json_error(
+            429,
+            "too_many_uploads",
+            f"You have {exc.limit} unfinished uploads, the most allowed: finish or DELETE one, "
+            "or let it expire.",
+            limit=exc.limit,
+        )
     response = HttpResponse(status=201)
     response["Location"] = request.build_absolute_uri(
         reverse("rover-upload", args=[slug, upload.pk])
@@ -166,6 +178,10 @@ async def _resource(request: HttpRequest, slug: str, upload_id: str) -> HttpResp
         # Someone else's upload is as unknown as a made-up id.
         return json_error(404, "unknown_upload", "No such upload of yours.")
     if request.method == "HEAD":
+        try:
+            await sync_to_async(upload_require_live)(upload=upload)
+        except ImageRejected as exc:
+            return json_error(exc.status, exc.code, exc.detail, **exc.fields)
         response = HttpResponse(status=200)
         response["Upload-Offset"] = str(upload.offset)
         response["Upload-Length"] = str(upload.length)
