@@ -41,7 +41,8 @@ class ApiTokenAdmin(admin.ModelAdmin):
                 request, f"New token for {obj.user}: {raw} — copy it now, it is not shown again."
             )
 
-    @admin.action(description="Revoke selected tokens")
+    # Revoking writes: a view permission alone never writes (README "Access").
+    @admin.action(description="Revoke selected tokens", permissions=["change"])
     def revoke(self, request, queryset):
         for token in queryset:
             token_revoke(token=token)

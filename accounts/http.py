@@ -6,6 +6,7 @@ import functools
 from collections.abc import Callable
 from typing import Any
 
+from asgiref.sync import iscoroutinefunction
 from django.core.exceptions import (
     RequestDataTooBig,
     SuspiciousOperation,
@@ -73,13 +74,27 @@ def api_methods(*methods: str) -> Callable[[Callable], Callable]:
     """Answer other methods with 405 JSON and `Allow` (require_http_methods answers empty)."""
     allowed = ", ".join(methods)
 
+    def refused() -> HttpResponse:
+        response = json_error(405, "method_not_allowed", f"Use one of: {allowed}.")
+        response["Allow"] = allowed
+        return response
+
     def decorate(view: Callable) -> Callable:
+        # A sync view stays sync: wrapping it in a coroutine would cost a thread hop.
+        if not iscoroutinefunction(view):
+
+            @functools.wraps(view)
+            def sync_wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+                if request.method not in methods:
+                    return refused()
+                return view(request, *args, **kwargs)
+
+            return sync_wrapper
+
         @functools.wraps(view)
         async def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
             if request.method not in methods:
-                response = json_error(405, "method_not_allowed", f"Use one of: {allowed}.")
-                response["Allow"] = allowed
-                return response
+                return refused()
             return await view(request, *args, **kwargs)
 
         return wrapper

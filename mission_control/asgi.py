@@ -16,11 +16,14 @@ from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 
 import comms.routing  # noqa: E402
 from accounts.websocket import QueryTokenAuthMiddleware  # noqa: E402
+from mission_control.daphne_uploads import daphne_without_form_parsing  # noqa: E402
 from mission_control.database_outage import close_1013_on_database_outage  # noqa: E402
 from mission_control.lifespan import lifespan  # noqa: E402
 from mission_control.websocket_origin import allowed_hosts_or_no_origin  # noqa: E402
 from streams.backpressure import daphne_backpressure  # noqa: E402
 from streams.handoff import stream_handoff  # noqa: E402
+
+daphne_without_form_parsing()
 
 application = ProtocolTypeRouter(
     {

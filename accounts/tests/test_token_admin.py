@@ -69,3 +69,18 @@ def test_a_token_administrator_sees_and_revokes_only_their_own_tokens(token_admi
     theirs.refresh_from_db()
     assert theirs.revoked_at is None
     assert logged_in(root).get("/admin/accounts/apitoken/").context["cl"].result_count == 2
+
+
+def test_view_only_staff_cannot_revoke_tokens(user_factory, token_for):
+    """A view permission never writes: the revoke action needs the change permission."""
+    viewer = user_factory("watcher", is_staff=True, perms=("accounts.view_apitoken",))
+    token_for(viewer)
+    token = ApiToken.objects.get(user=viewer)
+    client = logged_in(viewer)
+    listing = client.get("/admin/accounts/apitoken/")
+    assert listing.status_code == 200
+    # No action is offered at all (delete needs its permission too).
+    assert listing.context["action_form"] is None
+    client.post("/admin/accounts/apitoken/", {"action": "revoke", "_selected_action": [token.pk]})
+    token.refresh_from_db()
+    assert token.revoked_at is None

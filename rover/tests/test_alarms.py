@@ -191,6 +191,12 @@ def test_alarm_list_and_acknowledge_api(
     system = Message.objects.filter(kind="system").values_list("body", flat=True)
     assert list(system) == ["engineer acknowledged Curiosity: Battery low."]
     assert client.post("/api/alarms/999999/acknowledge", **ack_auth).status_code == 404
+    # Other methods answer the API's JSON 405, not an empty body.
+    wrong = client.get(url, **ack_auth)
+    assert (wrong.status_code, wrong["Allow"]) == (405, "POST")
+    assert wrong.json()["error"] == "method_not_allowed"
+    wrong = client.post("/api/rovers/curiosity/alarms", **auth)
+    assert (wrong.status_code, wrong["Allow"]) == (405, "GET")
     assert client.get("/api/rovers/curiosity/alarms?active=maybe", **auth).status_code == 400
     assert client.get("/api/rovers/curiosity/alarms").status_code == 401
 

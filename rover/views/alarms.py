@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 from django.http import HttpRequest, HttpResponse, JsonResponse
-from django.views.decorators.http import require_GET, require_POST
 
 from accounts.decorators import api_login_required, api_permission_required
-from accounts.http import json_error
+from accounts.http import api_methods, json_error
 
 from ..events import alarm_json
 from ..selectors.alarms import alarm_get, alarm_list
@@ -16,7 +15,7 @@ from ..services.alarms import alarm_acknowledge
 ALARMS_LIMIT = 200
 
 
-@require_GET
+@api_methods("GET")
 @api_login_required
 def rover_alarms(request: HttpRequest, slug: str) -> HttpResponse:
     """Return the rover's newest alarms (`?active=1`: only the active ones)."""
@@ -31,7 +30,7 @@ def rover_alarms(request: HttpRequest, slug: str) -> HttpResponse:
     return JsonResponse({"rover": rover.slug, "count": len(items), "alarms": items})
 
 
-@require_POST
+@api_methods("POST")
 @api_permission_required("rover.change_alarm")
 def alarm_acknowledge_view(request: HttpRequest, alarm_id: int) -> HttpResponse:
     """Acknowledge an alarm (idempotent); announce it on the live stream and in the room."""
