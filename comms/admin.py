@@ -119,6 +119,28 @@ class UserWithTeamsAdmin(UserAdmin):
         # Adding a user is Django's two-step form (name and password first); teams come after.
         return super().get_inlines(request, obj) if obj is not None else []
 
+    # Django lets anyone with `auth.change_user` grant any permission, including to
+    # themselves, and set a superuser's password. Here only a superuser hands out
+    # powers or touches a superuser's account; other user administrators manage
+    # names, activity and team memberships.
+    POWERS = ("is_superuser", "groups", "user_permissions")
+
+    def get_readonly_fields(self, request, obj=None):
+        readonly = list(super().get_readonly_fields(request, obj))
+        if not request.user.is_superuser:
+            readonly += [name for name in self.POWERS if name not in readonly]
+        return readonly
+
+    def has_change_permission(self, request, obj=None):
+        if obj is not None and obj.is_superuser and not request.user.is_superuser:
+            return False
+        return super().has_change_permission(request, obj)
+
+    def has_delete_permission(self, request, obj=None):
+        if obj is not None and obj.is_superuser and not request.user.is_superuser:
+            return False
+        return super().has_delete_permission(request, obj)
+
 
 # django.contrib.auth (listed before this app) has registered its UserAdmin by now.
 User = get_user_model()
