@@ -19,6 +19,8 @@ from django.db import connections
 from django.http import HttpRequest, JsonResponse
 from django.views.decorators.http import require_safe
 
+from streams.per_loop import PerLoop
+
 from .redis_topology import async_client, describe
 
 READY_TIMEOUT_SECONDS = 2.0
@@ -41,9 +43,29 @@ def _query_database() -> None:
         connection.close()
 
 
+# The probe still running, per event loop (one per worker; tests run many loops).
+_database_probe: PerLoop[dict[str, asyncio.Future]] = PerLoop(dict)
+
+
 async def _check_database() -> None:
-    # Not thread-sensitive: a slow database must not queue behind other requests' sync work.
-    await sync_to_async(_query_database, thread_sensitive=False)()
+    """Wait for a database probe; at most one per worker is ever in flight.
+
+    Not thread-sensitive: a slow database must not queue behind other requests'
+    sync work. A database that hangs (no answer, connection open) keeps the
+    probe's thread in its query with no client-side timeout; a new thread per
+    `/readyz` would pile up one stuck thread per probe and soon fill the default
+    executor that other sync work shares. Later probes wait on the same query.
+    """
+    probes = _database_probe.get()
+    probe = probes.get("database")
+    if probe is None or probe.done():
+        probe = probes["database"] = asyncio.ensure_future(
+            sync_to_async(_query_database, thread_sensitive=False)()
+        )
+        # Its error is read by whoever still waits; one that finishes unwatched is not news.
+        probe.add_done_callback(lambda done: done.cancelled() or done.exception())
+    # Shielded: the caller's 2 s timeout must not cancel the probe others wait on.
+    await asyncio.shield(probe)
 
 
 async def _ping(host) -> None:

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
+import threading
 
 import pytest
 
@@ -107,3 +109,38 @@ async def test_readyz_asks_the_sentinel_for_the_master_and_follows_a_failover(se
         assert json.loads(body)["reason"].startswith("redis: ")  # the master is not found
     finally:
         watched.stop()
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_readyz_keeps_one_probe_in_flight_when_the_database_hangs(settings, monkeypatch):
+    """A hung database (no answer, connection open) has no client-side timeout.
+
+    Each /readyz used to start a new thread that stayed stuck in its query; probes
+    every few seconds filled asyncio's default executor, which other sync work
+    shares. The stand-in query blocks like a hung server's (a stopped cluster is
+    tests/test_postgres_outage.py's; a hung one cannot be told apart from outside
+    the worker by anything but its threads).
+    """
+    from mission_control import health
+
+    settings.REDIS_HOSTS = []
+    answering = threading.Event()
+    started = []
+
+    def hung_query() -> None:
+        started.append(threading.get_ident())
+        answering.wait(30)
+
+    monkeypatch.setattr(health, "_query_database", hung_query)
+    try:
+        answers = await asyncio.gather(*(asgi_request("/readyz") for _ in range(3)))
+        answers.append(await asgi_request("/readyz"))
+        for status, _headers, body in answers:
+            assert status == 503
+            assert json.loads(body)["checks"]["database"] == "no answer within 2s"
+        assert len(started) == 1, f"{len(started)} queries stuck for {len(answers)} probes"
+    finally:
+        answering.set()
+    await asyncio.sleep(0.1)  # the stuck query returns
+    assert (await asgi_request("/readyz"))[0] == 200
+    assert len(started) == 2  # a fresh probe once the last one finished
