@@ -92,6 +92,8 @@ class Hub(OutageRecovery):
         self._origin = uuid.uuid4().hex
         self._origins = itertools.count(1)
         self._early: OrderedDict[str, bool] = OrderedDict()
+        # Between the pub/sub connection's loss and its return (streams.recovery).
+        self._pubsub_down = False
         with contextlib.suppress(RuntimeError):  # no running loop: nothing to tell
             layers.listen(self)
 
@@ -130,7 +132,7 @@ class Hub(OutageRecovery):
             await self.layer.group_send(group_name(stream), message)
             return
         origin = None
-        if self._subscribers.get(stream):
+        if self._delivers_own(stream):
             origin = message["o"] = f"{self._origin}.{next(self._origins)}"
             self._early[origin] = False
             if len(self._early) > EARLY_KEPT:
@@ -147,6 +149,20 @@ class Hub(OutageRecovery):
             # In the loop's next turn, as the reader would: the publisher goes on (an
             # ingest hands its alarms to its thread) while the streams are written.
             asyncio.get_running_loop().call_soon(self._deliver_own, origin, stream, events)
+
+    def _delivers_own(self, stream: str) -> bool:
+        """Whether own events of `stream` go to local subscribers without their copy.
+
+        Not while this process's live path is broken (pub/sub lost, or back and
+        the stream's probe not yet home): its subscribers are owed a resync, and
+        an event of ours delivered meanwhile would be read past the cut-off.
+        """
+        return (
+            bool(self._subscribers.get(stream))
+            and stream in self._joined
+            and stream not in self._probes
+            and not self._pubsub_down
+        )
 
     def _deliver_own(self, origin: str, stream: str, events: list[dict[str, Any]]) -> None:
         """Deliver an own message to local subscribers unless its copy from Redis came first."""
