@@ -165,8 +165,11 @@ class Hub(OutageRecovery):
         )
 
     def _deliver_own(self, origin: str, stream: str, events: list[dict[str, Any]]) -> None:
-        """Deliver an own message to local subscribers unless its copy from Redis came first."""
-        if self._early.get(origin) is False:
+        """Deliver an own message to local subscribers unless its copy from Redis came first.
+
+        Left to the copy if the live path broke since the publish (see `_delivers_own`).
+        """
+        if self._early.get(origin) is False and self._delivers_own(stream):
             self._early[origin] = True
             self._deliver(stream, events)
 

@@ -92,3 +92,24 @@ async def test_another_process_hub_still_gets_the_events_through_redis_once(
         await asyncio.sleep(0.05)
         assert mine.get_nowait() is None
         assert theirs.get_nowait() is None
+
+
+@pytest.mark.redis
+@pytest.mark.parametrize("when", ["before the publish", "before the writes"])
+async def test_no_shortcut_while_the_pubsub_path_is_broken(redis_channel_layer, when):
+    """Subscribers owed a resync get nothing live of ours; the copy (if any) decides."""
+    hub = Hub()
+    stream = "rover.local-first-broken"
+    async with hub.subscribe(stream) as sub:
+        held: list[dict] = []
+        hub._dispatch = held.append  # the reader gets nothing through to the streams
+        try:
+            if when == "before the publish":
+                hub.redis_lost()
+            await hub.publish(stream, {"id": 1})
+            if when == "before the writes":
+                hub.redis_lost()  # the writes were scheduled for the loop's next turn
+            await asyncio.sleep(0.1)
+            assert sub.get_nowait() is None
+        finally:
+            del hub._dispatch
