@@ -2,14 +2,17 @@
 
     .venv/bin/python bench/telemetry.py            # 1,000 subs @ 10 Hz, 20 s; 5,000 idle
 
-Creates the PostgreSQL database mc_bench_telemetry (dropped first), and for each
+Creates the PostgreSQL database mc_bench_telemetry_<pid> (dropped at exit, as are
+its Redis keys, prefix mcbenchtele<pid>), and for each
 phase starts ONE worker (uvicorn; `--server` picks another of bench/common.py's
 SERVER_CONFIGS) with production settings over real Redis
 (DJANGO_SETTINGS_MODULE=bench.telemetry_settings: production plus the naive view):
 
 1. hub: `subs` SSE subscribers on `/rovers/curiosity/telemetry/stream` (the
    product), all connected (each has read `retry:`, sent once it is subscribed)
-   before the first frame; then frames are POSTed to the ingest API at `rate` Hz
+   before the first frame; then `warmup` frames are POSTed at `rate` Hz and
+   delivered (the worker's first ingests are cold: reported on their own line,
+   not in the table), then frames are POSTed to the ingest API at `rate` Hz
    for `duration` s, then one burst: `burst` frames in one POST (throughput =
    deliveries / (last receipt - POST start)). Every subscriber must receive every
    seq exactly once;
@@ -23,6 +26,10 @@ SERVER_CONFIGS) with production settings over real Redis
    channel-layer group member per response).
 3. idle: `idle` subscribers on the product URL with no frames; RSS per idle
    subscriber as above. The open-file limit is raised to the hard limit.
+
+`--probe` also stamps each ingest's steps inside the worker
+(bench/telemetry_probe.py) and prints where a frame's milliseconds go, from the
+POST's start to the last subscriber's receipt, all on CLOCK_MONOTONIC.
 
 The client is one process of asyncio Protocols (no per-connection task, one
 regex over each complete chunk), since clients and server share 2 cores.
@@ -43,6 +50,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
+import redis
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -59,7 +67,9 @@ from bench.sse_client import ClientPool, close_all, connect_all  # noqa: E402
 from testing.servers import ServerProcess  # noqa: E402
 
 PYTHON = sys.executable
-DB_NAME = "mc_bench_telemetry"
+# Per run, so two runs at once do not drop each other's database or share Redis keys.
+DB_NAME = f"mc_bench_telemetry_{os.getpid()}"
+KEY_PREFIX = f"mcbenchtele{os.getpid()}"
 LOG_DIR = Path("/tmp/mc-bench-telemetry")
 PRODUCT_PATH = "/rovers/curiosity/telemetry/stream"
 PRODUCT_INGEST = "/api/rovers/curiosity/telemetry"
@@ -72,9 +82,22 @@ def server_env(args) -> dict[str, str]:
         settings_module="bench.telemetry_settings",
         database=DB_NAME,
         REDIS_URL=args.redis_url,
-        CHANNEL_LAYER_PREFIX=f"mcbenchtele{os.getpid()}",
+        CHANNEL_LAYER_PREFIX=KEY_PREFIX,
         LOG_LEVEL="WARNING",
+        MC_BENCH_PROBE="1" if args.probe else "0",
     )
+
+
+def clean_up(args) -> None:
+    """Drop this run's database and delete its Redis keys (the hub's counters never expire)."""
+    subprocess.run(["dropdb", *PG, "--if-exists", DB_NAME], check=False)
+    client = redis.Redis.from_url(args.redis_url)
+    try:
+        keys = list(client.scan_iter(match=f"{KEY_PREFIX}*", count=1000))
+        for start in range(0, len(keys), 500):
+            client.delete(*keys[start : start + 500])
+    finally:
+        client.close()
 
 
 def prepare_database(args) -> tuple[str, str]:
@@ -145,16 +168,15 @@ async def collected_rss(port: int, proc: ServerTree) -> int:
 
 
 async def ingest(
-    port: int, path: str, token: str, rate: float, duration: float
+    port: int, path: str, token: str, rate: float, first: int, frames: int
 ) -> dict[int, float]:
-    """POST one frame every 1/rate s; return {seq: perf_counter at POST start}."""
+    """POST frames `first`, `first` + 1, ... one every 1/rate s; return {seq: POST start}."""
     sent: dict[int, float] = {}
     url = f"http://127.0.0.1:{port}{path}"
-    frames = int(rate * duration)
     async with httpx.AsyncClient(headers={"Authorization": f"Bearer {token}"}) as client:
         start = time.perf_counter()
-        for seq in range(1, frames + 1):
-            delay = start + (seq - 1) / rate - time.perf_counter()
+        for seq in range(first, first + frames):
+            delay = start + (seq - first) / rate - time.perf_counter()
             if delay > 0:
                 await asyncio.sleep(delay)
             frame = {
@@ -199,20 +221,44 @@ async def live_phase(
         await pool.ready()
         await settle(1.5)
         connected = await collected_rss(port, server)
+        # The worker's first ingests are cold (its database connections, first
+        # queries, code paths): measured, delivered and reported apart, not counted.
+        warm_sent = await ingest(port, ingest_path, ingest_token, args.rate, 1, args.warmup)
+        if warm_sent:
+            await pool.wait_for(max(warm_sent), args.drain)
         cpu_before = server.cpu_times()
         client_before = pool.cpu_seconds()
         wall_before = time.perf_counter()
-        sent = await ingest(port, ingest_path, ingest_token, args.rate, args.duration)
+        sent = await ingest(
+            port,
+            ingest_path,
+            ingest_token,
+            args.rate,
+            args.warmup + 1,
+            int(args.rate * args.duration),
+        )
         last_seq = max(sent)
         await pool.wait_for(last_seq, args.drain)
         cpu_after = server.cpu_times()
         client_cpu = pool.cpu_seconds() - client_before
         wall = time.perf_counter() - wall_before
-        burst = await burst_phase(port, ingest_path, ingest_token, pool, last_seq, args)
         results = await pool.results()
+        probe = await probe_records(port) if args.probe else {}
+        burst = await burst_phase(port, ingest_path, ingest_token, pool, last_seq, args)
         await pool.close()
     finally:
         server_process.stop(timeout=15)
+    warm_latencies = sorted(
+        (at - warm_sent[seq]) * 1000
+        for received in results.received
+        for seq, at in received
+        if seq in warm_sent
+    )
+    warm_lost = warm_dup = 0
+    for received in results.received:
+        seqs = [seq for seq, _ in received if seq in warm_sent]
+        warm_lost += len(set(warm_sent) - set(seqs))
+        warm_dup += len(seqs) - len(set(seqs))
     latencies: list[float] = []
     lost = duplicates = 0
     last_receipt = 0.0
@@ -248,7 +294,87 @@ async def live_phase(
         "cpu": cpu,
         "client_cpu": client_cpu / wall * 100,
         "burst_per_s": burst,
+        "breakdown": breakdown(sent, results.received, probe) if probe else [],
+        "warm": {
+            "frames": len(warm_sent),
+            "lost": warm_lost,
+            "dup": warm_dup,
+            "first": [
+                (at - warm_sent[seq]) * 1000
+                for received in results.received
+                for seq, at in received
+                if seq == 1 and seq in warm_sent
+            ],
+            "p50": statistics.median(warm_latencies) if warm_latencies else float("nan"),
+            "max": warm_latencies[-1] if warm_latencies else float("nan"),
+        },
     }
+
+
+async def probe_records(port: int) -> dict[int, dict[str, float]]:
+    """Return bench/telemetry_probe.py's stamps in the worker, by ingest id (= seq here)."""
+    async with httpx.AsyncClient() as client:
+        response = await client.get(f"http://127.0.0.1:{port}/api/bench/probe", timeout=60)
+        response.raise_for_status()
+    return {int(key): value for key, value in response.json().items()}
+
+
+PROBE_STEPS = (
+    ("begin", "request parsed by uvicorn (client, loopback, loop wake-up)"),
+    ("token", "token's user read (handler, middleware, thread, query)"),
+    ("view", "view entered (rest of the middleware)"),
+    ("thread", "request's thread runs the ingest (sync_to_async hop)"),
+    ("perm", "permission checked (query)"),
+    ("rover", "rover read (query)"),
+    ("valid", "body parsed, frames validated"),
+    ("store", "store entered"),
+    ("ids", "ingest ids taken, rover row locked (query)"),
+    ("known", "stored seqs read (query)"),
+    ("rollups", "frame inserted (query)"),
+    ("rolled", "rollups upserted"),
+    ("committed", "committed"),
+    ("published", "publish starts (back on the loop)"),
+    ("answered", "publish answered by Redis"),
+    ("dispatch", "hub starts writing the streams"),
+    ("first_read", "first subscriber reads it"),
+    ("median_read", "median subscriber reads it"),
+    ("written", "hub has written 1,000 streams"),
+    ("last_read", "last subscriber reads it"),
+    ("alarms", "alarms evaluated"),
+    ("response", "view returns"),
+)
+
+
+def breakdown(
+    sent: dict[int, float], received: list[list[tuple[int, float]]], probe: dict
+) -> list[tuple[str, float, float, float]]:
+    """Return (step, median, p99, median of the step's own share) in ms after POST start."""
+    reads: dict[int, list[float]] = {}
+    for subscriber in received:
+        for seq, at in subscriber:
+            reads.setdefault(seq, []).append(at)
+    rows: dict[str, list[float]] = {name: [] for name, _ in PROBE_STEPS}
+    deltas: dict[str, list[float]] = {name: [] for name, _ in PROBE_STEPS}
+    for seq, start in sent.items():
+        stamps = dict(probe.get(seq) or {})
+        times = sorted(reads.get(seq, ()))
+        if not times or "dispatch" not in stamps:
+            continue
+        stamps.update(first_read=times[0], median_read=times[len(times) // 2], last_read=times[-1])
+        previous = start
+        for name, _ in PROBE_STEPS:
+            if stamps.get(name) is None:
+                continue
+            rows[name].append((stamps[name] - start) * 1000)
+            deltas[name].append((stamps[name] - previous) * 1000)
+            previous = stamps[name]
+    table = []
+    for name, label in PROBE_STEPS:
+        values = sorted(rows[name])
+        if values:
+            p99 = values[max(0, int(len(values) * 0.99) - 1)]
+            table.append((label, statistics.median(values), p99, statistics.median(deltas[name])))
+    return table
 
 
 async def burst_phase(
@@ -339,6 +465,17 @@ def print_report(args, live: list[dict], idle: list[dict]) -> None:
         f"Burst ({args.burst} frames in one POST, {args.burst * args.subs:,} deliveries): "
         + ", ".join(f"{r['name']} {r['burst_per_s']:,.0f} deliveries/s" for r in live)
     )
+    for r in live:
+        warm = r["warm"]
+        if warm["frames"]:
+            first = sorted(warm["first"])
+            print(
+                f"Warm-up ({r['name']}, {r['procs']} client process(es), not in the table): "
+                f"{warm['frames']} frames at {args.rate:g} Hz, lost {warm['lost']}, "
+                f"dup {warm['dup']}, p50 {warm['p50']:.1f} ms, max {warm['max']:.1f} ms; "
+                f"the worker's first frame: median {statistics.median(first):.1f} ms, "
+                f"max {first[-1]:.1f} ms"
+            )
     for r in idle:
         print(
             f"Idle ({r['server']}): {r['alive']:,} of {r['idle']:,} subscribers connected in "
@@ -352,9 +489,29 @@ def print_report(args, live: list[dict], idle: list[dict]) -> None:
             print(f"  p99 with {r['procs']} client process(es): {r['p99']:.1f} ms")
     for r in idle:
         print(f"  idle KiB per subscriber ({r['server']}): {r['kib_per_sub']:.1f}")
+    for r in live:
+        if r["breakdown"]:
+            print()
+            print(
+                f"Where a frame's time goes ({r['name']}, {r['procs']} client process(es)): "
+                "ms after the ingester's POST start, over the frames at "
+                f"{args.rate:g} Hz; step = median of the time since the step before"
+            )
+            print()
+            print("| step | median | p99 | step |")
+            print("|---|---:|---:|---:|")
+            for label, median, p99, step in r["breakdown"]:
+                print(f"| {label} | {median:.2f} | {p99:.2f} | {step:.2f} |")
 
 
 async def main_async(args) -> None:
+    try:
+        await run_phases(args)
+    finally:
+        clean_up(args)
+
+
+async def run_phases(args) -> None:
     tokens = prepare_database(args)
     live = [
         await live_phase(args, tokens, "hub (product)", PRODUCT_PATH, PRODUCT_INGEST, int(procs))
@@ -393,10 +550,21 @@ def main() -> None:
         default="1,2",
         help="client processes of the product's live phase, one phase per value",
     )
+    parser.add_argument(
+        "--warmup",
+        type=int,
+        default=10,
+        help="frames POSTed at the rate before the measured ones (reported apart)",
+    )
     parser.add_argument("--burst", type=int, default=50, help="frames in the burst POST")
     parser.add_argument("--skip-naive", action="store_true")
     parser.add_argument("--redis-url", default="redis://127.0.0.1:6379/0")
     parser.add_argument("--server", choices=sorted(SERVER_CONFIGS), default="uvicorn")
+    parser.add_argument(
+        "--probe",
+        action="store_true",
+        help="stamp each ingest's steps in the worker and print the breakdown",
+    )
     args = parser.parse_args()
     _soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))

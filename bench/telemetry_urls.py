@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import gc
 import json
+import os
 import sys
 import tracemalloc
 from collections import Counter
@@ -34,6 +35,11 @@ from rover.events import frame_event
 from rover.models import Rover
 from rover.services.telemetry import telemetry_store, telemetry_validate
 from streams.sse import release_request_thread, sse_encode, sse_response, sse_retry
+
+if os.environ.get("MC_BENCH_PROBE") == "1":
+    from bench import telemetry_probe
+
+    telemetry_probe.install()
 
 
 def naive_group(slug: str) -> str:
@@ -133,8 +139,16 @@ async def worker_memory(request):
     return JsonResponse(body)
 
 
+async def probe_records(request):
+    """Answer bench/telemetry_probe.py's stamps by ingest id (bench only, no auth)."""
+    from bench import telemetry_probe
+
+    return JsonResponse({str(k): v for k, v in telemetry_probe.records().items()})
+
+
 urlpatterns = [
     path("api/bench/memory", worker_memory),
+    path("api/bench/probe", probe_records),
     path("api/bench/naive/rovers/<slug:slug>/telemetry", naive_ingest),
     path("api/bench/naive/rovers/<slug:slug>/telemetry/stream", naive_telemetry_stream),
     *product_urlpatterns,

@@ -22,6 +22,11 @@ its subscription works with a probe, and only then cuts its local subscribers
 off, so they replay from the database by id everything stored meanwhile. A
 publish that failed makes every worker do the same once Redis answers.
 
+Over Redis, a process's own subscribers get its events once Redis has answered
+the publish, not after the copy Redis sends back to this process
+(`Hub.publish_many`); that copy still counts for the gap tracker but is not
+delivered again. Other processes get it through Redis as before.
+
 Events are plain dicts that msgpack can carry, built in each app's `events.py`
 with their JSON text encoded once for every subscriber.
 """
@@ -30,7 +35,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import logging
+import uuid
+from collections import OrderedDict
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -51,6 +59,9 @@ HUB_MESSAGE_TYPE = "hub.event"
 # channels-redis forgets group members after `group_expiry` (a day by default);
 # a long-lived subscription re-joins well before that.
 GROUP_REFRESH_SECONDS = 3600.0
+# Own messages published and not back from Redis yet, at most. One that never comes
+# back (lost in an outage) is forgotten after this many later ones.
+EARLY_KEPT = 4096
 
 
 class Hub(OutageRecovery):
@@ -76,6 +87,13 @@ class Hub(OutageRecovery):
         self._resyncer: asyncio.Task | None = None
         # Over Redis, events are numbered per stream so lost ones are noticed.
         self._numbered = isinstance(self.layer, ReportingPubSubChannelLayer)
+        # Own messages in flight, by origin token, until they come back through Redis:
+        # True once delivered to local subscribers (then only numbered, not again).
+        self._origin = uuid.uuid4().hex
+        self._origins = itertools.count(1)
+        self._early: OrderedDict[str, bool] = OrderedDict()
+        # Between the pub/sub connection's loss and its return (streams.recovery).
+        self._pubsub_down = False
         with contextlib.suppress(RuntimeError):  # no running loop: nothing to tell
             layers.listen(self)
 
@@ -94,6 +112,17 @@ class Hub(OutageRecovery):
         (a telemetry downlink of many frames) wakes each subscriber once, not once
         per event. When sending fails (Redis away), the error is raised and a
         resync of the stream is sent once Redis answers again (see `_resync_later`).
+
+        Over Redis this process's own subscribers get the events as soon as
+        Redis has answered the publish, without waiting for the copy Redis
+        sends back to this process's reader (README, "Where a frame's time
+        goes"). Not sooner: until Redis answers, the message may not be
+        published at all, and writing 1,000 local streams before the publish
+        is on the wire would delay every other process's subscribers by that
+        long. The message carries an origin token: when the copy comes back,
+        the dispatch numbers it (gaps, duplicates) and does not deliver it
+        again; if the copy comes back first, it is delivered then and not
+        again here. A failed publish is delivered nowhere, as before.
         """
         if not events:
             return
@@ -102,12 +131,47 @@ class Hub(OutageRecovery):
         if not self._numbered:
             await self.layer.group_send(group_name(stream), message)
             return
+        origin = None
+        if self._delivers_own(stream):
+            origin = message["o"] = f"{self._origin}.{next(self._origins)}"
+            self._early[origin] = False
+            if len(self._early) > EARLY_KEPT:
+                self._early.popitem(last=False)
         try:
             # Numbered and published in one round trip (see streams.layers).
             await self.layer.group_send_numbered(group_name(stream), message)
         except Exception:
+            if origin is not None:
+                self._early.pop(origin, None)
             self._resync_later(stream)
             raise
+        if origin is not None:
+            # In the loop's next turn, as the reader would: the publisher goes on (an
+            # ingest hands its alarms to its thread) while the streams are written.
+            asyncio.get_running_loop().call_soon(self._deliver_own, origin, stream, events)
+
+    def _delivers_own(self, stream: str) -> bool:
+        """Whether own events of `stream` go to local subscribers without their copy.
+
+        Not while this process's live path is broken (pub/sub lost, or back and
+        the stream's probe not yet home): its subscribers are owed a resync, and
+        an event of ours delivered meanwhile would be read past the cut-off.
+        """
+        return (
+            bool(self._subscribers.get(stream))
+            and stream in self._joined
+            and stream not in self._probes
+            and not self._pubsub_down
+        )
+
+    def _deliver_own(self, origin: str, stream: str, events: list[dict[str, Any]]) -> None:
+        """Deliver an own message to local subscribers unless its copy from Redis came first.
+
+        Left to the copy if the live path broke since the publish (see `_delivers_own`).
+        """
+        if self._early.get(origin) is False and self._delivers_own(stream):
+            self._early[origin] = True
+            self._deliver(stream, events)
 
     @contextlib.asynccontextmanager
     async def subscribe(
@@ -235,7 +299,11 @@ class Hub(OutageRecovery):
                 self.cut_off_stream(stream, reason="resync", reset=False)
             if not tracker.seen(number, asyncio.get_running_loop().time(), epoch):
                 return  # a duplicate delivery (channels-redis#299)
-        events = message["events"]
+        if self._early.pop(message.get("o"), False):
+            return  # our own, delivered to local subscribers when it was published
+        self._deliver(stream, message["events"])
+
+    def _deliver(self, stream: str, events: list[dict[str, Any]]) -> None:
         queued = 0
         for sub in tuple(self._subscribers.get(stream, ())):
             queued += sub.deliver(events)

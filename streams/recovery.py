@@ -61,6 +61,7 @@ class OutageRecovery:
         replayable once Redis is back, and a client cut off now would come back,
         find nothing live, and wait anyway. They are cut off after recovery.
         """
+        self._pubsub_down = True
         logger.warning("Redis pub/sub lost: live delivery paused, resync after recovery")
 
     def redis_back(self) -> None:
@@ -68,6 +69,7 @@ class OutageRecovery:
 
         Only schedules: the hook runs inside the layer's connection handling.
         """
+        self._pubsub_down = False
         if not self._joined:
             return
         for stream in self._joined:
