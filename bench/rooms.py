@@ -592,8 +592,8 @@ def alternate_bursts(runs: dict[str, RoomRun], count: int) -> dict[str, list[dic
     return results
 
 
-def main() -> None:
-    global DB_NAME  # --db-name: server_env() and prepare_database() read it
+def build_parser() -> argparse.ArgumentParser:
+    """The bench's options; bench/servers.py takes its defaults from here too."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--rooms", type=int, default=10)
     parser.add_argument("--members", type=int, default=100)
@@ -616,7 +616,12 @@ def main() -> None:
     parser.add_argument(
         "--bursts", type=int, default=6, help="bursts per consumer, seed and hub in turns"
     )
-    args = parser.parse_args()
+    return parser
+
+
+def main() -> None:
+    global DB_NAME  # --db-name: server_env() and prepare_database() read it
+    args = build_parser().parse_args()
     DB_NAME = args.db_name
 
     LOG_DIR.mkdir(parents=True, exist_ok=True)

@@ -85,47 +85,41 @@ def images_part(servers: list[str]) -> None:
 
 
 def sse_args(server: str) -> argparse.Namespace:
-    return argparse.Namespace(
-        subs=1000,
-        rate=10.0,
-        duration=20.0,
-        drain=30.0,
-        burst=50,
-        redis_url="redis://127.0.0.1:6379/0",
-        server=server,
-    )
+    """bench/telemetry.py's own defaults (1,000 subscribers, 10 Hz, 20 s) on `server`."""
+    from bench import telemetry
+
+    args = telemetry.build_parser().parse_args([])
+    args.server = server
+    return args
 
 
 def sse_part(servers: list[str]) -> None:
     from bench import telemetry
 
     tokens = telemetry.prepare_database(sse_args("uvicorn"))
-    for name in servers:
-        args = sse_args(name)
-        row = asyncio.run(
-            telemetry.live_phase(
-                args, tokens, name, telemetry.PRODUCT_PATH, telemetry.PRODUCT_INGEST
+    try:
+        for name in servers:
+            args = sse_args(name)
+            row = asyncio.run(
+                telemetry.live_phase(
+                    args, tokens, name, telemetry.PRODUCT_PATH, telemetry.PRODUCT_INGEST, 1
+                )
             )
-        )
-        emit("sse", name, **{k: v for k, v in row.items() if k != "name"})
+            emit("sse", name, **{k: v for k, v in row.items() if k != "name"})
+    finally:
+        telemetry.clean_up(sse_args("uvicorn"))
 
 
 # rooms ---------------------------------------------------------------------------------
 
 
 def rooms_args(server: str) -> argparse.Namespace:
-    return argparse.Namespace(
-        rooms=10,
-        members=100,
-        rate=100.0,
-        duration=5.0,
-        burst=200,
-        client_procs=2,
-        redis_url="redis://127.0.0.1:6379/0",
-        ws="auto",
-        server=server,
-        workers=1,
-    )
+    """bench/rooms.py's own defaults, one worker on `server`, a 5 s sustained phase."""
+    from bench import rooms
+
+    args = rooms.build_parser().parse_args(["--workers", "1", "--duration", "5"])
+    args.server = server
+    return args
 
 
 def rooms_part(servers: list[str]) -> None:
@@ -160,8 +154,9 @@ def rooms_part(servers: list[str]) -> None:
 async def connect_watchers(port: int, token: str, count: int) -> list:
     """Connect `count` SSE subscribers that also note an `event: restart`."""
     from bench import telemetry
+    from bench.sse_client import SSESubscriber
 
-    class RestartWatcher(telemetry.SSESubscriber):
+    class RestartWatcher(SSESubscriber):
         restart_seen = False
 
         def data_received(self, data: bytes) -> None:

@@ -535,7 +535,8 @@ async def run_phases(args) -> None:
     print_report(args, live, idle)
 
 
-def main() -> None:
+def build_parser() -> argparse.ArgumentParser:
+    """The bench's options; bench/servers.py takes its defaults from here too."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--subs", type=int, default=1000)
     parser.add_argument("--rate", type=float, default=10.0)
@@ -565,7 +566,11 @@ def main() -> None:
         action="store_true",
         help="stamp each ingest's steps in the worker and print the breakdown",
     )
-    args = parser.parse_args()
+    return parser
+
+
+def main() -> None:
+    args = build_parser().parse_args()
     _soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
     asyncio.run(main_async(args))
