@@ -233,6 +233,7 @@ async def serve_file(
     chunk_size: int,
     cache_control: str = "private, no-cache",
     accel_path: str | None = None,
+    size: int | None = None,
 ) -> HttpResponse:
     """Answer GET/HEAD for the file at `path`: 200, 206, 304, 412 or 416, streamed.
 
@@ -240,13 +241,16 @@ async def serve_file(
     seconds. Like `django.views.static.serve`, a missing file raises Http404.
     With `accel_path` (the file's path under nginx's internal media location),
     a 200 or 206 GET is handed to nginx by X-Accel-Redirect once everything is
-    decided here; the answer the client sees is the same.
+    decided here; the answer the client sees is the same. A caller that has
+    just stat'ed the file in a thread of its own passes its `size`, which saves
+    the thread hop of the stat here (a download's first byte waits for each hop).
     """
-    try:
-        stat = await asyncio.wrap_future(io_pool().submit(os.stat, path))
-    except FileNotFoundError:
-        raise Http404(f"{path} is missing") from None
-    size = stat.st_size
+    if size is None:
+        try:
+            stat = await asyncio.wrap_future(io_pool().submit(os.stat, path))
+        except FileNotFoundError:
+            raise Http404(f"{path} is missing") from None
+        size = stat.st_size
     headers = {
         "ETag": etag,
         "Last-Modified": http_date(last_modified),
