@@ -29,87 +29,18 @@ download traffic. Cycles 1 and 2 below are broken where Django makes them; the t
    the thread's wrappers at request_finished broke that cycle, but made the
    worker's psycopg pool run dry after a PostgreSQL restart (every request 503
    until the worker restarted: tests/test_postgres_outage.py), for a reason not
-   found before this was reverted. Since request threads are reused (below) a
-   thread keeps its one wrapper from request to request, as under WSGI, so
-   there is no longer a wrapper per request to become garbage.
-
-Request threads are reused. Django runs each request's sync code (middleware,
-`sync_to_async` calls) in a thread of its own: asgiref's `ThreadSensitiveContext`
-started a new thread for every request and a second one to join it afterwards.
-Starting them, and the new `DatabaseWrapper` of each new thread, cost a
-download's access check about 0.3-0.5 ms of its first byte (bench/scaleout.py
-downloads). `_RequestThread` gives each request one idle single-thread executor
-from a free list instead and takes it back afterwards: still one thread per
-request at a time, never shared by two requests at once.
+   found before this was reverted; one wrapper per request stays garbage.
 """
 
 from __future__ import annotations
 
-import threading
-from concurrent.futures import ThreadPoolExecutor
-
 import django
-from asgiref.sync import SyncToAsync, ThreadSensitiveContext, sync_to_async
+from asgiref.sync import sync_to_async
 from django.core.handlers.asgi import ASGIHandler
-
-# Idle request threads kept for the next requests; more requests at once than
-# this start threads that end after their request, as every request's did before.
-IDLE_THREADS = 32
-_idle: list[ThreadPoolExecutor] = []
-_idle_lock = threading.Lock()
-
-
-def _take_executor() -> ThreadPoolExecutor:
-    with _idle_lock:
-        if _idle:
-            return _idle.pop()
-    return ThreadPoolExecutor(max_workers=1, thread_name_prefix="request")
-
-
-def _give_back(executor: ThreadPoolExecutor) -> None:
-    with _idle_lock:
-        if len(_idle) < IDLE_THREADS:
-            _idle.append(executor)
-            return
-    # Not joined here: the thread may be waiting for this event loop (asgiref's reason).
-    executor.shutdown(wait=False)
-
-
-class _RequestThread(ThreadSensitiveContext):
-    """asgiref's per-request thread context, with the thread taken from a free list.
-
-    Entered like Django's own `ThreadSensitiveContext()` (not with asgiref's
-    `executor=` argument, whose context refuses every thread-sensitive call made
-    after it exits: long-lived tasks that an SSE request starts, such as the
-    stream hub's reader, inherit the request's context and may still call
-    `sync_to_async` later; they get a fresh executor then, as they did before).
-    The executor goes back to the free list on exit; work still queued on it
-    runs first, in the same single thread, before the next request's.
-    """
-
-    async def __aenter__(self):
-        await super().__aenter__()
-        if self.token is not None:  # the outermost context: this request's thread
-            SyncToAsync.context_to_thread_executor[self] = _take_executor()
-        return self
-
-    async def __aexit__(self, exc, value, tb):
-        executor = SyncToAsync.context_to_thread_executor.pop(self, None)
-        await super().__aexit__(exc, value, tb)
-        if executor is not None:
-            _give_back(executor)
 
 
 class CycleFreeASGIHandler(ASGIHandler):
     """Django's ASGIHandler without two of its per-request cycles (module docstring)."""
-
-    async def __call__(self, scope, receive, send):
-        """Handle one HTTP request, as Django does, in a reused request thread."""
-        if scope["type"] != "http":
-            # Django's own refusal (channels routes WebSockets elsewhere).
-            raise ValueError(f"Django can only handle ASGI/HTTP connections, not {scope['type']}.")
-        async with _RequestThread():
-            await self.handle(scope, receive, send)
 
     async def listen_for_disconnect(self, receive):
         """Return when the client is gone (Django raises RequestAborted: cycle 1)."""
