@@ -35,6 +35,7 @@ download traffic. Cycles 1 and 2 below are broken where Django makes them; the t
 from __future__ import annotations
 
 import django
+from asgiref.sync import sync_to_async
 from django.core.handlers.asgi import ASGIHandler
 
 
@@ -49,8 +50,23 @@ class CycleFreeASGIHandler(ASGIHandler):
         # What Django does too; never happens with a conforming server.
         raise AssertionError(f"Invalid ASGI message after request body: {message['type']}")
 
+    def load_middleware(self, is_async=False):
+        """Build the middleware chain as for WSGI: sync from the top to the view.
+
+        Django's async chain went through the request's thread for the sync
+        middleware, back to the event loop for URL resolving and the view hooks,
+        to the thread again for each sync view hook (CsrfViewMiddleware's) and a
+        sync view, and back: each hop wakes a thread or the loop, which cost a
+        download's first byte most of its time on an idle worker (bench/scaleout.py
+        downloads). Here `get_response_async` runs the whole sync chain in one
+        visit to the request's thread: sync views run there directly, async views
+        are called back on the event loop (async_to_sync), as before.
+        """
+        super().load_middleware(is_async=False)
+
     async def get_response_async(self, request):
-        response = await super().get_response_async(request)
+        # The sync chain and its ≥400 log line in one visit to the request's thread.
+        response = await sync_to_async(self.get_response, thread_sensitive=True)(request)
         # Cycle 2: MessageMiddleware has saved the messages; its storage keeps `request`.
         request.__dict__.pop("_messages", None)
         return response

@@ -246,7 +246,40 @@ async def serve_file(
         stat = await asyncio.wrap_future(io_pool().submit(os.stat, path))
     except FileNotFoundError:
         raise Http404(f"{path} is missing") from None
-    size = stat.st_size
+    return file_response(
+        request,
+        path,
+        size=stat.st_size,
+        content_type=content_type,
+        filename=filename,
+        etag=etag,
+        last_modified=last_modified,
+        chunk_size=chunk_size,
+        cache_control=cache_control,
+        accel_path=accel_path,
+    )
+
+
+def file_response(
+    request: HttpRequest,
+    path: str,
+    *,
+    size: int,
+    content_type: str,
+    filename: str,
+    etag: str,
+    last_modified: int,
+    chunk_size: int,
+    cache_control: str = "private, no-cache",
+    accel_path: str | None = None,
+) -> HttpResponse:
+    """`serve_file`'s answer for a file of `size` bytes the caller has just stat'ed.
+
+    For sync views: it does no I/O (the body, if any, is read later on the event
+    loop by `file_chunks`), so a sync view that found and stat'ed the file in the
+    request's thread answers without leaving it (each hop between the thread and
+    the event loop delayed a download's first byte).
+    """
     headers = {
         "ETag": etag,
         "Last-Modified": http_date(last_modified),

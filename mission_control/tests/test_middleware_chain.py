@@ -1,4 +1,9 @@
-"""The middleware chain under ASGI: Django's hooks run in one thread visit, not one hop each."""
+"""The middleware chain under ASGI: Django's hooks run in one thread visit, not one hop each.
+
+Each hop between the event loop and a request's thread wakes one of them; on an
+idle worker that cost a download's first byte most of its time
+(bench/scaleout.py --only downloads), so the hops are counted here.
+"""
 
 from __future__ import annotations
 
@@ -7,12 +12,13 @@ from asgiref.sync import SyncToAsync
 
 from rover.tests.clients import asgi_request
 
-# request_started's receivers, the chain above the CSP middleware (one visit),
-# CsrfViewMiddleware.process_view (Django adapts view hooks on their own), and
-# the response's close() (request_finished). Each MiddlewareMixin hook in an
+# request_started's receivers, the whole middleware chain with the URL resolver,
+# the view hooks and a sync view (one visit: the chain is built in sync mode),
+# and the response's close() (request_finished). Each MiddlewareMixin hook in an
 # async chain would add one more: 15 per request before the CSP middleware
-# became sync-only.
-THREAD_HOPS = 4
+# became sync-only, 4 while Django's async chain returned to the event loop
+# below it (CsrfViewMiddleware.process_view was a hop of its own).
+THREAD_HOPS = 3
 
 
 @pytest.fixture

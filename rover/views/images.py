@@ -1,6 +1,6 @@
 """Image feed: the seed's /stream/rover-image, the image list, downloads and thumbnails.
 
-Downloads go through `streams.files.serve_file` (streamed off the event loop,
+Downloads go through `streams.files.file_response` (streamed off the event loop,
 Range, If-Range, ETag and Last-Modified conditionals). These views only find
 the image by id (no client-supplied path reaches the file system) and name its
 validators: the ETag is the SHA-256, Last-Modified the time it was received.
@@ -13,7 +13,7 @@ from urllib.parse import urlencode
 
 from asgiref.sync import sync_to_async
 from django.conf import settings
-from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
+from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.views.decorators.http import require_http_methods
 
 from accounts.decorators import api_login_required, api_permission_required
@@ -25,7 +25,7 @@ from rover.models import RoverImage
 from rover.selectors.images import MAX_PAGE_SIZE, image_get, image_latest, image_page
 from rover.selectors.rovers import rover_get
 from rover.services.images import ImageRejected, camera_parse, image_store_once, metadata_parse
-from streams.files import serve_file
+from streams.files import file_response
 
 DEFAULT_PAGE_SIZE = 20
 # Pages of 100 images: a hundred million images before this bound matters.
@@ -33,14 +33,25 @@ PAGE_MAX = 1_000_000
 BAD_PAGE = "invalid_page"
 
 
-async def serve_image_file(
+def serve_image_file(
     request: HttpRequest, image: RoverImage, *, thumbnail: bool = False
 ) -> HttpResponse:
-    """Answer GET/HEAD for an image or its thumbnail with full HTTP semantics."""
+    """Answer GET/HEAD for an image or its thumbnail with full HTTP semantics.
+
+    Sync, as are the views that call it: found, stat'ed and answered in the
+    request's thread in one visit (mission_control/asgi_handler.py runs sync
+    views there directly); every hop to the event loop and back had delayed a
+    download's first byte. The body, when nginx does not send it, is read on
+    the event loop (`streams.files.file_chunks`).
+    """
     # Not `image.file`: its FieldFile and the image would be a reference cycle.
     name, path = stored_file(image, "thumbnail" if thumbnail else "file")
     if not name:
         return json_error(404, "not_found", "This image has no thumbnail.")
+    try:
+        size = os.stat(path).st_size
+    except FileNotFoundError:
+        return json_error(404, "file_missing", "The image file is missing from storage.")
     base, extension = os.path.splitext(image.original_name or "")
     stem = base or f"{image.rover.slug}-{image.pk}"
     if thumbnail:
@@ -48,51 +59,49 @@ async def serve_image_file(
     else:
         filename = f"{stem}{extension or os.path.splitext(name)[1]}"
         content_type = image.content_type
-    try:
-        return await serve_file(
-            request,
-            path,
-            content_type=content_type,
-            filename=filename,
-            etag=f'"{image.sha256}-thumb"' if thumbnail else f'"{image.sha256}"',
-            last_modified=int(image.received_at.timestamp()),
-            chunk_size=settings.IMAGE_STREAM_CHUNK_BYTES,
-            # Behind nginx (make serve), nginx sends the bytes once access is checked.
-            accel_path=name if settings.IMAGE_ACCEL_REDIRECT else None,
-        )
-    except Http404:
-        return json_error(404, "file_missing", "The image file is missing from storage.")
+    return file_response(
+        request,
+        path,
+        size=size,
+        content_type=content_type,
+        filename=filename,
+        etag=f'"{image.sha256}-thumb"' if thumbnail else f'"{image.sha256}"',
+        last_modified=int(image.received_at.timestamp()),
+        chunk_size=settings.IMAGE_STREAM_CHUNK_BYTES,
+        # Behind nginx (make serve), nginx sends the bytes once access is checked.
+        accel_path=name if settings.IMAGE_ACCEL_REDIRECT else None,
+    )
 
 
 @require_http_methods(["GET", "HEAD"])
 @api_login_required(public_setting="PUBLIC_FEEDS")
-async def rover_image_stream(request: HttpRequest):
+def rover_image_stream(request: HttpRequest):
     """Stream the newest image of the default rover (the seed's URL)."""
     slug = settings.DEFAULT_ROVER_SLUG
-    image = await sync_to_async(image_latest)(rover_slug=slug)
+    image = image_latest(rover_slug=slug)
     if image is None:
         return json_error(404, "no_image", f"Rover {slug!r} has not sent an image yet.")
-    return await serve_image_file(request, image)
+    return serve_image_file(request, image)
 
 
 @require_http_methods(["GET", "HEAD"])
 @api_login_required
-async def image_download(request: HttpRequest, image_id: int):
+def image_download(request: HttpRequest, image_id: int):
     """Stream one stored image by id."""
-    image = await sync_to_async(image_get)(image_id=image_id)
+    image = image_get(image_id=image_id)
     if image is None:
         return json_error(404, "not_found", f"No image {image_id}.")
-    return await serve_image_file(request, image)
+    return serve_image_file(request, image)
 
 
 @require_http_methods(["GET", "HEAD"])
 @api_login_required
-async def image_thumbnail(request: HttpRequest, image_id: int):
+def image_thumbnail(request: HttpRequest, image_id: int):
     """Serve an image's JPEG thumbnail."""
-    image = await sync_to_async(image_get)(image_id=image_id)
+    image = image_get(image_id=image_id)
     if image is None:
         return json_error(404, "not_found", f"No image {image_id}.")
-    return await serve_image_file(request, image, thumbnail=True)
+    return serve_image_file(request, image, thumbnail=True)
 
 
 @api_methods("GET", "HEAD", "POST")
