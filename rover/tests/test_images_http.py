@@ -60,6 +60,25 @@ async def test_download_streams_the_whole_file_with_every_header(reader, image):
     assert response["Content-Disposition"] == 'inline; filename="dune.jpg"'
 
 
+@pytest.mark.parametrize(
+    ("uploaded_as", "disposition"),
+    [
+        ("evil.html", 'inline; filename="evil.jpg"'),
+        # A quote cannot end the name early: Django escapes it inside the quoted string.
+        ("a\"; filename*=UTF-8''evil.html", 'inline; filename="a\\"; filename*=UTF-8\'\'evil.jpg"'),
+        ("pan.JPEG", 'inline; filename="pan.JPEG"'),
+        ("pan", 'inline; filename="pan.jpg"'),
+    ],
+)
+async def test_the_download_name_keeps_an_extension_only_if_it_names_the_files_type(
+    reader, store_image, uploaded_as, disposition
+):
+    image = await sync_to_async(store_image)(data=jpeg_bytes(30, 20), original_name=uploaded_as)
+    response = await reader.get(f"/api/images/{image.pk}/download")
+    assert response["Content-Type"] == "image/jpeg"
+    assert response["Content-Disposition"] == disposition
+
+
 async def test_head_answers_headers_only(reader, image):
     response = await reader.head(f"/api/images/{image.pk}/download")
     assert response.status_code == 200

@@ -8,6 +8,7 @@ validators: the ETag is the SHA-256, Last-Modified the time it was received.
 
 from __future__ import annotations
 
+import mimetypes
 import os
 from urllib.parse import urlencode
 
@@ -57,8 +58,12 @@ def serve_image_file(
     if thumbnail:
         filename, content_type = f"{stem}-thumbnail.jpg", "image/jpeg"
     else:
-        filename = f"{stem}{extension or os.path.splitext(name)[1]}"
         content_type = image.content_type
+        # The rover's name keeps its extension only when it names the file's real type:
+        # a JPEG uploaded as `evil.html`, saved from the browser, would open as a page.
+        if mimetypes.guess_type(f"x{extension}")[0] != content_type:
+            extension = os.path.splitext(name)[1]
+        filename = f"{stem}{extension}"
     return file_response(
         request,
         path,
