@@ -15,6 +15,7 @@ from pathlib import Path
 from urllib.parse import urlparse
 
 import pytest
+from asgiref.sync import SyncToAsync
 from django.conf import settings
 
 from testing.servers import ServerName, ServerProcess, free_port
@@ -177,6 +178,26 @@ def user_factory(db):
         return UserFactory(perms=perms, **fields)
 
     return make
+
+
+@pytest.fixture
+def thread_hops(monkeypatch) -> list[int]:
+    """Count the `sync_to_async` calls made while the test runs."""
+    calls = [0]
+    original = SyncToAsync.__call__
+
+    async def counting(self, *args, **kwargs):
+        calls[0] += 1
+        return await original(self, *args, **kwargs)
+
+    monkeypatch.setattr(SyncToAsync, "__call__", counting)
+    return calls
+
+
+@pytest.fixture
+def root(django_user_model):
+    """A superuser, `root` (password `pw-123456`)."""
+    return django_user_model.objects.create_superuser("root", "root@example.org", "pw-123456")
 
 
 @pytest.fixture

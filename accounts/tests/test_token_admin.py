@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import pytest
-from django.test import Client
 
 from accounts.models import ApiToken
+from accounts.tests.admin_clients import logged_in
 
 pytestmark = pytest.mark.django_db
 
@@ -16,17 +16,6 @@ PERMS = ("accounts.add_apitoken", "accounts.change_apitoken", "accounts.view_api
 def token_admin(user_factory):
     """Staff trusted with tokens, not a superuser."""
     return user_factory("keeper", is_staff=True, perms=PERMS)
-
-
-@pytest.fixture
-def root(django_user_model):
-    return django_user_model.objects.create_superuser("root", "root@example.org", "pw-123456")
-
-
-def logged_in(user) -> Client:
-    client = Client()
-    client.force_login(user)
-    return client
 
 
 def test_a_token_administrator_cannot_mint_a_token_for_a_superuser(token_admin, root):

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 from django.contrib.auth.models import Permission
-from django.test import Client
 
+from accounts.tests.admin_clients import logged_in
 from comms.models import Membership, Team
 
 pytestmark = pytest.mark.django_db
@@ -16,17 +16,6 @@ PERMS = ("auth.change_user", "auth.view_user")
 @pytest.fixture
 def keeper(user_factory):
     return user_factory("keeper", is_staff=True, perms=PERMS)
-
-
-@pytest.fixture
-def root(django_user_model):
-    return django_user_model.objects.create_superuser("root", "root@example.org", "pw-123456")
-
-
-def logged_in(user) -> Client:
-    client = Client()
-    client.force_login(user)
-    return client
 
 
 def change_form(user, **extra) -> dict:

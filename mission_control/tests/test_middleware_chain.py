@@ -7,9 +7,6 @@ idle worker that cost a download's first byte most of its time
 
 from __future__ import annotations
 
-import pytest
-from asgiref.sync import SyncToAsync
-
 from rover.tests.clients import asgi_request
 
 # request_started's receivers, the whole middleware chain with the URL resolver,
@@ -19,20 +16,6 @@ from rover.tests.clients import asgi_request
 # became sync-only, 4 while Django's async chain returned to the event loop
 # below it (CsrfViewMiddleware.process_view was a hop of its own).
 THREAD_HOPS = 3
-
-
-@pytest.fixture
-def thread_hops(monkeypatch) -> list[int]:
-    """Count the `sync_to_async` calls made while the test runs."""
-    calls = [0]
-    original = SyncToAsync.__call__
-
-    async def counting(self, *args, **kwargs):
-        calls[0] += 1
-        return await original(self, *args, **kwargs)
-
-    monkeypatch.setattr(SyncToAsync, "__call__", counting)
-    return calls
 
 
 async def test_a_request_visits_a_thread_a_few_times_not_once_per_middleware_hook(thread_hops):

@@ -20,12 +20,13 @@ from pathlib import Path
 
 import psycopg
 import pytest
-from django.db import connection
+from django.db import connection  # noqa: F401 (the skipif condition below reads it)
 from django.utils import timezone
 
 from comms.models import Message
 from rover.models import Alarm, AlarmKind, TelemetryFrame
 from rover.services.telemetry import telemetry_store, telemetry_validate
+from rover.tests.db_sessions import database_url
 from rover.tests.factories import frame
 
 ROOT = Path(__file__).resolve().parent.parent.parent
@@ -44,14 +45,6 @@ django.setup()
 from rover.services.alarms import alarms_check_link_lost
 print("RAISED=" + json.dumps([alarm.pk for alarm in alarms_check_link_lost()]))
 """
-
-
-def database_url() -> str:
-    db = connection.settings_dict
-    user = db.get("USER") or "postgres"
-    host = db.get("HOST") or "127.0.0.1"
-    port = db.get("PORT") or 5432
-    return f"postgres://{user}@{host}:{port}/{db['NAME']}"
 
 
 def waiting_on_alarms(conn: psycopg.Connection) -> int:

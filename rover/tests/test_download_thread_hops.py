@@ -13,7 +13,6 @@ from __future__ import annotations
 import asyncio
 
 import pytest
-from asgiref.sync import SyncToAsync
 
 from mission_control.tests.test_middleware_chain import THREAD_HOPS
 from rover.tests.clients import http_scope
@@ -23,20 +22,6 @@ pytestmark = [
     pytest.mark.django_db(transaction=True),
     pytest.mark.usefixtures("own_media_root"),
 ]
-
-
-@pytest.fixture
-def thread_hops(monkeypatch) -> list[int]:
-    """Count the `sync_to_async` calls made while the test runs."""
-    calls = [0]
-    original = SyncToAsync.__call__
-
-    async def counting(self, *args, **kwargs):
-        calls[0] += 1
-        return await original(self, *args, **kwargs)
-
-    monkeypatch.setattr(SyncToAsync, "__call__", counting)
-    return calls
 
 
 @pytest.fixture

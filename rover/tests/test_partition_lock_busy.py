@@ -12,15 +12,15 @@ from __future__ import annotations
 
 import logging
 
-import psycopg
 import pytest
-from django.db import connection
+from django.db import connection  # noqa: F401 (the skipif condition below reads it)
 from django.utils import timezone
 
 from rover.models import TelemetryFrame
 from rover.services import partitions
 from rover.services.partitions import WEEK, partitions_list, week_start
 from rover.services.telemetry import telemetry_store, telemetry_validate
+from rover.tests.db_sessions import other_session
 from rover.tests.factories import RoverFactory, frame
 
 pytestmark = [
@@ -32,14 +32,6 @@ pytestmark = [
 ]
 
 
-def _other_session() -> psycopg.Connection:
-    """Open a connection of its own (another backend) to the test database."""
-    params = connection.get_connection_params()
-    params.pop("cursor_factory", None)
-    params.pop("context", None)
-    return psycopg.connect(**params)
-
-
 def test_a_long_read_delays_the_weeks_ahead_but_never_the_frames(monkeypatch, caplog):
     rover = RoverFactory(slug="curiosity")
     later = timezone.now() + 5 * WEEK
@@ -48,7 +40,7 @@ def test_a_long_read_delays_the_weeks_ahead_but_never_the_frames(monkeypatch, ca
     monkeypatch.setattr(partitions, "_ready_until", None)
     monkeypatch.setattr(partitions.timezone, "now", lambda: later)
 
-    reader = _other_session()
+    reader = other_session()
     try:
         # A read in an open transaction: ACCESS SHARE on the table until it ends.
         reader.execute("SELECT count(*) FROM rover_telemetryframe").fetchone()

@@ -13,15 +13,15 @@ from __future__ import annotations
 import io
 from datetime import timedelta
 
-import psycopg
 import pytest
 from django.core.management import call_command
-from django.db import connection
+from django.db import connection  # noqa: F401 (the skipif condition below reads it)
 from django.utils import timezone
 
 from rover.services.partitions import partitions_ensure, partitions_list
 from rover.services.rollups import floor_time
 from rover.services.telemetry import telemetry_store, telemetry_validate
+from rover.tests.db_sessions import other_session
 from rover.tests.factories import RoverFactory, frame
 
 pytestmark = [
@@ -31,14 +31,6 @@ pytestmark = [
     ),
     pytest.mark.django_db(transaction=True),
 ]
-
-
-def _other_session() -> psycopg.Connection:
-    """Open a connection of its own (another backend) to the test database."""
-    params = connection.get_connection_params()
-    params.pop("cursor_factory", None)
-    params.pop("context", None)
-    return psycopg.connect(**params)
 
 
 def test_a_week_being_read_stays_for_the_next_run_and_the_others_are_dropped():
@@ -55,7 +47,7 @@ def test_a_week_being_read_stays_for_the_next_run_and_the_others_are_dropped():
     assert len(doomed) >= 4
     busy = doomed[1]
 
-    reader = _other_session()
+    reader = other_session()
     try:
         # A read in an open transaction: ACCESS SHARE on that week until it ends.
         reader.execute(f'SELECT count(*) FROM "{busy}"').fetchone()  # noqa: S608

@@ -19,12 +19,16 @@ from pathlib import Path
 
 import psycopg
 import pytest
-from django.db import connection, transaction
+from django.db import (
+    connection,  # noqa: F401 (the skipif condition below reads it)
+    transaction,
+)
 from django.utils import timezone
 
 from rover.models import TelemetryFrame, TelemetryRollup
 from rover.services.rollups import ROLLUP_RESOLUTIONS, floor_time
 from rover.services.telemetry import telemetry_store, telemetry_validate
+from rover.tests.db_sessions import database_url
 from rover.tests.factories import frame
 
 ROOT = Path(__file__).resolve().parent.parent.parent
@@ -38,14 +42,6 @@ pytestmark = [
         reason="row locks between processes are PostgreSQL's (run with MC_TEST_SERVICES=1)",
     ),
 ]
-
-
-def database_url() -> str:
-    db = connection.settings_dict
-    user = db.get("USER") or "postgres"
-    host = db.get("HOST") or "127.0.0.1"
-    port = db.get("PORT") or 5432
-    return f"postgres://{user}@{host}:{port}/{db['NAME']}"
 
 
 def rebuild_waits_on_a_lock(watch: psycopg.Connection) -> bool:
