@@ -37,9 +37,11 @@ import asyncio
 import contextlib
 import itertools
 import logging
+import time
 import uuid
 from collections import OrderedDict
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
+from contextvars import ContextVar
 from typing import Any
 
 from asgiref.sync import async_to_sync
@@ -62,6 +64,9 @@ GROUP_REFRESH_SECONDS = 3600.0
 # Own messages published and not back from Redis yet, at most. One that never comes
 # back (lost in an outage) is forgotten after this many later ones.
 EARLY_KEPT = 4096
+# How long a request announcing a stored write (a telemetry ingest and its alarms)
+# waits for its publishes in all before it answers anyway (`publish_wait_bounded`).
+PUBLISH_WAIT_SECONDS = 2.0
 
 
 class Hub(OutageRecovery):
@@ -380,7 +385,11 @@ def _publish_now(stream: str, event: dict[str, Any]) -> None:
     except RuntimeError:
         loop = None
     try:
-        if loop is None:
+        if loop is None and _publish_deadline.get() is not None:
+            # Inside `publish_wait_bounded` (an ingest's alarms, in its thread): the
+            # wait is bounded by the request's deadline, the publish may outlive it.
+            async_to_sync(publish_stored)(stream, [event])
+        elif loop is None:
             publish_from_sync(stream, event)
         else:
             task = loop.create_task(publish_stored(stream, [event]))
@@ -395,8 +404,56 @@ def _publish_now(stream: str, event: dict[str, Any]) -> None:
 _pending: set[asyncio.Task] = set()
 
 
+# The monotonic time until which publishes of stored data may hold up the caller.
+_publish_deadline: ContextVar[float | None] = ContextVar("publish_deadline", default=None)
+
+
+@contextlib.contextmanager
+def publish_wait_bounded(seconds: float | None = None) -> Iterator[None]:
+    """Within the block, `publish_stored` waits for Redis until `seconds` from now at most.
+
+    For a request that announces what it stored (a telemetry ingest): with Redis
+    hung (connections open, nothing answered) each publish would wait until
+    redis-py gives up, one after another, and the rover's uplink retries long
+    before the answer comes. Past the deadline the publish goes on in the
+    background (kept referenced); if it fails, the hub's resync makes
+    subscribers replay from the store (`Hub._resync_later`). The context variable
+    follows the request into `sync_to_async` threads and their `async_to_sync`
+    publishes (`publish_on_commit`), so the deadline covers the whole request.
+    """
+    wait = PUBLISH_WAIT_SECONDS if seconds is None else seconds
+    token = _publish_deadline.set(time.monotonic() + wait)
+    try:
+        yield
+    finally:
+        _publish_deadline.reset(token)
+
+
 async def publish_stored(stream: str, events: list[dict[str, Any]]) -> None:
-    """Publish events whose data is stored already; log a failure instead of raising it."""
+    """Publish events whose data is stored already; log a failure instead of raising it.
+
+    Inside `publish_wait_bounded`, return at its deadline even if Redis has not
+    answered; the publish goes on in the background. Order holds: every publish
+    of a stream goes through its shard's connection lock (`streams.layers`),
+    which is first come, first served, so a later publish waits behind one that
+    is stuck instead of overtaking it, and nothing is numbered or delivered twice.
+    """
+    deadline = _publish_deadline.get()
+    if deadline is None:
+        await _publish_logged(stream, events)
+        return
+    task = asyncio.get_running_loop().create_task(_publish_logged(stream, events))
+    _pending.add(task)
+    task.add_done_callback(_pending.discard)
+    # asyncio.wait does not cancel the task on timeout, nor when this request is.
+    done, _ = await asyncio.wait({task}, timeout=max(0.0, deadline - time.monotonic()))
+    if not done:
+        logger.warning(
+            "Redis has not answered the publish on %s yet; it goes on in the background", stream
+        )
+
+
+async def _publish_logged(stream: str, events: list[dict[str, Any]]) -> None:
     try:
         await publish_many(stream, events)
     except Exception:
