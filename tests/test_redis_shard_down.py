@@ -18,6 +18,8 @@ import asyncio
 import httpx
 import pytest
 
+from streams.layers import group_name
+
 from .outage_clients import EventSourceClient, RoomMember
 from .test_redis_outage import WORKER_ENV, _until, frame
 from .test_redis_shards import _shard, shards
@@ -127,3 +129,54 @@ def test_a_stopped_shard_affects_only_its_own_streams_while_down_and_when_back(
     for f in all_feeds:
         assert f.seqs == list(range(1, 31)), state()
     assert all(f.endings == [] and len(f.connections) == 1 for f in feeds[live]), state()
+
+
+async def _cut_off_reason(sub, timeout: float) -> str:
+    from streams.subscriptions import SubscriberOverflow
+
+    async with asyncio.timeout(timeout):
+        while True:
+            try:
+                await sub.get()
+            except SubscriberOverflow:
+                return sub.reason
+
+
+async def test_a_shard_that_returns_first_is_not_held_up_by_one_still_away(shards, settings):
+    """Both shards down, subscriptions open on each; shard 0 returns first.
+
+    The hub joins and probes the streams that failed to join in the background. One
+    failure must hold up only its own shard's streams: the stream on shard 0 is
+    joined and resynced while shard 1 is still away (seen to fail when the first
+    failure ended the round, with the shard-1 stream subscribed first).
+    """
+    from channels.layers import channel_layers
+
+    from streams.hub import get_hub
+
+    urls = [s.url for s in shards]
+    settings.REDIS_HOSTS = urls
+    settings.CHANNEL_LAYERS = {
+        "default": {
+            "BACKEND": "streams.layers.RedisChannelLayer",
+            "CONFIG": {"hosts": urls, "prefix": settings.CHANNEL_LAYER_PREFIX},
+        }
+    }
+    channel_layers.backends.clear()
+    away = next(f"rover.r{i}" for i in range(100) if _shard(f"rover.r{i}") == 1)
+    back = next(f"rover.r{i}" for i in range(100) if _shard(f"rover.r{i}") == 0)
+    hub = get_hub()
+    assert [hub.layer.shard_of(group_name(s)) for s in (away, back)] == [1, 0]
+    for server in shards:
+        server.shutdown()
+    async with hub.subscribe(away) as sub_away, hub.subscribe(back) as sub_back:
+        await asyncio.sleep(0.5)
+        assert not sub_away.overflowed and not sub_back.overflowed
+        await asyncio.to_thread(shards[0].start)
+        assert await _cut_off_reason(sub_back, 10) == "resync"
+        assert not sub_away.overflowed  # its shard is still away: nothing to replay yet
+        await asyncio.to_thread(shards[1].start)
+        assert await _cut_off_reason(sub_away, 10) == "resync"
+    async with hub.subscribe(back) as sub:
+        await hub.publish(back, {"id": 1})
+        assert await asyncio.wait_for(sub.get(), 5) == {"id": 1}
