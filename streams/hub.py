@@ -97,8 +97,9 @@ class Hub(OutageRecovery):
         self._origin = uuid.uuid4().hex
         self._origins = itertools.count(1)
         self._early: OrderedDict[str, bool] = OrderedDict()
-        # Between the pub/sub connection's loss and its return (streams.recovery).
-        self._pubsub_down = False
+        # Shards (indexes; None: all) between their pub/sub connection's loss and
+        # return (streams.recovery); own delivery waits while any is away.
+        self._pubsub_down: set[int | None] = set()
         with contextlib.suppress(RuntimeError):  # no running loop: nothing to tell
             layers.listen(self)
 

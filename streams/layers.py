@@ -46,11 +46,11 @@ class RedisChannelLayer(_RedisChannelLayer):
     brpop_timeout = 1
 
 
-async def _call_hook(hook: Callable[[], Any] | None) -> None:
+async def _call_hook(hook: Callable[[int], Any] | None, shard: int) -> None:
     if hook is None:
         return
     try:
-        result = hook()
+        result = hook(shard)
         if inspect.isawaitable(result):
             await result
     except Exception:
@@ -89,12 +89,15 @@ class _ReportingShardConnection(RedisSingleShardConnection):
     channels-redis never learns of the outage, and everything published meanwhile
     is gone (channels-redis#256). The layer's `on_disconnect` / `on_reconnect`
     hooks exist for that, but 4.3 stores them without calling them: this calls
-    `on_disconnect()` when the receive loop first fails, and `on_reconnect()` each
-    time the connection is made again (after redis-py has re-sent the SUBSCRIBE).
+    `on_disconnect(index)` when the receive loop first fails, and `on_reconnect(index)`
+    each time the connection is made again (after redis-py has re-sent the SUBSCRIBE).
+    `index` is this shard's place in the layer's hosts: with several shards only the
+    groups living on it were cut, and only those need a resync.
     """
 
-    def __init__(self, host, channel_layer) -> None:
+    def __init__(self, host, channel_layer, index: int) -> None:
         super().__init__(host, channel_layer)
+        self.index = index
         self._watched = None
         self._down = False
         self._publish_numbered = None
@@ -118,7 +121,7 @@ class _ReportingShardConnection(RedisSingleShardConnection):
     async def _reconnected(self, connection) -> None:
         self._down = False
         logger.warning("Redis pub/sub connection to %s is back", _describe(self.host))
-        await _call_hook(self.channel_layer.on_reconnect)
+        await _call_hook(self.channel_layer.on_reconnect, self.index)
 
     async def subscribe(self, channel) -> None:
         await super().subscribe(channel)
@@ -150,7 +153,7 @@ class _ReportingShardConnection(RedisSingleShardConnection):
                     logger.warning(
                         "Redis pub/sub connection to %s lost: %r", _describe(self.host), exc
                     )
-                    await _call_hook(self.channel_layer.on_disconnect)
+                    await _call_hook(self.channel_layer.on_disconnect, self.index)
                 # redis-py reconnects on the next read; retry once a second meanwhile.
                 await asyncio.sleep(1)
 
@@ -159,7 +162,10 @@ class _ReportingLoopLayer(RedisPubSubLoopLayer):
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
         hosts = kwargs.get("hosts", args[0] if args else None)
-        self._shards = [_ReportingShardConnection(host, self) for host in decode_hosts(hosts)]
+        self._shards = [
+            _ReportingShardConnection(host, self, index)
+            for index, host in enumerate(decode_hosts(hosts))
+        ]
 
     async def new_channel(self, prefix: str = "specific.") -> str:
         """Return a new subscribed channel; on failure leave no half-made channel behind."""
@@ -175,8 +181,9 @@ class _ReportingLoopLayer(RedisPubSubLoopLayer):
 class ReportingPubSubChannelLayer(RedisPubSubChannelLayer):
     """channels-redis' pub/sub layer whose `on_disconnect` / `on_reconnect` hooks fire.
 
-    The hooks are plain callables or coroutine functions without arguments,
-    called on the event loop whose connection dropped or came back. It also
+    The hooks are plain callables or coroutine functions taking the index of the
+    shard (in `hosts`) whose connection dropped or came back, called on the event
+    loop that owns it; `shard_of(group)` says which shard a group lives on. It also
     numbers group messages per group (`group_send_numbered`): received, such a
     message carries `e` (the counter's epoch) and `n` (its number).
     """
@@ -197,6 +204,15 @@ class ReportingPubSubChannelLayer(RedisPubSubChannelLayer):
             f"{layer.prefix}hub.seq.{group}",
             f"{self._epoch_prefix}.{next(self._epochs)}",
         )
+
+    def shard_of(self, group: str) -> int:
+        """Return the index of the shard a group's channel lives on (this loop's layer).
+
+        channels-redis' own choice (`_get_shard`: its consistent hash of the group's
+        channel name), so it cannot drift from where the SUBSCRIBE went.
+        """
+        layer = self._get_layer()
+        return layer._get_shard(layer._get_group_channel_name(group)).index
 
     def deserialize(self, message: bytes) -> dict[str, Any]:
         if message[:1] != _NUMBERED:
@@ -223,20 +239,20 @@ _listeners: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Any] = weakref.
 
 
 def listen(listener: Any) -> None:
-    """Tell `listener.redis_lost()` / `redis_back()` of this loop's pub/sub outages."""
+    """Tell `listener.redis_lost(shard)` / `redis_back(shard)` of this loop's pub/sub outages."""
     _listeners[asyncio.get_running_loop()] = listener
 
 
-def _on_redis_lost() -> None:
+def _on_redis_lost(shard: int) -> None:
     listener = _listeners.get(asyncio.get_running_loop())
     if listener is not None:
-        listener.redis_lost()
+        listener.redis_lost(shard)
 
 
-def _on_redis_back() -> None:
+def _on_redis_back(shard: int) -> None:
     listener = _listeners.get(asyncio.get_running_loop())
     if listener is not None:
-        listener.redis_back()
+        listener.redis_back(shard)
 
 
 _GROUP_UNSAFE = re.compile(r"[^a-zA-Z0-9_.-]")

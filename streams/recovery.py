@@ -4,7 +4,10 @@ A mixin of `streams.hub.Hub`, kept apart because it is the rare path: it reads
 and changes the hub's state (`_subscribers`, `_joined`, `_gaps`, `_lock`, ...).
 
 - The pub/sub layer's reconnect hook (`redis_back`) and a join that failed while
-  Redis was away (`_join_missing`) put a probe on each affected stream. When the
+  Redis was away (`_join_missing`) put a probe on each affected stream: with
+  several shards, the hook names the shard that came back and only the streams
+  whose group lives on it are probed; the other shards' streams never stopped
+  and are left alone. When the
   hub receives its own probe, the subscription works again: only then are the
   stream's subscribers cut off (reason "resync"), so their replay from the
   database holds everything stored during the outage and live delivery resumes
@@ -54,25 +57,38 @@ class OutageRecovery:
             logger.info("a publish on %s had failed; subscribers resume by id", stream)
             self.cut_off_stream(stream, reason="resync")
 
-    def redis_lost(self) -> None:
-        """Note that the pub/sub connection dropped (from the layer's hook).
+    def _shard_of(self, stream: str) -> int:
+        """Return the index of the Redis shard the stream's group lives on (0 in memory)."""
+        return self.layer.shard_of(group_name(stream)) if self._numbered else 0
 
-        Subscribers are not cut off now: what is stored during the outage is only
-        replayable once Redis is back, and a client cut off now would come back,
-        find nothing live, and wait anyway. They are cut off after recovery.
+    def redis_lost(self, shard: int | None = None) -> None:
+        """Note that a shard's pub/sub connection dropped (from the layer's hook).
+
+        `shard` is its index in the hosts; None stands for every shard. Subscribers
+        are not cut off now: what is stored during the outage is only replayable
+        once Redis is back, and a client cut off now would come back, find nothing
+        live, and wait anyway. They are cut off after recovery.
         """
-        self._pubsub_down = True
+        self._pubsub_down.add(shard)
         logger.warning("Redis pub/sub lost: live delivery paused, resync after recovery")
 
-    def redis_back(self) -> None:
-        """Probe every joined stream, then cut its subscribers off (from the reconnect hook).
+    def redis_back(self, shard: int | None = None) -> None:
+        """Probe the shard's joined streams, then cut their subscribers off (reconnect hook).
 
-        Only schedules: the hook runs inside the layer's connection handling.
+        Only the streams whose group lives on `shard` (every stream when None): a
+        shard's connection is its own, so while it was away the other shards kept
+        delivering, and cutting their subscribers off would make every client of
+        every worker reconnect for one shard's blip. Only schedules: the hook runs
+        inside the layer's connection handling.
         """
-        self._pubsub_down = False
-        if not self._joined:
+        if shard is None:
+            self._pubsub_down.clear()
+        else:
+            self._pubsub_down.discard(shard)
+        streams = [s for s in self._joined if shard is None or self._shard_of(s) == shard]
+        if not streams:
             return
-        for stream in self._joined:
+        for stream in streams:
             self._probes[stream] = (uuid.uuid4().hex, None)
         self._ensure_watchdog()
         self._wake.set()
@@ -91,13 +107,18 @@ class OutageRecovery:
         """
         while self._unpublished:
             await asyncio.sleep(RESYNC_RETRY_SECONDS)
+            away: set[int] = set()  # shards that failed this round: their streams wait
             for stream in tuple(self._unpublished):
+                shard = self._shard_of(stream)
+                if shard in away:
+                    continue
                 try:
                     await self.layer.group_send(
                         group_name(stream), {"type": RESYNC_MESSAGE_TYPE, "stream": stream}
                     )
                 except Exception:
-                    break
+                    away.add(shard)
+                    continue
                 self._unpublished.discard(stream)
 
     async def _watch(self) -> None:
@@ -118,8 +139,13 @@ class OutageRecovery:
                     self.cut_off_stream(stream, reason="resync")
 
     async def _join_missing(self) -> None:
+        # A shard still away is skipped until next round; the others' streams go on.
+        away: set[int] = set()
         for stream in tuple(self._subscribers):
             if stream in self._joined:
+                continue
+            shard = self._shard_of(stream)
+            if shard in away:
                 continue
             async with self._lock:
                 if stream not in self._subscribers or stream in self._joined:
@@ -127,18 +153,24 @@ class OutageRecovery:
                 try:
                     await self._join(stream)
                 except Exception:
-                    return  # still away; next round
+                    away.add(shard)  # still away; next round
+                    continue
                 logger.warning("joined stream %s after Redis came back", stream)
                 self._probes[stream] = (uuid.uuid4().hex, None)
 
     async def _send_probes(self, now: float) -> None:
+        away: set[int] = set()  # as in _join_missing
         for stream, (token, sent) in tuple(self._probes.items()):
             if sent is not None and now - sent < PROBE_RESEND_SECONDS:
+                continue
+            shard = self._shard_of(stream)
+            if shard in away:
                 continue
             probe = {"type": PROBE_MESSAGE_TYPE, "stream": stream, "token": token}
             try:
                 await self.layer.group_send(group_name(stream), probe)
             except Exception:
-                return  # still away; next round
+                away.add(shard)  # still away; next round
+                continue
             if self._probes.get(stream, (None,))[0] == token:
                 self._probes[stream] = (token, now)
