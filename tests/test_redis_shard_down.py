@@ -19,6 +19,7 @@ import httpx
 import pytest
 
 from streams.layers import group_name
+from streams.tests.redis_server import cut_off_reason
 
 from .outage_clients import EventSourceClient, RoomMember
 from .test_redis_outage import WORKER_ENV, _until, frame
@@ -131,17 +132,6 @@ def test_a_stopped_shard_affects_only_its_own_streams_while_down_and_when_back(
     assert all(f.endings == [] and len(f.connections) == 1 for f in feeds[live]), state()
 
 
-async def _cut_off_reason(sub, timeout: float) -> str:
-    from streams.subscriptions import SubscriberOverflow
-
-    async with asyncio.timeout(timeout):
-        while True:
-            try:
-                await sub.get()
-            except SubscriberOverflow:
-                return sub.reason
-
-
 async def test_a_shard_that_returns_first_is_not_held_up_by_one_still_away(shards, settings):
     """Both shards down, subscriptions open on each; shard 0 returns first.
 
@@ -173,10 +163,10 @@ async def test_a_shard_that_returns_first_is_not_held_up_by_one_still_away(shard
         await asyncio.sleep(0.5)
         assert not sub_away.overflowed and not sub_back.overflowed
         await asyncio.to_thread(shards[0].start)
-        assert await _cut_off_reason(sub_back, 10) == "resync"
+        assert await cut_off_reason(sub_back, 10) == "resync"
         assert not sub_away.overflowed  # its shard is still away: nothing to replay yet
         await asyncio.to_thread(shards[1].start)
-        assert await _cut_off_reason(sub_away, 10) == "resync"
+        assert await cut_off_reason(sub_away, 10) == "resync"
     async with hub.subscribe(back) as sub:
         await hub.publish(back, {"id": 1})
         assert await asyncio.wait_for(sub.get(), 5) == {"id": 1}

@@ -21,23 +21,10 @@ from rover.models import Alarm, AlarmKind, TelemetryFrame
 from rover.tests.clients import SSEClient, post_frames, telemetry_seqs
 from rover.tests.factories import frame
 from streams import hub
-from streams.tests.redis_server import RedisServer
+from streams.tests.redis_server import RedisServer, use_redis
 
 pytestmark = [pytest.mark.redis, pytest.mark.django_db(transaction=True)]
 STREAM = "/rovers/curiosity/telemetry/stream"
-
-
-def _use_redis(settings, url: str) -> None:
-    from channels.layers import channel_layers
-
-    settings.REDIS_HOSTS = [url]
-    settings.CHANNEL_LAYERS = {
-        "default": {
-            "BACKEND": "streams.layers.RedisChannelLayer",
-            "CONFIG": {"hosts": [url], "prefix": settings.CHANNEL_LAYER_PREFIX},
-        }
-    }
-    channel_layers.backends.clear()
 
 
 async def _read_ids(client: SSEClient, wanted: int, timeout: float) -> tuple[list[int], bool]:
@@ -55,7 +42,7 @@ async def test_an_ingest_answers_while_redis_hangs_and_subscribers_get_each_fram
     settings, rover, ingest_token, viewer_token
 ):
     server = RedisServer().start()
-    _use_redis(settings, server.url)
+    use_redis(settings, server.url)
     client = None
     stopped = False
     try:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import shutil
 import socket
 import subprocess
@@ -208,3 +209,29 @@ def sentinel_redis():
         yield watched.start()
     finally:
         watched.stop()
+
+
+def use_redis(settings, url: str) -> None:
+    """Point the test's settings (Redis hosts, channel layer) at `url`; forget built layers."""
+    from channels.layers import channel_layers
+
+    settings.REDIS_HOSTS = [url]
+    settings.CHANNEL_LAYERS = {
+        "default": {
+            "BACKEND": "streams.layers.RedisChannelLayer",
+            "CONFIG": {"hosts": [url], "prefix": settings.CHANNEL_LAYER_PREFIX},
+        }
+    }
+    channel_layers.backends.clear()
+
+
+async def cut_off_reason(sub, timeout: float) -> str:
+    """Read a hub subscription until it is cut off; return why (`resync`, ...)."""
+    from streams.subscriptions import SubscriberOverflow
+
+    async with asyncio.timeout(timeout):
+        while True:
+            try:
+                await sub.get()
+            except SubscriberOverflow:
+                return sub.reason

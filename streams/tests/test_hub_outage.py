@@ -8,9 +8,8 @@ import pytest
 
 from streams.hub import GapTracker, get_hub, group_name
 from streams.layers import hub_layer
-from streams.subscriptions import SubscriberOverflow
 
-from .redis_server import private_redis
+from .redis_server import cut_off_reason, private_redis, use_redis
 
 __all__ = ["private_redis"]
 
@@ -45,22 +44,9 @@ def test_without_epochs_the_tracker_still_numbers_as_before():
     assert tracker.lost(now=1.0)
 
 
-def _use_redis(settings, url: str) -> None:
-    from channels.layers import channel_layers
-
-    settings.REDIS_HOSTS = [url]
-    settings.CHANNEL_LAYERS = {
-        "default": {
-            "BACKEND": "streams.layers.RedisChannelLayer",
-            "CONFIG": {"hosts": [url], "prefix": settings.CHANNEL_LAYER_PREFIX},
-        }
-    }
-    channel_layers.backends.clear()
-
-
 @pytest.mark.redis
 async def test_numbering_takes_a_new_epoch_when_redis_comes_back_empty(private_redis, settings):
-    _use_redis(settings, private_redis.url)
+    use_redis(settings, private_redis.url)
     layer = hub_layer()
     channel = await layer.new_channel("hub.")
     await layer.group_add("g", channel)
@@ -100,20 +86,11 @@ async def test_numbering_takes_a_new_epoch_when_redis_comes_back_empty(private_r
     await asyncio.gather(collector, return_exceptions=True)
 
 
-async def _cut_off_reason(sub, timeout: float) -> str:
-    async with asyncio.timeout(timeout):
-        while True:
-            try:
-                await sub.get()
-            except SubscriberOverflow:
-                return sub.reason
-
-
 @pytest.mark.redis
 async def test_subscribers_are_cut_off_after_recovery_not_during_the_outage(
     private_redis, settings
 ):
-    _use_redis(settings, private_redis.url)
+    use_redis(settings, private_redis.url)
     hub = get_hub()
     async with hub.subscribe("rover.outage") as sub:
         await hub.publish("rover.outage", {"id": 1})
@@ -125,7 +102,7 @@ async def test_subscribers_are_cut_off_after_recovery_not_during_the_outage(
         # Still open during the outage: a client cut off now would only come back to wait.
         assert not sub.overflowed
         private_redis.start()
-        assert await _cut_off_reason(sub, 10) == "resync"
+        assert await cut_off_reason(sub, 10) == "resync"
     # Resubscribed: the new run's numbers (1, 2, ...) are delivered, not taken for duplicates.
     async with hub.subscribe("rover.outage") as sub:
         await hub.publish("rover.outage", {"id": 3})
@@ -136,7 +113,7 @@ async def test_subscribers_are_cut_off_after_recovery_not_during_the_outage(
 async def test_a_subscription_opened_while_redis_is_down_waits_then_resyncs(
     private_redis, settings
 ):
-    _use_redis(settings, private_redis.url)
+    use_redis(settings, private_redis.url)
     hub = get_hub()
     private_redis.shutdown()
     async with hub.subscribe("room.down") as sub:
@@ -144,7 +121,7 @@ async def test_a_subscription_opened_while_redis_is_down_waits_then_resyncs(
         await asyncio.sleep(0.5)
         assert not sub.overflowed
         private_redis.start()
-        assert await _cut_off_reason(sub, 10) == "resync"
+        assert await cut_off_reason(sub, 10) == "resync"
     async with hub.subscribe("room.down") as sub:
         await hub.publish("room.down", {"id": 7})
         assert await asyncio.wait_for(sub.get(), 5) == {"id": 7}
@@ -157,7 +134,7 @@ async def test_a_failed_publish_makes_every_subscriber_resync_once_redis_answers
     """The publish fails on the publisher's side only (a broken counter key): still no loss."""
     import redis.asyncio
 
-    _use_redis(settings, private_redis.url)
+    use_redis(settings, private_redis.url)
     hub = get_hub()
     client = redis.asyncio.Redis.from_url(private_redis.url)
     key = f"{settings.CHANNEL_LAYER_PREFIX}hub.seq.{group_name('rover.broken')}"
@@ -165,7 +142,7 @@ async def test_a_failed_publish_makes_every_subscriber_resync_once_redis_answers
         await client.set(key, "not a counter")
         with pytest.raises(Exception):  # noqa: B017 - WRONGTYPE from the numbering script
             await hub.publish("rover.broken", {"id": 1})
-        assert await _cut_off_reason(sub, 5) == "resync"
+        assert await cut_off_reason(sub, 5) == "resync"
     await client.delete(key)
     async with hub.subscribe("rover.broken") as sub:
         await hub.publish("rover.broken", {"id": 2})
@@ -180,7 +157,7 @@ async def test_a_counter_that_restarted_cuts_subscribers_off_without_any_reconne
     """Redis emptied under a live connection (FLUSHALL): the new epoch gives it away."""
     import redis.asyncio
 
-    _use_redis(settings, private_redis.url)
+    use_redis(settings, private_redis.url)
     hub = get_hub()
     client = redis.asyncio.Redis.from_url(private_redis.url)
     async with hub.subscribe("rover.flushed") as sub:
@@ -191,5 +168,5 @@ async def test_a_counter_that_restarted_cuts_subscribers_off_without_any_reconne
         ]
         await client.flushall()  # the counter is at 1 again, under a new epoch
         await hub.publish("rover.flushed", {"id": 4})
-        assert await _cut_off_reason(sub, 5) == "resync"
+        assert await cut_off_reason(sub, 5) == "resync"
     await client.aclose()
