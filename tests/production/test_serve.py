@@ -12,6 +12,7 @@ import io
 import itertools
 import os
 import re
+import signal
 import subprocess
 import sys
 import time
@@ -176,11 +177,26 @@ def test_static_files_come_from_nginx_with_hashed_names_cached_forever(stack):
 
 
 async def _spread(stack, open_one, limit: int = 16) -> list:
-    """Open clients until each worker holds at least one of them (the kernel picks)."""
+    """Open clients until each worker holds at least one of them.
+
+    The kernel picks the worker that accepts each connection, and it often hands
+    every one to the same worker (CI saw 16 of 16). After a few tries the workers
+    that already have a new client are paused (SIGSTOP) while the next one opens,
+    so only the others can accept it, then resumed at once.
+    """
     before = stack.connections_per_worker()
     opened = []
-    for _ in range(limit):
-        opened.append(await open_one(len(opened)))
+    now = before
+    for attempt in range(limit):
+        gained = [pid for pid in now if now[pid] > before.get(pid, 0)]
+        paused = gained if attempt >= 3 and len(gained) < len(now) else []
+        for pid in paused:
+            os.kill(pid, signal.SIGSTOP)
+        try:
+            opened.append(await open_one(len(opened)))
+        finally:
+            for pid in paused:
+                os.kill(pid, signal.SIGCONT)
         now = stack.connections_per_worker()
         if len(now) == 2 and all(now[pid] > before.get(pid, 0) for pid in now):
             return opened
