@@ -93,6 +93,7 @@ def _skip_other_pass(items) -> None:
 
 def pytest_sessionfinish(session, exitstatus):
     """Remove this run's throwaway media folder and server logs (kept when tests failed)."""
+    _delete_redis_keys_of_this_run()
     if exitstatus != 0:
         return
     media = Path(settings.MEDIA_ROOT)
@@ -100,6 +101,27 @@ def pytest_sessionfinish(session, exitstatus):
         shutil.rmtree(media, ignore_errors=True)
     for log in Path(tempfile.gettempdir()).glob(f"mc-server-{os.environ['MC_TEST_RUN_ID']}-*.log"):
         log.unlink(missing_ok=True)
+
+
+def _delete_redis_keys_of_this_run() -> None:
+    """Delete this run's keys from the shared Redis (the hub's counters never expire).
+
+    Never a flush: only names under this run's prefix. The letter after the
+    prefix keeps run 12 from matching run 123's keys.
+    """
+    if not _reachable(settings.TEST_REDIS_URL):
+        return
+    import redis
+
+    client = redis.Redis.from_url(settings.TEST_REDIS_URL)
+    try:
+        keys = list(client.scan_iter(match=f"{settings.CHANNEL_LAYER_PREFIX}[a-z]*", count=1000))
+        for start in range(0, len(keys), 500):
+            client.delete(*keys[start : start + 500])
+    except redis.RedisError:
+        pass  # leftovers are harmless; a failing cleanup must not fail the run
+    finally:
+        client.close()
 
 
 @pytest.fixture(autouse=True)
