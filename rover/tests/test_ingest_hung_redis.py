@@ -92,6 +92,8 @@ async def test_an_ingest_answers_while_redis_hangs_and_subscribers_get_each_fram
     finally:
         if stopped:
             os.kill(server.proc.pid, signal.SIGCONT)
-        if client is not None:
-            await client.close()
-        server.stop()
+        try:
+            if client is not None:
+                await client.close()  # raises when the stream's task has failed
+        finally:
+            server.stop()  # the private redis-server never outlives the test
