@@ -10,6 +10,7 @@ machine's shared PostgreSQL is never touched.
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import shutil
 import subprocess
@@ -21,6 +22,8 @@ from pathlib import Path
 import httpx
 import psycopg
 import pytest
+from websockets.asyncio.client import connect as ws_connect
+from websockets.exceptions import ConnectionClosed
 
 from mission_control import database_deadline
 from rover.tests.factories import frame
@@ -42,6 +45,21 @@ TELEMETRY = "/api/rovers/curiosity/telemetry"
 STREAM = "/rovers/curiosity/telemetry/stream"
 # The batch posted while the server hangs: stored whole or not at all.
 CUT_SEQS = range(10, 15)
+
+
+async def _close_code_within(socket, seconds: float) -> tuple[int | None, float]:
+    """Return the code the socket closes with (None: still open after `seconds`), and when."""
+    started = time.monotonic()
+    code = None
+    try:
+        async with asyncio.timeout(seconds):
+            while True:
+                await socket.recv()
+    except ConnectionClosed as closed:
+        code = closed.rcvd.code if closed.rcvd else None
+    except TimeoutError:
+        pass
+    return code, time.monotonic() - started
 
 
 def _cluster() -> postgres_cluster.PostgresCluster:
@@ -174,6 +192,12 @@ def test_a_hung_postgres_answers_503_within_the_deadline_while_the_worker_serves
 
                 follower = asyncio.create_task(follow())
                 await asyncio.wait_for(first_frame.wait(), 10)
+                socket = await ws_connect(
+                    f"ws://127.0.0.1:{server.port}/ws/comms/ops/?token={token}",
+                    origin="http://127.0.0.1",
+                )
+                assert json.loads(await socket.recv())["type"] == "history"
+                assert json.loads(await socket.recv())["type"] == "presence"
 
                 cluster.freeze()
                 frozen_at = time.monotonic()
@@ -191,9 +215,12 @@ def test_a_hung_postgres_answers_503_within_the_deadline_while_the_worker_serves
 
                 prober = asyncio.create_task(probe_healthz())
                 batch = [frame(seq) for seq in CUT_SEQS]
-                answers = await asyncio.gather(
+                # An open socket whose message cannot be stored closes 1013 (try again later).
+                await socket.send(json.dumps({"type": "message", "body": "hi", "client_id": "a"}))
+                *answers, (closed_with, socket_took) = await asyncio.gather(
                     *(_get_within(http, "GET", path) for path in GETS * 2),
                     _get_within(http, "POST", TELEMETRY, json=batch),
+                    _close_code_within(socket, GIVE_UP),
                 )
                 stuck.set()
                 await prober
@@ -212,7 +239,8 @@ def test_a_hung_postgres_answers_503_within_the_deadline_while_the_worker_serves
                 print(f"while frozen: {report}")
                 print(
                     f"/healthz answered {len(healthz)} times meanwhile, slowest "
-                    f"{max(healthz):.3f} s; {len(beats_while_frozen)} SSE heartbeats"
+                    f"{max(healthz):.3f} s; {len(beats_while_frozen)} SSE heartbeats; "
+                    f"the socket closed {closed_with} after {socket_took:.2f} s"
                 )
                 assert all(status == 503 for _, status, _ in report), report
                 assert all(took < LATENCY_BOUND for _, _, took in report), report
@@ -224,6 +252,8 @@ def test_a_hung_postgres_answers_503_within_the_deadline_while_the_worker_serves
                 assert max(healthz) < HEALTHZ_BOUND, healthz
                 assert beats_while_frozen, stream_lines[-5:]
                 assert ready.status_code == 503, ready.text
+                assert closed_with == 1013, closed_with
+                assert socket_took < LATENCY_BOUND, socket_took
 
                 # Back by itself: the cut connections were discarded, not handed out again.
                 thawed = time.monotonic()
