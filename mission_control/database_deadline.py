@@ -20,7 +20,7 @@ request and hands it back to the pool, which discards it and connects anew.
 A write cut off this way is all or nothing: the server, once it answers again,
 reads what was sent, then the connection's end, and rolls back an open
 transaction; a COMMIT already sent may still be carried out, so a client that got
-503 retries (every write of the API is idempotent).
+503 retries (telemetry, room messages and images are stored once however often sent).
 
 No thread, no timer: the deadline costs one global lookup per round trip. It is
 armed by the ASGI application only (`arm`), so management commands (migrations,
