@@ -11,6 +11,13 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "mission_control.settings.base")
 # Django must be set up before anything imports models (the routing modules do).
 django_asgi_app = get_asgi_application()
 
+from django.conf import settings  # noqa: E402
+
+from mission_control.database_deadline import arm  # noqa: E402
+
+# Requests, streams and sockets: no round trip to a hung PostgreSQL waits past this.
+arm(settings.DATABASE_QUERY_DEADLINE_SECONDS)
+
 from channels.auth import AuthMiddlewareStack  # noqa: E402
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 

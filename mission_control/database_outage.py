@@ -4,6 +4,9 @@ When the database does not answer, every query raises `django.db.OperationalErro
 (or `InterfaceError` on a connection the server dropped); a psycopg pool that has
 no connection within DATABASE_POOL_TIMEOUT raises `PoolTimeout`, which Django
 wraps as `OperationalError` too. So no request waits longer than the pool timeout.
+A server that hangs with its connections open raises nothing by itself: the query
+deadline (`mission_control.database_deadline`) closes such a connection and raises
+an `OperationalError` as well.
 
 - HTTP: `server_error` is the project's `handler500`. Django calls it for every
   uncaught exception, including those raised in middleware (the session, the

@@ -52,9 +52,11 @@ async def _check_database() -> None:
 
     Not thread-sensitive: a slow database must not queue behind other requests'
     sync work. A database that hangs (no answer, connection open) keeps the
-    probe's thread in its query with no client-side timeout; a new thread per
-    `/readyz` would pile up one stuck thread per probe and soon fill the default
-    executor that other sync work shares. Later probes wait on the same query.
+    probe's thread in its query until the query deadline closes its connection
+    (DATABASE_QUERY_DEADLINE_SECONDS, far past READY_TIMEOUT_SECONDS; none when
+    it is 0); a new thread per `/readyz` would pile up one stuck thread per probe
+    and soon fill the default executor that other sync work shares. Later probes
+    wait on the same query.
     """
     probes = _database_probe.get()
     probe = probes.get("database")

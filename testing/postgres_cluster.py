@@ -8,9 +8,11 @@ as root (initdb refuses root), and is removed by `destroy()`.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import pwd
 import shutil
+import signal
 import subprocess
 import tempfile
 from pathlib import Path
@@ -37,6 +39,7 @@ class PostgresCluster:
         self.data = self.dir / "data"
         self.port = free_port()
         self.user: str | None = None
+        self.frozen: list[int] = []
         if os.geteuid() == 0:
             self.user = "postgres"
             entry = pwd.getpwnam(self.user)
@@ -88,7 +91,43 @@ class PostgresCluster:
                 _binary("pg_ctl") or "pg_ctl", "-D", str(self.data), "-m", "fast", "-w", "stop"
             )
 
+    def _children(self, parent: int) -> list[int]:
+        """Return the pids of `parent`'s children."""
+        children = []
+        for stat in Path("/proc").glob("[0-9]*/stat"):
+            try:
+                # The command may hold spaces and parentheses: the ppid follows the last ")".
+                fields = stat.read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue  # the process ended meanwhile
+            if int(fields[1]) == parent:
+                children.append(int(stat.parent.name))
+        return children
+
+    def freeze(self) -> None:
+        """Hang the server: every process stopped (SIGSTOP), its connections left open.
+
+        The kernel still accepts connections and ACKs what clients send, so nothing
+        fails on the client's side: queries just get no answer, as with a server
+        whose storage stalled or a network that drops packets. The postmaster stops
+        first, so that it forks no backend the list below would miss.
+        """
+        postmaster = int((self.data / "postmaster.pid").read_text().split()[0])
+        os.kill(postmaster, signal.SIGSTOP)
+        self.frozen = [postmaster]
+        for pid in self._children(postmaster):
+            os.kill(pid, signal.SIGSTOP)
+            self.frozen.append(pid)
+
+    def thaw(self) -> None:
+        """Let a frozen server go on (SIGCONT), children first."""
+        for pid in reversed(self.frozen):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGCONT)
+        self.frozen = []
+
     def destroy(self) -> None:
+        self.thaw()
         try:
             self.stop()
         finally:

@@ -95,14 +95,23 @@ elif DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql" and env.i
     # connection outlives it until garbage collection (Django #33497). The pool
     # makes each open/close a cheap check-out/return instead; chat and ingest
     # write on every message, so connecting each time cost more than the write.
+    from mission_control.database_deadline import DeadlineConnection  # needs psycopg
+
     DATABASES["default"]["CONN_MAX_AGE"] = 0
     DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {
         "min_size": env.int("DATABASE_POOL_MIN", default=2),
         "max_size": env.int("DATABASE_POOL_MAX", default=20),
         "timeout": env.float("DATABASE_POOL_TIMEOUT", default=10.0),
+        # Its round trips give up after DATABASE_QUERY_DEADLINE_SECONDS in server
+        # processes (see mission_control.database_deadline): a hung server answers 503.
+        "connection_class": DeadlineConnection,
     }
 else:
     DATABASES["default"].setdefault("CONN_MAX_AGE", env.int("CONN_MAX_AGE", default=0))
+
+# Seconds one round trip to PostgreSQL may take in a server process before its
+# connection is closed and the request answers 503 (pooled connections only); 0: none.
+DATABASE_QUERY_DEADLINE_SECONDS = env.float("DATABASE_QUERY_DEADLINE_SECONDS", default=10.0)
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
