@@ -5,6 +5,10 @@ limit holds per user across all their sockets on every worker; without it, per
 user within the process. While
 Redis does not answer, the limit falls back to the process's own window (per
 user per worker): chat keeps working through an outage, still rate-limited.
+That includes a Redis that hangs (connections open, nothing answered): a check
+waits `RATE_CHECK_WAIT_SECONDS` at most, since the socket handles no other frame
+meanwhile, and that shard is left alone for `RATE_CHECK_SKIP_SECONDS` after, so
+a burst of messages does not wait once each.
 """
 
 from __future__ import annotations
@@ -36,7 +40,13 @@ return 0
 
 logger = logging.getLogger(__name__)
 
+RATE_CHECK_WAIT_SECONDS = 2.0
+RATE_CHECK_SKIP_SECONDS = 5.0
+
 _local: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+# Shard clients (one per loop and shard) that did not answer a check in time: until when
+# checks on them fall back to the worker's window without asking.
+_skipped: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
 async def chat_rate_allow(*, user_id: int) -> bool:
@@ -48,20 +58,30 @@ async def chat_rate_allow(*, user_id: int) -> bool:
     shards = get_redis()
     if shards is not None:
         name = key("rate", str(user_id))
-        try:
-            admitted = await shards.client(name).eval(
-                _SLIDING_WINDOW,
-                1,
-                name,
-                time.time(),
-                window,
-                limit,
-                uuid.uuid4().hex,
-            )
-        except redis_errors.RedisError as exc:
-            logger.warning("rate limit falls back to this worker (Redis: %r)", exc)
-        else:
-            return bool(admitted)
+        client = shards.client(name)
+        if _skipped.get(client, 0.0) <= time.monotonic():
+            try:
+                async with asyncio.timeout(RATE_CHECK_WAIT_SECONDS):
+                    admitted = await client.eval(
+                        _SLIDING_WINDOW,
+                        1,
+                        name,
+                        time.time(),
+                        window,
+                        limit,
+                        uuid.uuid4().hex,
+                    )
+            except TimeoutError:
+                _skipped[client] = time.monotonic() + RATE_CHECK_SKIP_SECONDS
+                logger.warning(
+                    "rate limit falls back to this worker for %g s (no answer from Redis in %g s)",
+                    RATE_CHECK_SKIP_SECONDS,
+                    RATE_CHECK_WAIT_SECONDS,
+                )
+            except redis_errors.RedisError as exc:
+                logger.warning("rate limit falls back to this worker (Redis: %r)", exc)
+            else:
+                return bool(admitted)
     return _local_allow(user_id=user_id, limit=limit, window=window)
 
 

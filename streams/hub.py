@@ -64,8 +64,9 @@ GROUP_REFRESH_SECONDS = 3600.0
 # Own messages published and not back from Redis yet, at most. One that never comes
 # back (lost in an outage) is forgotten after this many later ones.
 EARLY_KEPT = 4096
-# How long a request announcing a stored write (a telemetry ingest and its alarms)
-# waits for its publishes in all before it answers anyway (`publish_wait_bounded`).
+# How long an HTTP request announcing a stored write (an ingest and its alarms, an
+# alarm acknowledged, an image uploaded) waits for its publishes in all before it
+# answers anyway (`publish_wait_bounded`, `streams.middleware`).
 PUBLISH_WAIT_SECONDS = 2.0
 
 
@@ -386,9 +387,9 @@ def _publish_now(stream: str, event: dict[str, Any]) -> None:
     except RuntimeError:
         loop = None
     try:
-        if loop is None and _publish_deadline.get() is not None:
-            # Inside `publish_wait_bounded` (an ingest's alarms, in its thread): the
-            # wait is bounded by the request's deadline, the publish may outlive it.
+        if loop is None and _publish_wait.get() is not None:
+            # Inside `publish_wait_bounded` (an HTTP request, `streams.middleware`): the
+            # wait is bounded by what is left of the request's, the publish may outlive it.
             async_to_sync(publish_stored)(stream, [event])
         elif loop is None:
             publish_from_sync(stream, event)
@@ -405,49 +406,74 @@ def _publish_now(stream: str, event: dict[str, Any]) -> None:
 _pending: set[asyncio.Task] = set()
 
 
-# The monotonic time until which publishes of stored data may hold up the caller.
-_publish_deadline: ContextVar[float | None] = ContextVar("publish_deadline", default=None)
+class PublishWait:
+    """How long publishes of stored data may still hold up a request, in all.
+
+    The clock starts at the first publish that waits, not when the request
+    begins: an upload that took a minute to arrive still waits for its
+    announcement, and once Redis answers normally nothing changes.
+    """
+
+    __slots__ = ("deadline", "seconds")
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+        self.deadline: float | None = None
+
+    def remaining(self) -> float:
+        """Return the seconds left to wait (starting the clock on the first call)."""
+        now = time.monotonic()
+        if self.deadline is None:
+            self.deadline = now + self.seconds
+        return max(0.0, self.deadline - now)
+
+
+_publish_wait: ContextVar[PublishWait | None] = ContextVar("publish_wait", default=None)
 
 
 @contextlib.contextmanager
 def publish_wait_bounded(seconds: float | None = None) -> Iterator[None]:
-    """Within the block, `publish_stored` waits for Redis until `seconds` from now at most.
+    """Within the block, publishes of stored data wait for Redis `seconds` in all at most.
 
-    For a request that announces what it stored (a telemetry ingest): with Redis
-    hung (connections open, nothing answered) each publish would wait until
-    redis-py gives up, one after another, and the rover's uplink retries long
-    before the answer comes. Past the deadline the publish goes on in the
-    background (kept referenced); if it fails, the hub's resync makes
-    subscribers replay from the store (`Hub._resync_later`). The context variable
-    follows the request into `sync_to_async` threads and their `async_to_sync`
-    publishes (`publish_on_commit`), so the deadline covers the whole request.
+    For a request that announces what it stored (every HTTP request through
+    `streams.middleware`: an ingest, an alarm acknowledged, an image uploaded,
+    an admin's room message): with Redis hung (connections open, nothing
+    answered) each publish would wait until redis-py gives up, one after
+    another, and the client gives up or retries long before the answer comes.
+    Past the bound the publish goes on in the background (kept referenced); if
+    it fails, the hub's resync makes subscribers replay from the store
+    (`Hub._resync_later`). The context variable follows the request into
+    `sync_to_async` threads and their `async_to_sync` publishes
+    (`publish_on_commit`), so the bound covers the whole request. Only where an
+    event loop outlives the caller (a server's): a loop of its own made by
+    `async_to_sync` would cancel the publish left running when it ends.
     """
     wait = PUBLISH_WAIT_SECONDS if seconds is None else seconds
-    token = _publish_deadline.set(time.monotonic() + wait)
+    token = _publish_wait.set(PublishWait(wait))
     try:
         yield
     finally:
-        _publish_deadline.reset(token)
+        _publish_wait.reset(token)
 
 
 async def publish_stored(stream: str, events: list[dict[str, Any]]) -> None:
     """Publish events whose data is stored already; log a failure instead of raising it.
 
-    Inside `publish_wait_bounded`, return at its deadline even if Redis has not
+    Inside `publish_wait_bounded`, return at its bound even if Redis has not
     answered; the publish goes on in the background. Order holds: every publish
     of a stream goes through its shard's connection lock (`streams.layers`),
     which is first come, first served, so a later publish waits behind one that
     is stuck instead of overtaking it, and nothing is numbered or delivered twice.
     """
-    deadline = _publish_deadline.get()
-    if deadline is None:
+    bound = _publish_wait.get()
+    if bound is None:
         await _publish_logged(stream, events)
         return
     task = asyncio.get_running_loop().create_task(_publish_logged(stream, events))
     _pending.add(task)
     task.add_done_callback(_pending.discard)
     # asyncio.wait does not cancel the task on timeout, nor when this request is.
-    done, _ = await asyncio.wait({task}, timeout=max(0.0, deadline - time.monotonic()))
+    done, _ = await asyncio.wait({task}, timeout=bound.remaining())
     if not done:
         logger.warning(
             "Redis has not answered the publish on %s yet; it goes on in the background", stream

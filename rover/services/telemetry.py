@@ -22,7 +22,7 @@ from django.db import connection, transaction
 from django.db.models import Q, Subquery
 
 from mission_control.parsing import BadParameter, parse_timestamp
-from streams.hub import publish_stored, publish_wait_bounded
+from streams.hub import publish_stored
 
 from ..events import frame_event, rover_stream
 from ..models import Rover, RoverMode, TelemetryFrame
@@ -285,21 +285,19 @@ async def telemetry_ingest_announce(stored: Stored) -> IngestResult:
     """Publish what an ingest stored, then evaluate the rover's alarms on it.
 
     New frames are published in ingest id order once they are committed (a
-    failed publish is logged: subscribers replay the stored frames by id); the
-    request waits for its publishes and alarm announcements at most
-    `PUBLISH_WAIT_SECONDS` in all, then they go on in the background;
-    alarms are evaluated only on frames newer than anything stored before, so
-    a late, out-of-order frame cannot clear or raise an alarm that later frames
-    decided.
+    failed publish is logged: subscribers replay the stored frames by id); an
+    HTTP request waits for its publishes and alarm announcements at most
+    `PUBLISH_WAIT_SECONDS` in all (`streams.middleware`), then they go on in
+    the background, so with Redis hung the uplink (which retries after 10 s)
+    gets its answer; alarms are evaluated only on frames newer than anything
+    stored before, so a late, out-of-order frame cannot clear or raise an alarm
+    that later frames decided.
     """
     rover, result, previous_max = stored.rover, stored.result, stored.previous_max
     fresh = [f for f in result.stored if previous_max is None or f.seq > previous_max]
-    # Everything is committed: with Redis hung, answer after a bounded wait (the
-    # uplink retries after 10 s) and let the publishes finish in the background.
-    with publish_wait_bounded():
-        events = [frame_event(frame) for frame in result.stored]
-        await publish_stored(rover_stream(rover.slug), events)
-        if fresh:
-            await sync_to_async(alarms_evaluate)(rover=rover, frames=fresh)
+    events = [frame_event(frame) for frame in result.stored]
+    await publish_stored(rover_stream(rover.slug), events)
+    if fresh:
+        await sync_to_async(alarms_evaluate)(rover=rover, frames=fresh)
     link_watchdog_ensure()
     return result

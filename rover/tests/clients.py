@@ -39,11 +39,12 @@ async def asgi_request(
     token: str | None = None,
     query: str = "",
     timeout: float = 10,
+    content_type: str = "application/json",
 ) -> tuple[int, dict[str, str], bytes]:
     """Make one complete request to the real ASGI application; return status, headers, body."""
     from mission_control.asgi import application
 
-    headers = {"content-type": "application/json", "content-length": str(len(body))}
+    headers = {"content-type": content_type, "content-length": str(len(body))}
     if token:
         headers["authorization"] = f"Bearer {token}"
     comm = ApplicationCommunicator(

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import shutil
+import signal
 import socket
 import subprocess
 import tempfile
@@ -29,6 +31,7 @@ class RedisServer:
         self.dir = tempfile.mkdtemp(prefix="mc-redis-")
         self.options = list(options)
         self.proc: subprocess.Popen | None = None
+        self.paused = False
 
     @property
     def url(self) -> str:
@@ -74,10 +77,22 @@ class RedisServer:
         except OSError:
             return False
 
+    def pause(self) -> None:
+        """Hang the server (SIGSTOP): connections stay open, nothing is answered."""
+        os.kill(self.proc.pid, signal.SIGSTOP)
+        self.paused = True
+
+    def resume(self) -> None:
+        """Let a paused server go on (SIGCONT): it answers what it was sent meanwhile."""
+        os.kill(self.proc.pid, signal.SIGCONT)
+        self.paused = False
+
     def shutdown(self) -> None:
         """SHUTDOWN NOSAVE, as an operator restarting Redis; wait for the process to end."""
         if self.proc is None or self.proc.poll() is not None:
             return
+        if self.paused:
+            self.resume()  # a stopped process answers nothing, not even SIGTERM
         try:
             with socket.create_connection(("127.0.0.1", self.port), timeout=1) as sock:
                 sock.sendall(b"SHUTDOWN NOSAVE\r\n")
