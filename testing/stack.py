@@ -11,6 +11,7 @@ import contextlib
 import itertools
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -53,6 +54,18 @@ for name in ("rover", "alice", "bob", "carol"):
     tokens[name] = token_create(user=user)[1]
 print("TOKENS=" + json.dumps(tokens))
 """
+
+
+def post_login(client: httpx.Client, forwarded_for: str, password: str) -> int:
+    """Log in as SEED's alice through the real form (its CSRF token included); return the status.
+
+    `forwarded_for` is sent as X-Forwarded-For, for the tests of the login limit behind nginx.
+    """
+    headers = {"X-Forwarded-For": forwarded_for}
+    page = client.get("/accounts/login/", headers=headers)
+    csrf = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', page.text)[1]
+    form = {"username": "alice", "password": password, "csrfmiddlewaretoken": csrf}
+    return client.post("/accounts/login/", data=form, headers=headers).status_code
 
 
 class ProductionStack:

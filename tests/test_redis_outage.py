@@ -15,6 +15,7 @@ import pytest
 
 from streams.tests.redis_server import private_redis
 
+from .missions import Mission, mission_create
 from .outage_clients import EventSourceClient, RoomMember
 
 __all__ = ["private_redis"]
@@ -39,28 +40,9 @@ WORKER_ENV = {
 
 
 @pytest.fixture
-def mission(transactional_db, user_factory, token_for):
+def mission(transactional_db, user_factory, token_for) -> Mission:
     """A rover, a team room with four members, and the tokens the clients use."""
-    from comms.models import Membership, Team
-    from rover.models import AlarmLimits, Rover
-
-    rover = Rover.objects.create(slug="curiosity", name="Curiosity")
-    AlarmLimits.objects.create(rover=rover)
-    team = Team.objects.create(slug="ops", name="Ops")
-    members = [user_factory(f"member{i}") for i in range(4)]
-    for user in members:
-        Membership.objects.create(team=team, user=user)
-    uplink = user_factory("uplink", perms=("rover.add_telemetryframe",))
-    return type(
-        "Mission",
-        (),
-        {
-            "rover": rover,
-            "team": team,
-            "ingest_token": token_for(uplink),
-            "member_tokens": [token_for(user) for user in members],
-        },
-    )
+    return mission_create(user_factory, token_for, members=4)
 
 
 def frame(seq: int, **fields) -> dict:

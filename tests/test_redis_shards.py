@@ -15,6 +15,7 @@ from mission_control.redis_topology import shard_for
 from streams.layers import group_name
 from streams.tests.redis_server import RedisServer, sentinel_redis
 
+from .missions import mission_create
 from .outage_clients import EventSourceClient, RoomMember
 from .test_redis_outage import WORKER_ENV, _until, frame
 
@@ -59,19 +60,10 @@ def shards():
 def test_frames_messages_and_presence_cross_workers_over_two_shards(
     server_process, shards, transactional_db, user_factory, token_for
 ):
-    from comms.models import Membership, Team
-    from rover.models import AlarmLimits, Rover
-
     slug = next(f"rover{i}" for i in range(100) if _shard(f"rover.rover{i}") == 0)
     team_slug = next(f"team{i}" for i in range(100) if _shard(f"room.team{i}") == 1)
-    rover = Rover.objects.create(slug=slug, name="Sharded")
-    AlarmLimits.objects.create(rover=rover)
-    team = Team.objects.create(slug=team_slug, name="Ops")
-    members = [user_factory(f"member{i}") for i in range(2)]
-    for user in members:
-        Membership.objects.create(team=team, user=user)
-    ingest_token = token_for(user_factory("uplink", perms=("rover.add_telemetryframe",)))
-    tokens = [token_for(user) for user in members]
+    mission = mission_create(user_factory, token_for, members=2, rovers=[slug], team=team_slug)
+    ingest_token, tokens = mission.ingest_token, mission.member_tokens
     redis_url = ",".join(s.url for s in shards)
     workers = [server_process(server="uvicorn", redis_url=redis_url, env=WORKER_ENV) for _ in "ab"]
     feeds = [
@@ -127,17 +119,8 @@ def test_a_sentinel_failover_under_load_loses_and_doubles_nothing(
     server_process, sentinel_redis, transactional_db, user_factory, token_for
 ):
     """Two workers find the master through Sentinel; it fails over, the old one stops."""
-    from comms.models import Membership, Team
-    from rover.models import AlarmLimits, Rover
-
-    rover = Rover.objects.create(slug="curiosity", name="Curiosity")
-    AlarmLimits.objects.create(rover=rover)
-    team = Team.objects.create(slug="ops", name="Ops")
-    members = [user_factory(f"member{i}") for i in range(3)]
-    for user in members:
-        Membership.objects.create(team=team, user=user)
-    ingest_token = token_for(user_factory("uplink", perms=("rover.add_telemetryframe",)))
-    tokens = [token_for(user) for user in members]
+    mission = mission_create(user_factory, token_for, members=3)
+    ingest_token, tokens = mission.ingest_token, mission.member_tokens
     env = {**WORKER_ENV, **sentinel_redis.environ}
     workers = [server_process(server="uvicorn", env=env) for _ in "ab"]
     feeds = [

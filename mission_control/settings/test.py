@@ -10,6 +10,7 @@ tests get the same names through the environment.
 from __future__ import annotations
 
 import os
+import secrets
 import tempfile
 
 from .base import *  # noqa: F403
@@ -23,7 +24,13 @@ TEST_REDIS_URL = env.str("TEST_REDIS_URL", default="redis://127.0.0.1:6379/0")
 
 DEBUG = False
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-MEDIA_ROOT = env.path("MEDIA_ROOT", default=tempfile.mkdtemp(prefix=f"mc-media-{RUN_ID}-"))
+# Named here, made by the first file stored in it: every process that imports these
+# settings (the servers tests start, benchmarks) used to leave an empty folder behind.
+# Servers get the run's folder through the environment (root conftest.py), and the
+# pytest session removes it at the end.
+MEDIA_ROOT = env.str("MEDIA_ROOT", default="") or os.path.join(
+    tempfile.gettempdir(), f"mc-media-{RUN_ID}-{secrets.token_hex(4)}"
+)
 CHANNEL_LAYER_PREFIX = f"mctest{RUN_ID}"
 
 if TEST_SERVICES and "MC_SERVER_PROCESS" not in os.environ:

@@ -1,4 +1,4 @@
-"""Fixtures of the rover tests: the rover, its tokens, stored images, a private MEDIA_ROOT."""
+"""Fixtures of the rover tests: the rover, tokens, an uploader, stored images, own MEDIA_ROOT."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import pytest
 
 from comms.tests.factories import TeamFactory
 from rover.services.images import image_store
+from rover.tests.clients import TokenClient
 from rover.tests.factories import RoverFactory, jpeg_bytes
 
 
@@ -34,6 +35,18 @@ def ingest_token(user_factory, token_for):
 def viewer_token(user_factory, token_for):
     """A token of a user without any permission: it may read."""
     return token_for(user_factory("viewer"))
+
+
+@pytest.fixture
+def uploader_user(user_factory):
+    """A user who may uplink images (multipart or tus)."""
+    return user_factory(perms=("rover.add_roverimage",))
+
+
+@pytest.fixture
+def uploader(uploader_user, token_for):
+    """An API client with a token of `uploader_user`."""
+    return TokenClient(token_for(uploader_user))
 
 
 @pytest.fixture

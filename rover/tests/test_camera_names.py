@@ -9,7 +9,6 @@ import pytest
 from asgiref.sync import sync_to_async
 
 from rover.models import Camera, RoverImage
-from rover.tests.clients import TokenClient
 from rover.tests.factories import jpeg_bytes
 
 pytestmark = [
@@ -19,11 +18,6 @@ pytestmark = [
 
 IMAGES = "/api/rovers/curiosity/images"
 TUS = {"Tus-Resumable": "1.0.0"}
-
-
-@pytest.fixture
-def uploader(user_factory, token_for):
-    return TokenClient(token_for(user_factory(perms=("rover.add_roverimage",))))
 
 
 def multipart(data: bytes, **fields: str) -> dict:

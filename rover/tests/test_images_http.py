@@ -27,12 +27,6 @@ def reader(user_factory, token_for):
 
 
 @pytest.fixture
-def uploader(user_factory, token_for):
-    user = user_factory(perms=("rover.add_roverimage",))
-    return TokenClient(token_for(user))
-
-
-@pytest.fixture
 def image(store_image):
     return store_image(data=jpeg_bytes(300, 200), original_name="dune.jpg")
 

@@ -7,7 +7,6 @@ from asgiref.sync import sync_to_async
 from django.test import AsyncClient
 
 from rover.models import RoverImage
-from rover.tests.clients import TokenClient
 from rover.tests.factories import jpeg_bytes
 from rover.tests.media import media_files
 
@@ -17,11 +16,6 @@ pytestmark = [
 ]
 
 URL = "/api/rovers/curiosity/images"
-
-
-@pytest.fixture
-def uploader(user_factory, token_for):
-    return TokenClient(token_for(user_factory(perms=("rover.add_roverimage",))))
 
 
 def part(boundary: str, name: str, value: bytes, filename: str | None = None) -> bytes:

@@ -15,7 +15,7 @@ import pytest
 from asgiref.sync import sync_to_async
 
 from rover.models import ImageUpload, RoverImage, TelemetryFrame
-from rover.tests.clients import TokenClient, asgi_request, post_frames
+from rover.tests.clients import asgi_request, post_frames
 from rover.tests.factories import frame, jpeg_bytes
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -69,11 +69,6 @@ async def test_history_refuses_since_and_until_out_of_bounds(rover, viewer_token
     )
     assert status == 400, body
     assert json.loads(body)["parameter"] == parameter
-
-
-@pytest.fixture
-def uploader(user_factory, token_for):
-    return TokenClient(token_for(user_factory(perms=("rover.add_roverimage",))))
 
 
 @pytest.mark.usefixtures("own_media_root")

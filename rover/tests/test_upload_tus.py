@@ -27,16 +27,6 @@ def metadata(**values: str) -> str:
     return ",".join(f"{k} {base64.b64encode(v.encode()).decode()}" for k, v in values.items())
 
 
-@pytest.fixture
-def operator(user_factory):
-    return user_factory(perms=("rover.add_roverimage",))
-
-
-@pytest.fixture
-def client(operator, token_for):
-    return TokenClient(token_for(operator))
-
-
 async def create(client, length: int, meta: str | None = None, **headers):
     headers = {**TUS, "Upload-Length": str(length), **headers}
     if meta is not None:
@@ -57,8 +47,8 @@ def path_of(location: str) -> str:
     return "/" + location.split("/", 3)[3]
 
 
-async def test_options_announces_version_extensions_and_max_size(client, rover, settings):
-    response = await client.options(COLLECTION)
+async def test_options_announces_version_extensions_and_max_size(uploader, rover, settings):
+    response = await uploader.options(COLLECTION)
     assert response.status_code == 204
     assert response["Tus-Version"] == "1.0.0"
     assert response["Tus-Extension"] == "creation,termination"
@@ -66,8 +56,8 @@ async def test_options_announces_version_extensions_and_max_size(client, rover, 
     assert response["Tus-Resumable"] == "1.0.0"
 
 
-async def test_creation_answers_201_with_a_server_chosen_location(client, rover, settings):
-    response = await create(client, 1234, metadata(filename="../../etc/passwd", camera="mastcam"))
+async def test_creation_answers_201_with_a_server_chosen_location(uploader, rover, settings):
+    response = await create(uploader, 1234, metadata(filename="../../etc/passwd", camera="mastcam"))
     assert response.status_code == 201
     assert response["Tus-Resumable"] == "1.0.0"
     location = response["Location"]
@@ -79,9 +69,9 @@ async def test_creation_answers_201_with_a_server_chosen_location(client, rover,
     assert media_files(settings.MEDIA_ROOT) == [f"uploads/{upload_id}"]
 
 
-async def test_head_reports_offset_and_length_without_caching(client, rover):
-    url = path_of((await create(client, 500))["Location"])
-    response = await client.head(url, headers=TUS)
+async def test_head_reports_offset_and_length_without_caching(uploader, rover):
+    url = path_of((await create(uploader, 500))["Location"])
+    response = await uploader.head(url, headers=TUS)
     assert response.status_code == 200
     assert response["Upload-Offset"] == "0"
     assert response["Upload-Length"] == "500"
@@ -89,16 +79,16 @@ async def test_head_reports_offset_and_length_without_caching(client, rover):
     assert response["Tus-Resumable"] == "1.0.0"
 
 
-async def test_patches_append_and_the_last_one_stores_the_image(client, rover):
+async def test_patches_append_and_the_last_one_stores_the_image(uploader, rover):
     data = jpeg_bytes(200, 150)
     meta = metadata(filename="pan.jpg", camera="navcam", captured_at="2023-01-02T03:04:05Z")
-    url = path_of((await create(client, len(data), meta))["Location"])
-    first = await patch(client, url, 0, data[:1000])
+    url = path_of((await create(uploader, len(data), meta))["Location"])
+    first = await patch(uploader, url, 0, data[:1000])
     assert first.status_code == 204
     assert first["Upload-Offset"] == "1000"
     assert first["Tus-Resumable"] == "1.0.0"
     assert not await RoverImage.objects.aexists()
-    last = await patch(client, url, 1000, data[1000:])
+    last = await patch(uploader, url, 1000, data[1000:])
     assert last.status_code == 204
     assert last["Upload-Offset"] == str(len(data))
     image = await RoverImage.objects.aget()
@@ -110,14 +100,14 @@ async def test_patches_append_and_the_last_one_stores_the_image(client, rover):
     assert upload.image_id == image.pk
     # The temporary file is gone; a HEAD afterwards still reports completion.
     assert not (await sync_to_async(media_files)(image.file.storage.location + "/uploads"))
-    head = await client.head(url, headers=TUS)
+    head = await uploader.head(url, headers=TUS)
     assert head["Upload-Offset"] == str(len(data))
 
 
-async def test_wrong_offset_is_409_with_the_real_offset(client, rover):
-    url = path_of((await create(client, 100))["Location"])
-    await patch(client, url, 0, b"x" * 10)
-    response = await patch(client, url, 5, b"y" * 10)
+async def test_wrong_offset_is_409_with_the_real_offset(uploader, rover):
+    url = path_of((await create(uploader, 100))["Location"])
+    await patch(uploader, url, 0, b"x" * 10)
+    response = await patch(uploader, url, 5, b"y" * 10)
     assert response.status_code == 409
     assert response.json() == {
         "error": "offset_mismatch",
@@ -127,38 +117,38 @@ async def test_wrong_offset_is_409_with_the_real_offset(client, rover):
     assert response["Tus-Resumable"] == "1.0.0"
 
 
-async def test_wrong_content_type_is_415(client, rover):
-    url = path_of((await create(client, 100))["Location"])
-    response = await patch(client, url, 0, b"x", content_type="application/octet-stream")
+async def test_wrong_content_type_is_415(uploader, rover):
+    url = path_of((await create(uploader, 100))["Location"])
+    response = await patch(uploader, url, 0, b"x", content_type="application/octet-stream")
     assert response.status_code == 415
     assert response["Tus-Resumable"] == "1.0.0"
 
 
-async def test_missing_upload_offset_is_400(client, rover):
-    url = path_of((await create(client, 100))["Location"])
-    response = await client.patch(
+async def test_missing_upload_offset_is_400(uploader, rover):
+    url = path_of((await create(uploader, 100))["Location"])
+    response = await uploader.patch(
         url, data=b"x", content_type="application/offset+octet-stream", headers=TUS
     )
     assert response.status_code == 400
 
 
-async def test_more_bytes_than_upload_length_is_413_and_nothing_is_appended(client, rover):
-    url = path_of((await create(client, 10))["Location"])
-    response = await patch(client, url, 0, b"x" * 11)
+async def test_more_bytes_than_upload_length_is_413_and_nothing_is_appended(uploader, rover):
+    url = path_of((await create(uploader, 10))["Location"])
+    response = await patch(uploader, url, 0, b"x" * 11)
     assert response.status_code == 413
     assert response.json()["error"] == "too_many_bytes"
-    assert (await client.head(url, headers=TUS))["Upload-Offset"] == "0"
+    assert (await uploader.head(url, headers=TUS))["Upload-Offset"] == "0"
 
 
 async def test_unknown_malformed_and_foreign_uploads_are_404(
-    client, rover, user_factory, token_for
+    uploader, rover, user_factory, token_for
 ):
-    url = path_of((await create(client, 10))["Location"])
+    url = path_of((await create(uploader, 10))["Location"])
     other = await sync_to_async(user_factory)(perms=("rover.add_roverimage",))
     stranger = TokenClient(await sync_to_async(token_for)(other))
     for target, who in (
-        (f"{COLLECTION}{uuid.uuid4()}", client),
-        (f"{COLLECTION}not-a-uuid", client),
+        (f"{COLLECTION}{uuid.uuid4()}", uploader),
+        (f"{COLLECTION}not-a-uuid", uploader),
         (url, stranger),
     ):
         response = await who.head(target, headers=TUS)
@@ -168,13 +158,13 @@ async def test_unknown_malformed_and_foreign_uploads_are_404(
         assert response.status_code == 404, target
         assert response.json()["error"] == "unknown_upload"
     # A path in the id never even reaches the view.
-    response = await client.head(f"{COLLECTION}..%2F..%2Fsettings.py", headers=TUS)
+    response = await uploader.head(f"{COLLECTION}..%2F..%2Fsettings.py", headers=TUS)
     assert response.status_code == 404
 
 
-async def test_creation_over_the_size_limit_is_413(client, rover, settings):
+async def test_creation_over_the_size_limit_is_413(uploader, rover, settings):
     settings.IMAGE_MAX_BYTES = 1000
-    response = await create(client, 1001)
+    response = await create(uploader, 1001)
     assert response.status_code == 413
     assert response.json()["error"] == "too_large"
     assert not await ImageUpload.objects.aexists()
@@ -195,29 +185,29 @@ async def test_creation_over_the_size_limit_is_413(client, rover, settings):
     ],
 )
 async def test_bad_creation_requests_are_400_and_create_nothing(
-    client, rover, settings, headers, code
+    uploader, rover, settings, headers, code
 ):
     headers = {**TUS, "Upload-Length": "100", **headers}
-    response = await client.post(COLLECTION, headers=headers)
+    response = await uploader.post(COLLECTION, headers=headers)
     assert response.status_code == 400
     assert response.json()["error"] == code
     assert not await ImageUpload.objects.aexists()
     assert media_files(settings.MEDIA_ROOT) == []
 
 
-async def test_requests_without_tus_resumable_are_412(client, rover):
-    response = await client.post(COLLECTION, headers={"Upload-Length": "10"})
+async def test_requests_without_tus_resumable_are_412(uploader, rover):
+    response = await uploader.post(COLLECTION, headers={"Upload-Length": "10"})
     assert response.status_code == 412
     assert response["Tus-Version"] == "1.0.0"
     assert response["Tus-Resumable"] == "1.0.0"
 
 
 async def test_completed_upload_that_is_not_an_image_is_rejected_and_leaves_nothing(
-    client, rover, settings
+    uploader, rover, settings
 ):
     junk = b"MZ this is an executable, not a picture" * 50
-    url = path_of((await create(client, len(junk), metadata(filename="x.jpg")))["Location"])
-    response = await patch(client, url, 0, junk)
+    url = path_of((await create(uploader, len(junk), metadata(filename="x.jpg")))["Location"])
+    response = await patch(uploader, url, 0, junk)
     assert response.status_code == 400
     assert response.json()["error"] == "not_an_image"
     assert response["Tus-Resumable"] == "1.0.0"
@@ -226,10 +216,10 @@ async def test_completed_upload_that_is_not_an_image_is_rejected_and_leaves_noth
     assert media_files(settings.MEDIA_ROOT) == []
 
 
-async def test_termination_deletes_the_upload_and_its_file(client, rover, settings):
-    url = path_of((await create(client, 100))["Location"])
-    await patch(client, url, 0, b"x" * 10)
-    response = await client.delete(url, headers=TUS)
+async def test_termination_deletes_the_upload_and_its_file(uploader, rover, settings):
+    url = path_of((await create(uploader, 100))["Location"])
+    await patch(uploader, url, 0, b"x" * 10)
+    response = await uploader.delete(url, headers=TUS)
     assert response.status_code == 204
     assert not await ImageUpload.objects.aexists()
     assert media_files(settings.MEDIA_ROOT) == []
@@ -246,74 +236,76 @@ async def test_uploads_need_a_token_with_the_add_permission(rover, user_factory,
     assert response.status_code == 403
 
 
-async def test_unknown_rover_is_404(client, db):
-    response = await client.post(
+async def test_unknown_rover_is_404(uploader, db):
+    response = await uploader.post(
         "/api/rovers/nope/uploads/", headers={**TUS, "Upload-Length": "10"}
     )
     assert response.status_code == 404
     assert response.json()["error"] == "unknown_rover"
 
 
-async def test_a_second_writer_at_the_same_time_gets_423(client, rover, settings):
+async def test_a_second_writer_at_the_same_time_gets_423(uploader, rover, settings):
     import fcntl
     from pathlib import Path
 
-    url = path_of((await create(client, 100))["Location"])
+    url = path_of((await create(uploader, 100))["Location"])
     upload_file = Path(settings.MEDIA_ROOT) / "uploads" / url.rsplit("/", 1)[1]
     with open(upload_file, "r+b") as held:
         fcntl.flock(held.fileno(), fcntl.LOCK_EX)  # what a PATCH in progress holds
-        response = await patch(client, url, 0, b"x" * 10)
+        response = await patch(uploader, url, 0, b"x" * 10)
     assert response.status_code == 423
-    assert (await client.head(url, headers=TUS))["Upload-Offset"] == "0"
+    assert (await uploader.head(url, headers=TUS))["Upload-Offset"] == "0"
 
 
 async def test_a_termination_while_a_patch_writes_gets_423_and_deletes_nothing(
-    client, rover, settings
+    uploader, rover, settings
 ):
     import fcntl
     from pathlib import Path
 
-    url = path_of((await create(client, 100))["Location"])
+    url = path_of((await create(uploader, 100))["Location"])
     upload_file = Path(settings.MEDIA_ROOT) / "uploads" / url.rsplit("/", 1)[1]
     with open(upload_file, "r+b") as held:
         fcntl.flock(held.fileno(), fcntl.LOCK_EX)  # what a PATCH in progress holds
-        response = await client.delete(url, headers=TUS)
+        response = await uploader.delete(url, headers=TUS)
     assert response.status_code == 423
     assert upload_file.exists() and await ImageUpload.objects.aexists()
-    assert (await client.delete(url, headers=TUS)).status_code == 204
+    assert (await uploader.delete(url, headers=TUS)).status_code == 204
 
 
-async def test_expired_unfinished_uploads_are_pruned_when_a_new_one_starts(client, rover, settings):
+async def test_expired_unfinished_uploads_are_pruned_when_a_new_one_starts(
+    uploader, rover, settings
+):
     from datetime import timedelta
 
     from django.utils import timezone
 
-    old = path_of((await create(client, 100))["Location"])
+    old = path_of((await create(uploader, 100))["Location"])
     await ImageUpload.objects.aupdate(expires_at=timezone.now() - timedelta(seconds=1))
-    fresh = path_of((await create(client, 100))["Location"])
-    assert (await client.head(old, headers=TUS)).status_code == 404
-    assert (await client.head(fresh, headers=TUS)).status_code == 200
+    fresh = path_of((await create(uploader, 100))["Location"])
+    assert (await uploader.head(old, headers=TUS)).status_code == 404
+    assert (await uploader.head(fresh, headers=TUS)).status_code == 200
     assert media_files(settings.MEDIA_ROOT) == [f"uploads/{fresh.rsplit('/', 1)[1]}"]
 
 
-async def test_patch_to_a_completed_upload_is_refused_but_head_still_answers(client, rover):
+async def test_patch_to_a_completed_upload_is_refused_but_head_still_answers(uploader, rover):
     data = jpeg_bytes(50, 40)
-    url = path_of((await create(client, len(data)))["Location"])
-    assert (await patch(client, url, 0, data)).status_code == 204
-    again = await patch(client, url, len(data), b"more")
+    url = path_of((await create(uploader, len(data)))["Location"])
+    assert (await patch(uploader, url, 0, data)).status_code == 204
+    again = await patch(uploader, url, len(data), b"more")
     assert again.status_code == 400
     assert again.json()["error"] == "upload_complete"
-    stale = await patch(client, url, 0, data)
+    stale = await patch(uploader, url, 0, data)
     assert stale.status_code == 409
     assert await RoverImage.objects.acount() == 1
 
 
-async def test_a_finished_upload_of_bytes_already_stored_links_the_stored_image(client, rover):
+async def test_a_finished_upload_of_bytes_already_stored_links_the_stored_image(uploader, rover):
     data = jpeg_bytes(90, 60)
     images = []
     for _ in range(2):
-        url = path_of((await create(client, len(data), metadata(camera="navcam")))["Location"])
-        done = await patch(client, url, 0, data)
+        url = path_of((await create(uploader, len(data), metadata(camera="navcam")))["Location"])
+        done = await patch(uploader, url, 0, data)
         assert done.status_code == 204
         images.append(done["Rover-Image"])
     assert images[0] == images[1]

@@ -26,19 +26,16 @@ from rover.tests.media import media_files
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("own_media_root")]
 
 
-@pytest.fixture
-def operator(user_factory):
-    return user_factory(perms=("rover.add_roverimage",))
-
-
 def start(rover, user, data: bytes) -> ImageUpload:
     return upload_create(rover=rover, user=user, length=len(data), metadata={})
 
 
-def test_a_busy_server_at_completion_keeps_the_upload_for_a_retry(rover, operator, monkeypatch):
+def test_a_busy_server_at_completion_keeps_the_upload_for_a_retry(
+    rover, uploader_user, monkeypatch
+):
     """503 busy is the server's state, not the client's bytes: the upload must survive it."""
     data = jpeg_bytes(80, 60)
-    upload = start(rover, operator, data)
+    upload = start(rover, uploader_user, data)
 
     def busy(*args, **kwargs):
         raise ThumbnailBusy("every thumbnail slot is taken")
@@ -57,9 +54,9 @@ def test_a_busy_server_at_completion_keeps_the_upload_for_a_retry(rover, operato
     assert done.image_id == RoverImage.objects.get().pk
 
 
-def test_a_patch_to_an_expired_upload_is_410_and_discards_it(rover, operator, own_media_root):
+def test_a_patch_to_an_expired_upload_is_410_and_discards_it(rover, uploader_user, own_media_root):
     data = jpeg_bytes(80, 60)
-    upload = start(rover, operator, data)
+    upload = start(rover, uploader_user, data)
     ImageUpload.objects.update(expires_at=timezone.now() - timedelta(seconds=1))
     upload.refresh_from_db()
     with pytest.raises(ImageRejected) as refused:
@@ -83,9 +80,9 @@ class DiscardedMidway(io.BytesIO):
         return super().read(size)
 
 
-def test_a_termination_during_a_patch_waits_its_turn_423(rover, operator):
+def test_a_termination_during_a_patch_waits_its_turn_423(rover, uploader_user):
     data = jpeg_bytes(80, 60)
-    upload = start(rover, operator, data)
+    upload = start(rover, uploader_user, data)
     refusals: list[Exception] = []
 
     def terminate() -> None:
@@ -99,9 +96,9 @@ def test_a_termination_during_a_patch_waits_its_turn_423(rover, operator):
     assert RoverImage.objects.count() == 1
 
 
-def test_expiry_pruning_leaves_an_upload_being_written_alone(rover, operator):
+def test_expiry_pruning_leaves_an_upload_being_written_alone(rover, uploader_user):
     data = jpeg_bytes(80, 60)
-    upload = start(rover, operator, data)
+    upload = start(rover, uploader_user, data)
     pruned: list[int] = []
 
     def prune() -> None:

@@ -23,16 +23,6 @@ COLLECTION = "/api/rovers/curiosity/uploads/"
 TUS = {"Tus-Resumable": "1.0.0"}
 
 
-@pytest.fixture
-def operator(user_factory):
-    return user_factory(perms=("rover.add_roverimage",))
-
-
-@pytest.fixture
-def client(operator, token_for):
-    return TokenClient(token_for(operator))
-
-
 async def create(client, length: int = 100):
     return await client.post(COLLECTION, headers={**TUS, "Upload-Length": str(length)})
 
@@ -43,28 +33,8 @@ async def created_path(client, length: int = 100) -> str:
     return "/" + response["Location"].split("/", 3)[3]
 
 
-async def test_head_on_an_expired_unfinished_upload_is_410_and_discards_it(client, rover, settings):
-    url = await created_path(client)
-    await ImageUpload.objects.aupdate(expires_at=timezone.now() - timedelta(seconds=1))
-    response = await client.head(url, headers=TUS)
-    assert response.status_code == 410
-    assert "Upload-Offset" not in response
-    assert response["Tus-Resumable"] == "1.0.0"
-    assert not await ImageUpload.objects.aexists()
-    assert await sync_to_async(media_files)(settings.MEDIA_ROOT) == []
-
-
-async def test_head_on_an_upload_whose_file_is_gone_is_410(client, rover):
-    url = await created_path(client)
-    upload = await ImageUpload.objects.aget()
-    upload_path(upload).unlink()
-    response = await client.head(url, headers=TUS)
-    assert response.status_code == 410
-    assert "Upload-Offset" not in response
-
-
-async def test_a_completed_upload_still_answers_head_after_its_expiry(client, rover):
-    data = jpeg_bytes(40, 30)
+async def completed_path(client, data: bytes) -> str:
+    """Create an upload of `data`, send all of it in one PATCH, and return the upload's path."""
     url = await created_path(client, len(data))
     done = await client.patch(
         url,
@@ -72,20 +42,48 @@ async def test_a_completed_upload_still_answers_head_after_its_expiry(client, ro
         content_type="application/offset+octet-stream",
         headers={**TUS, "Upload-Offset": "0"},
     )
-    assert done.status_code == 204
+    assert done.status_code == 204, done.content
+    return url
+
+
+async def test_head_on_an_expired_unfinished_upload_is_410_and_discards_it(
+    uploader, rover, settings
+):
+    url = await created_path(uploader)
     await ImageUpload.objects.aupdate(expires_at=timezone.now() - timedelta(seconds=1))
-    head = await client.head(url, headers=TUS)
+    response = await uploader.head(url, headers=TUS)
+    assert response.status_code == 410
+    assert "Upload-Offset" not in response
+    assert response["Tus-Resumable"] == "1.0.0"
+    assert not await ImageUpload.objects.aexists()
+    assert await sync_to_async(media_files)(settings.MEDIA_ROOT) == []
+
+
+async def test_head_on_an_upload_whose_file_is_gone_is_410(uploader, rover):
+    url = await created_path(uploader)
+    upload = await ImageUpload.objects.aget()
+    upload_path(upload).unlink()
+    response = await uploader.head(url, headers=TUS)
+    assert response.status_code == 410
+    assert "Upload-Offset" not in response
+
+
+async def test_a_completed_upload_still_answers_head_after_its_expiry(uploader, rover):
+    data = jpeg_bytes(40, 30)
+    url = await completed_path(uploader, data)
+    await ImageUpload.objects.aupdate(expires_at=timezone.now() - timedelta(seconds=1))
+    head = await uploader.head(url, headers=TUS)
     assert head.status_code == 200
     assert head["Upload-Offset"] == str(len(data))
 
 
 async def test_open_uploads_past_the_per_user_cap_are_refused_with_429(
-    client, rover, settings, user_factory, token_for
+    uploader, rover, settings, user_factory, token_for
 ):
     settings.UPLOAD_MAX_OPEN_PER_USER = 2
-    first = await created_path(client)
-    await created_path(client)
-    refused = await create(client)
+    first = await created_path(uploader)
+    await created_path(uploader)
+    refused = await create(uploader)
     assert refused.status_code == 429
     assert refused.json()["error"] == "too_many_uploads"
     assert refused.json()["limit"] == 2
@@ -99,31 +97,23 @@ async def test_open_uploads_past_the_per_user_cap_are_refused_with_429(
     assert (await create(other_client)).status_code == 201
 
     # A terminated upload frees its place; so does an expired one.
-    assert (await client.delete(first, headers=TUS)).status_code == 204
-    await created_path(client)
-    assert (await create(client)).status_code == 429
+    assert (await uploader.delete(first, headers=TUS)).status_code == 204
+    await created_path(uploader)
+    assert (await create(uploader)).status_code == 429
     await ImageUpload.objects.exclude(user=other).aupdate(
         expires_at=timezone.now() - timedelta(seconds=1)
     )
-    await created_path(client)
+    await created_path(uploader)
 
 
-async def test_completed_uploads_do_not_count_against_the_cap(client, rover, settings):
+async def test_completed_uploads_do_not_count_against_the_cap(uploader, rover, settings):
     settings.UPLOAD_MAX_OPEN_PER_USER = 1
-    data = jpeg_bytes(40, 30)
-    url = await created_path(client, len(data))
-    done = await client.patch(
-        url,
-        data=data,
-        content_type="application/offset+octet-stream",
-        headers={**TUS, "Upload-Offset": "0"},
-    )
-    assert done.status_code == 204
-    await created_path(client)
-    assert (await create(client)).status_code == 429
+    await completed_path(uploader, jpeg_bytes(40, 30))
+    await created_path(uploader)
+    assert (await create(uploader)).status_code == 429
 
 
-async def test_a_cap_of_zero_means_no_cap(client, rover, settings):
+async def test_a_cap_of_zero_means_no_cap(uploader, rover, settings):
     settings.UPLOAD_MAX_OPEN_PER_USER = 0
     for _ in range(3):
-        await created_path(client)
+        await created_path(uploader)

@@ -11,7 +11,6 @@ import hashlib
 import io
 import itertools
 import os
-import re
 import signal
 import subprocess
 import sys
@@ -25,7 +24,7 @@ from PIL import Image
 from rover.tests.factories import frame, jpeg_bytes
 from testing.resuming_clients import RoomMember, SSEFollower
 from testing.servers import free_port
-from testing.stack import ROOT, SERVE
+from testing.stack import ROOT, SERVE, post_login
 
 pytestmark = [
     pytest.mark.slow,
@@ -451,23 +450,14 @@ def test_image_downloads_through_nginx_keep_range_if_range_etag_304_and_416(stac
 # --- client addresses and the access log -----------------------------------------
 
 
-def _post_login(client: httpx.Client, forwarded_for: str, password: str) -> int:
-    """Log in through the real form (its CSRF token included); return the status."""
-    headers = {"X-Forwarded-For": forwarded_for}
-    page = client.get("/accounts/login/", headers=headers)
-    csrf = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', page.text)[1]
-    form = {"username": "alice", "password": password, "csrfmiddlewaretoken": csrf}
-    return client.post("/accounts/login/", data=form, headers=headers).status_code
-
-
 def test_behind_nginx_the_login_limit_counts_each_client_address(stack):
     """nginx (realip from 127.0.0.1) passes the client's address; the workers trust the socket."""
     with httpx.Client(base_url=stack.url, timeout=10) as client:
-        statuses = [_post_login(client, "198.51.100.7", "wrong") for _ in range(12)]
+        statuses = [post_login(client, "198.51.100.7", "wrong") for _ in range(12)]
         assert statuses[0] == 200 and statuses[-1] == 429
-        assert _post_login(client, "198.51.100.7", "pw-123456") == 429
+        assert post_login(client, "198.51.100.7", "pw-123456") == 429
     with httpx.Client(base_url=stack.url, timeout=10) as client:
-        assert _post_login(client, "198.51.100.8", "pw-123456") == 302
+        assert post_login(client, "198.51.100.8", "pw-123456") == 302
 
 
 def test_nginx_access_log_keeps_websocket_paths_but_never_the_token(stack):

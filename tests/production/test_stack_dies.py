@@ -10,13 +10,14 @@ that serve.py exits 2 and that no process of the stack is left.
 
 from __future__ import annotations
 
-import re
 import signal
 import subprocess
 
 import httpx
 import psutil
 import pytest
+
+from testing.stack import post_login
 
 pytestmark = [
     pytest.mark.slow,
@@ -72,14 +73,6 @@ def doomed_stack(production_stacks):
     return production_stacks(workers=2)
 
 
-def _post_login(client: httpx.Client, forwarded_for: str, password: str) -> int:
-    headers = {"X-Forwarded-For": forwarded_for}
-    page = client.get("/accounts/login/", headers=headers)
-    csrf = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', page.text)[1]
-    form = {"username": "alice", "password": password, "csrfmiddlewaretoken": csrf}
-    return client.post("/accounts/login/", data=form, headers=headers).status_code
-
-
 def test_a_client_cannot_reset_the_login_limit_by_forging_x_forwarded_for(doomed_stack):
     """README (Client addresses): nginx takes the address a TLS terminator on this host
     appends, and sets the workers' header itself. A guesser who forges a new first
@@ -87,11 +80,11 @@ def test_a_client_cannot_reset_the_login_limit_by_forging_x_forwarded_for(doomed
     at its own address, and locked out."""
     with httpx.Client(base_url=doomed_stack.url, timeout=10) as client:
         statuses = [
-            _post_login(client, f"203.0.113.{attempt}, 198.51.100.20", "wrong")
+            post_login(client, f"203.0.113.{attempt}, 198.51.100.20", "wrong")
             for attempt in range(1, 13)
         ]
         assert statuses[0] == 200 and statuses[-1] == 429, statuses
-        assert _post_login(client, "203.0.113.99, 198.51.100.20", "pw-123456") == 429
+        assert post_login(client, "203.0.113.99, 198.51.100.20", "pw-123456") == 429
 
 
 # Kills the module's stack: keep it after every test that needs the stack alive.
