@@ -411,16 +411,41 @@ def reload(*, run_dir: Path, timeout: float) -> int:
     log(f"replacing {count} workers one at a time: {sorted(old)}")
     os.kill(master, signal.SIGHUP)
     deadline = time.monotonic() + timeout
+    # Every new worker seen so far. uvicorn aborts the reload when a new worker
+    # exits (or does not serve within WORKER_START_SECONDS, then it kills it) and
+    # keeps the old ones; nothing changes after that, so waiting on would only
+    # end at the timeout. Polled often: a worker whose import fails lives ~1 s.
+    started: set[int] = set()
     while time.monotonic() < deadline:
+        if _parent_if_running(master) is None:
+            raise StackError(f"the worker supervisor (pid {master}) exited during the reload")
         current = children_of(master)
+        started |= current - old
+        exited = sorted(pid for pid in started - current if _parent_if_running(pid) != master)
+        if exited:
+            raise StackError(
+                f"new worker {exited} exited during the reload: a new worker that cannot "
+                "start makes uvicorn keep the old workers (its log says why); workers "
+                f"now: old {sorted(current & old)}, new {sorted(current - old)}"
+            )
         if not (current & old) and len(current) == count:
             log(f"every worker replaced: {sorted(current)}")
             return 0
-        time.sleep(0.2)
+        time.sleep(0.05)
     left = sorted(children_of(master) & old)
     raise StackError(
         f"reload did not finish within {timeout:.0f}s; old workers still running: {left}"
     )
+
+
+def _parent_if_running(pid: int) -> int | None:
+    """Return the parent pid of a running process; None once it has exited (or is a zombie)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    state, ppid = stat.rsplit(")", 1)[1].split()[:2]
+    return None if state == "Z" else int(ppid)
 
 
 def main(argv: list[str] | None = None) -> int:
