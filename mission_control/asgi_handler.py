@@ -29,18 +29,96 @@ download traffic. Cycles 1 and 2 below are broken where Django makes them; the t
    the thread's wrappers at request_finished broke that cycle, but made the
    worker's psycopg pool run dry after a PostgreSQL restart (every request 503
    until the worker restarted: tests/test_postgres_outage.py), for a reason not
-   found before this was reverted; one wrapper per request stays garbage.
+   found before this was reverted; one wrapper per request with a body stays
+   garbage (reads keep their thread, and its wrapper: `request_threads`).
+
+Besides, to answer an idle worker's request sooner (an X-Accel download's first
+byte is the worker's answer): reads reuse a kept thread (`request_threads`), the
+middleware chain runs in one visit to it (`load_middleware`), and
+`request_started` is sent in that same visit (`handle`).
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+
 import django
 from asgiref.sync import sync_to_async
-from django.core.handlers.asgi import ASGIHandler
+from django.core import signals
+from django.core.exceptions import RequestAborted
+from django.core.handlers.asgi import ASGIHandler, get_script_prefix
+from django.urls import set_script_prefix
+
+from .request_threads import request_thread
 
 
 class CycleFreeASGIHandler(ASGIHandler):
     """Django's ASGIHandler without two of its per-request cycles (module docstring)."""
+
+    async def __call__(self, scope, receive, send):
+        """Serve one HTTP request in a thread of its own (`request_thread`)."""
+        if scope["type"] != "http":
+            raise ValueError(f"Django can only handle ASGI/HTTP connections, not {scope['type']}.")
+        async with request_thread(scope):
+            await self.handle(scope, receive, send)
+
+    async def handle(self, scope, receive, send):
+        """Django 5.2's `handle`, with `request_started` sent in the chain's thread visit.
+
+        Django sends it on its own (`asend`: one visit to the request's thread for
+        its sync receivers, which close stale database connections and reset the
+        query log) before building the request; here `get_response_async` sends it
+        in the visit that runs the middleware chain, one thread hop fewer per
+        request. The rest is Django's, line for line: re-check it before upgrading.
+        """
+        try:
+            body_file = await self.read_body(receive)
+        except RequestAborted:
+            return
+        set_script_prefix(get_script_prefix(scope))
+        request, error_response = self.create_request(scope, body_file)
+        if request is None:
+            await signals.request_started.asend(sender=self.__class__, scope=scope)
+            body_file.close()
+            await self.send_response(error_response, send)
+            await sync_to_async(error_response.close)()
+            return
+
+        async def process_request(request, send):
+            response = await self.run_get_response(request)
+            # The client may leave while the answer is being sent.
+            with contextlib.suppress(asyncio.CancelledError):
+                await self.send_response(response, send)
+            return response
+
+        # The disconnect listener first: it raises nothing that would keep the
+        # response task from being cancelled.
+        tasks = [
+            asyncio.create_task(self.listen_for_disconnect(receive)),
+            asyncio.create_task(process_request(request, send)),
+        ]
+        await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+        for task in tasks:
+            if task.done():
+                try:
+                    task.result()
+                except RequestAborted:
+                    pass
+                except AssertionError:
+                    body_file.close()
+                    raise
+            else:
+                task.cancel()  # views may handle their cancellation
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+        try:
+            response = tasks[1].result()
+        except asyncio.CancelledError:
+            await signals.request_finished.asend(sender=self.__class__)
+        else:
+            await sync_to_async(response.close)()
+        body_file.close()
 
     async def listen_for_disconnect(self, receive):
         """Return when the client is gone (Django raises RequestAborted: cycle 1)."""
@@ -64,9 +142,13 @@ class CycleFreeASGIHandler(ASGIHandler):
         """
         super().load_middleware(is_async=False)
 
+    def _started_and_answered(self, request):
+        signals.request_started.send(sender=self.__class__, scope=request.scope)
+        return self.get_response(request)
+
     async def get_response_async(self, request):
-        # The sync chain and its ≥400 log line in one visit to the request's thread.
-        response = await sync_to_async(self.get_response, thread_sensitive=True)(request)
+        # request_started, the sync chain and its ≥400 log line in one thread visit.
+        response = await sync_to_async(self._started_and_answered, thread_sensitive=True)(request)
         # Cycle 2: MessageMiddleware has saved the messages; its storage keeps `request`.
         request.__dict__.pop("_messages", None)
         return response
