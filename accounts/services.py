@@ -11,6 +11,8 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.db import connection
 from django.utils import timezone
 
+from mission_control.sql_rows import columns_of, first_row
+
 from .models import ApiToken
 
 TOKEN_PREFIX = "mc_"  # noqa: S105 - a label, not a secret
@@ -39,11 +41,11 @@ def token_create(*, user: AbstractBaseUser, name: str = "") -> tuple[ApiToken, s
     return token, raw
 
 
-def _token_owner(key_hash: str, *, stale_before) -> AbstractBaseUser | None:
-    """Return the owner of the unrevoked token with this hash, in one query, or None.
+def _token_owner(key_hash: str, *, stale_before) -> tuple[AbstractBaseUser | None, int, bool]:
+    """Return the owner of the unrevoked token with this hash, in one query.
 
-    The user carries two attributes from the token's row: `api_token_id`, and
-    `api_token_stale`, whether its last use is older than `stale_before`.
+    Also the token's id, and whether its last use is older than `stale_before`
+    ((None, 0, False) without such a token).
     """
     user_model = get_user_model()
     quote = connection.ops.quote_name
@@ -51,15 +53,18 @@ def _token_owner(key_hash: str, *, stale_before) -> AbstractBaseUser | None:
     field = ApiToken._meta.get_field
     token_id, last_used = quote(field("id").column), quote(field("last_used_at").column)
     sql = (
-        f"SELECT u.*, t.{token_id} AS api_token_id,"  # noqa: S608 (names from the models)
-        f" (t.{last_used} IS NULL OR t.{last_used} < %s) AS api_token_stale"
+        f"SELECT {columns_of(user_model, 'u')}, t.{token_id},"  # noqa: S608 (names from the models)
+        f" (t.{last_used} IS NULL OR t.{last_used} < %s)"
         f" FROM {users} u INNER JOIN {tokens} t"
         f" ON t.{quote(field('user').column)} = u.{quote(user_model._meta.pk.column)}"
         f" WHERE t.{quote(field('key_hash').column)} = %s"
         f" AND t.{quote(field('revoked_at').column)} IS NULL"
     )
     params = [connection.ops.adapt_datetimefield_value(stale_before), key_hash]
-    return next(iter(user_model.objects.raw(sql, params)), None)
+    user, extra = first_row(user_model, sql, params)
+    if user is None:
+        return None, 0, False
+    return user, extra[0], bool(extra[1])
 
 
 def token_user(raw: str) -> AbstractBaseUser | None:
@@ -73,10 +78,9 @@ def token_user(raw: str) -> AbstractBaseUser | None:
     if not raw or len(raw) > 200:
         return None
     now = timezone.now()
-    user = _token_owner(_hash(raw), stale_before=now - LAST_USED_GRANULARITY)
+    user, token_id, stale = _token_owner(_hash(raw), stale_before=now - LAST_USED_GRANULARITY)
     if user is None or not user.is_active:
         return None
-    token_id, stale = user.__dict__.pop("api_token_id"), user.__dict__.pop("api_token_stale")
     if stale:
         ApiToken.objects.filter(pk=token_id).update(last_used_at=now)
     return user
