@@ -16,7 +16,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
-from django.db import connection
+from django.db import connection, connections
 from django.db.models import Field, Model
 
 M = TypeVar("M", bound=Model)
@@ -26,7 +26,9 @@ Plan = tuple[list[str], list[tuple[int, list[Converter], Any]]]
 
 def _plan(model: type[Model]) -> Plan:
     """Return the model's concrete field attnames and, per position, its converters."""
-    plans = connection.__dict__.setdefault("_mc_row_plans", {})
+    # On this thread's wrapper, not on `connection` (a proxy shared by every thread):
+    # the backend's converters are methods of the wrapper's own `ops`.
+    plans = connections[connection.alias].__dict__.setdefault("_mc_row_plans", {})
     plan = plans.get(model)
     if plan is None:
         fields: list[Field] = list(model._meta.concrete_fields)

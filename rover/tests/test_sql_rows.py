@@ -46,3 +46,32 @@ def test_a_user_row_is_the_orms_user(user_factory):
 
 def test_no_row_is_none():
     assert select_one(RoverImage, 10**6) == (None, ())
+
+
+def test_each_thread_converts_with_its_own_connections_methods():
+    # The backend's converters are methods of a connection wrapper's `ops`; a plan
+    # made in one thread and used in another would keep that thread's wrapper.
+    from concurrent.futures import ThreadPoolExecutor
+
+    from django.db import connections
+    from django.db.backends.base.operations import BaseDatabaseOperations
+
+    from mission_control.sql_rows import _plan
+
+    def foreign_owners() -> set[int]:
+        try:
+            _attnames, converters = _plan(RoverImage)
+            own = {id(connections["default"].ops), id(connections["default"])}
+            bound = {
+                id(c.__self__)
+                for _, found, _ in converters
+                for c in found
+                if isinstance(getattr(c, "__self__", None), BaseDatabaseOperations)
+            }
+            return {owner for owner in bound if owner not in own}
+        finally:
+            connections.close_all()
+
+    assert foreign_owners() == set()
+    with ThreadPoolExecutor(1) as pool:
+        assert pool.submit(foreign_owners).result() == set()
