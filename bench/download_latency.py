@@ -25,14 +25,12 @@ import sys
 import time
 from pathlib import Path
 
-import httpx
-
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "mission_control.settings.test")
 
 from bench.images import write_noise_png  # noqa: E402
-from bench.scaleout import WORK, stack  # noqa: E402
+from bench.scaleout import WORK, stack, upload_image  # noqa: E402
 
 
 def answer_ms(sock: socket.socket, path: str, headers: dict[str, str]) -> tuple[float, str]:
@@ -72,21 +70,14 @@ def main() -> None:
     running = stack(1, IMAGE_ACCEL_REDIRECT="true")
     direct = Path(running.env()["STATIC_ROOT"]) / "bench-direct"
     try:
-        with open(image, "rb") as body:
-            upload = httpx.post(
-                f"{running.url}/api/rovers/curiosity/images",
-                files={"file": ("50MB.png", body, "image/png")},
-                headers=running.auth("rover"),
-                timeout=120,
-            )
-        upload.raise_for_status()
+        url = upload_image(running, image)
         direct.mkdir(exist_ok=True)
         shutil.copy(image, direct / "50MB.png")
         first_byte = {"Range": "bytes=0-0"}
         cases = {
             "nginx directly": ("/static/bench-direct/50MB.png", first_byte),
             "/healthz": ("/healthz", {}),
-            "X-Accel download": (upload.json()["url"], {**running.auth("alice"), **first_byte}),
+            "X-Accel download": (url, {**running.auth("alice"), **first_byte}),
         }
         print("| gap | request | p10 | p50 | p90 |\n|---:|---|---:|---:|---:|")
         for gap in args.gaps:

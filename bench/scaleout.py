@@ -289,6 +289,19 @@ def print_rooms(args, rooms: list[tuple[int, dict, list[int]]]) -> None:
         )
 
 
+def upload_image(running: ProductionStack, image: Path) -> str:
+    """Upload `image` as the rover; return its download URL."""
+    with open(image, "rb") as body:
+        upload = httpx.post(
+            f"{running.url}/api/rovers/curiosity/images",
+            files={"file": (image.name, body, "image/png")},
+            headers=running.auth("rover"),
+            timeout=120,
+        )
+    upload.raise_for_status()
+    return upload.json()["url"]
+
+
 def downloads_part(args) -> list[tuple[str, int, float, float]]:
     """Return (how, clients, median MB/s, median first-byte ms) per download case.
 
@@ -304,14 +317,7 @@ def downloads_part(args) -> list[tuple[str, int, float, float]]:
     for accel in ("true", "false"):
         running = stack(1, IMAGE_ACCEL_REDIRECT=accel)
         try:
-            with open(image, "rb") as body:
-                upload = httpx.post(
-                    f"{running.url}/api/rovers/curiosity/images",
-                    files={"file": ("50MB.png", body, "image/png")},
-                    headers=running.auth("rover"),
-                    timeout=120,
-                )
-            upload.raise_for_status()
+            url = upload_image(running, image)
             worker = psutil.Process(next(iter(running.worker_pids())))
             token = running.tokens["alice"]
             if accel == "true":
@@ -320,10 +326,10 @@ def downloads_part(args) -> list[tuple[str, int, float, float]]:
                 shutil.copy(image, direct / "50MB.png")
                 cases = [
                     ("nginx serves the file directly", "/static/bench-direct/50MB.png"),
-                    ("nginx + X-Accel-Redirect", upload.json()["url"]),
+                    ("nginx + X-Accel-Redirect", url),
                 ]
             else:
-                cases = [("worker streams it", upload.json()["url"])]
+                cases = [("worker streams it", url)]
             try:
                 for clients in args.clients:
                     for _name, path in cases:

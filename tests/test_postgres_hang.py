@@ -13,11 +13,8 @@ import asyncio
 import json
 import os
 import shutil
-import subprocess
-import sys
 import tempfile
 import time
-from pathlib import Path
 
 import httpx
 import psycopg
@@ -28,8 +25,8 @@ from websockets.exceptions import ConnectionClosed
 from mission_control import database_deadline
 from rover.tests.factories import frame
 from testing import postgres_cluster
-from testing.servers import ROOT, ServerProcess
-from tests.test_postgres_outage import SEED, _environment
+from testing.servers import ServerProcess
+from tests.test_postgres_outage import _environment, seeded_server
 
 pytestmark = [pytest.mark.slow]
 
@@ -155,24 +152,7 @@ def test_a_hung_postgres_answers_503_within_the_deadline_while_the_worker_serves
             DATABASE_POOL_TIMEOUT=str(DEADLINE),
             SSE_HEARTBEAT_SECONDS="0.5",
         )
-        token = (
-            subprocess.run(
-                [sys.executable, "-c", SEED],
-                cwd=ROOT,
-                env=env,
-                check=True,
-                capture_output=True,
-                text=True,
-                timeout=120,
-            )
-            .stdout.strip()
-            .splitlines()[-1]
-        )
-        server = ServerProcess(
-            server="uvicorn",
-            env=env,
-            log_path=Path(tempfile.gettempdir()) / f"mc-server-pg-hang-{cluster.port}.log",
-        ).start()
+        token, server = seeded_server(env, log_name=f"pg-hang-{cluster.port}")
 
         async def scenario() -> None:
             headers = {"Authorization": f"Bearer {token}"}

@@ -81,6 +81,22 @@ def _environment(cluster: postgres_cluster.PostgresCluster, media: str) -> dict[
     return env
 
 
+def seeded_server(env: dict[str, str], *, log_name: str) -> tuple[str, ServerProcess]:
+    """Seed the cluster of `env` (SEED), start a uvicorn worker on it; return (token, server)."""
+    seeded = subprocess.run(
+        [sys.executable, "-c", SEED],
+        cwd=ROOT,
+        env=env,
+        check=True,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    token = seeded.stdout.strip().splitlines()[-1]
+    log_path = Path(tempfile.gettempdir()) / f"mc-server-{log_name}.log"
+    return token, ServerProcess(server="uvicorn", env=env, log_path=log_path).start()
+
+
 async def _first_streamed_seq(http: httpx.AsyncClient) -> int | None:
     """Open the rover's SSE stream; return the seq of the frame it starts with.
 
@@ -126,24 +142,7 @@ def test_postgres_outage_answers_503_closes_sockets_1013_and_recovers():
     try:
         cluster.init()
         env = _environment(cluster, media)
-        token = (
-            subprocess.run(
-                [sys.executable, "-c", SEED],
-                cwd=ROOT,
-                env=env,
-                check=True,
-                capture_output=True,
-                text=True,
-                timeout=120,
-            )
-            .stdout.strip()
-            .splitlines()[-1]
-        )
-        server = ServerProcess(
-            server="uvicorn",
-            env=env,
-            log_path=Path(tempfile.gettempdir()) / f"mc-server-pg-outage-{cluster.port}.log",
-        ).start()
+        token, server = seeded_server(env, log_name=f"pg-outage-{cluster.port}")
         headers = {"Authorization": f"Bearer {token}"}
         ws_url = f"ws://127.0.0.1:{server.port}/ws/comms/ops/?token={token}"
 
