@@ -1,4 +1,5 @@
-"""Django's ASGI handler, changed so that a finished request leaves no reference cycle.
+"""Django's ASGI handler, changed so that a finished request leaves no reference cycle
+and a write is finished even if its client leaves.
 
 Objects in a reference cycle are freed only by the cyclic garbage collector,
 and `mission_control.asgi` makes full collections rare (they stall every open
@@ -32,6 +33,19 @@ download traffic. Cycles 1 and 2 below are broken where Django makes them; the t
    found before this was reverted; one wrapper per request with a body stays
    garbage (reads keep their thread, and its wrapper: `request_threads`).
 
+4. Not a cycle: a write is finished even if its client leaves. Django cancels
+   the view when the client disconnects; a write's view runs its database work
+   in a thread that cancelling cannot stop, so the write committed and what
+   followed it in the view was dropped: an ingest whose uplink gave up stored
+   its frames but never published them nor evaluated their alarms, and live
+   clients saw them only when a later frame's gap made them replay
+   (rover/tests/test_ingest_client_gone.py). Its body is read in full before the
+   view runs (a client leaving earlier stores nothing), and every wait after
+   that is bounded (a publish by `streams.middleware`, a query by
+   `database_deadline`), so not listening for the disconnect of a write costs
+   a departed client at most those bounds of work. Reads (GET, HEAD, OPTIONS:
+   an SSE stream, a download) are still cancelled as soon as their client leaves.
+
 Besides, to answer an idle worker's request sooner (an X-Accel download's first
 byte is the worker's answer): reads reuse a kept thread (`request_threads`), the
 middleware chain runs in one visit to it (`load_middleware`), and
@@ -52,6 +66,9 @@ from django.urls import set_script_prefix
 
 from .request_threads import request_thread
 
+# Requests cancelled when their client leaves; any other method is a write, finished (4.).
+READS = frozenset({"GET", "HEAD", "OPTIONS"})
+
 
 class CycleFreeASGIHandler(ASGIHandler):
     """Django's ASGIHandler without two of its per-request cycles (module docstring)."""
@@ -70,7 +87,9 @@ class CycleFreeASGIHandler(ASGIHandler):
         its sync receivers, which close stale database connections and reset the
         query log) before building the request; here `get_response_async` sends it
         in the visit that runs the middleware chain, one thread hop fewer per
-        request. The rest is Django's, line for line: re-check it before upgrading.
+        request; and a write is not cancelled when its client leaves (module
+        docstring, 4.). The rest is Django's, line for line: re-check it before
+        upgrading.
         """
         try:
             body_file = await self.read_body(receive)
@@ -92,12 +111,11 @@ class CycleFreeASGIHandler(ASGIHandler):
                 await self.send_response(response, send)
             return response
 
-        # The disconnect listener first: it raises nothing that would keep the
-        # response task from being cancelled.
-        tasks = [
-            asyncio.create_task(self.listen_for_disconnect(receive)),
-            asyncio.create_task(process_request(request, send)),
-        ]
+        tasks = [asyncio.create_task(process_request(request, send))]
+        if request.method in READS:
+            # The disconnect listener first: it raises nothing that would keep the
+            # response task from being cancelled. A write is not listened for (4.).
+            tasks.insert(0, asyncio.create_task(self.listen_for_disconnect(receive)))
         await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
         for task in tasks:
             if task.done():
@@ -113,7 +131,7 @@ class CycleFreeASGIHandler(ASGIHandler):
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
         try:
-            response = tasks[1].result()
+            response = tasks[-1].result()
         except asyncio.CancelledError:
             await signals.request_finished.asend(sender=self.__class__)
         else:
