@@ -40,8 +40,10 @@ run: $(RUN_STAMP)
 # $(WORKERS) uvicorn workers over PostgreSQL and Redis (see README "Production").
 WORKERS ?= 2
 SERVE_PORT ?= $(if $(filter command line environment,$(origin PORT)),$(PORT),8080)
+# `exec`: serve.py replaces the recipe's shell, so the SIGTERM make passes on reaches it
+# (a shell would die of it and leave the stack running).
 serve: $(RUN_STAMP)
-	WORKERS=$(WORKERS) PORT=$(SERVE_PORT) $(BIN)/python scripts/serve.py
+	exec env WORKERS=$(WORKERS) PORT=$(SERVE_PORT) $(BIN)/python scripts/serve.py
 
 # Replace the workers of a running `make serve` one at a time; returns when all are new.
 reload:

@@ -31,6 +31,7 @@ import pwd
 import re
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -121,6 +122,24 @@ def require_services(env: dict[str, str]) -> None:
             where = "REDIS_SENTINELS" if isinstance(host, dict) else "REDIS_URL"
             raise StackError(
                 f"Redis at {where} does not answer ({describe(host)}): {_one_line(exc)}"
+            ) from exc
+
+
+def require_free_port(port: int) -> None:
+    """Refuse before anything starts when another program listens on nginx's port.
+
+    nginx would find out only after the migration and the workers' start, and give
+    up after five tries to bind. A program that takes the port between this check
+    and nginx's start still makes the stack stop with status 2 then.
+    """
+    with socket.socket() as probe:
+        # As nginx binds: a port left in TIME_WAIT by a stack just stopped is free.
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind(("127.0.0.1", port))
+        except OSError as exc:
+            raise StackError(
+                f"127.0.0.1:{port} is in use: set PORT to a free port ({_one_line(exc)})"
             ) from exc
 
 
@@ -271,6 +290,7 @@ def serve(*, workers: int, port: int, run_dir: Path) -> int:
     env.setdefault("IMAGE_ACCEL_REDIRECT", "true")
     env.setdefault("PYTHONUNBUFFERED", "1")
     require_services(env)
+    require_free_port(port)
     nginx = find_nginx()
     python = sys.executable
 

@@ -60,21 +60,36 @@ def post_login(client: httpx.Client, forwarded_for: str, password: str) -> int:
     """Log in as SEED's alice through the real form (its CSRF token included); return the status.
 
     `forwarded_for` is sent as X-Forwarded-For, for the tests of the login limit behind nginx.
+    The POST carries an `Origin` as a browser's does (scheme, host and port), which Django's
+    CSRF check compares with the Host the request arrived with.
     """
     headers = {"X-Forwarded-For": forwarded_for}
     page = client.get("/accounts/login/", headers=headers)
     csrf = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', page.text)[1]
     form = {"username": "alice", "password": password, "csrfmiddlewaretoken": csrf}
-    return client.post("/accounts/login/", data=form, headers=headers).status_code
+    origin = str(client.base_url).rstrip("/")
+    post = client.post("/accounts/login/", data=form, headers={**headers, "Origin": origin})
+    return post.status_code
 
 
 class ProductionStack:
     """nginx + N uvicorn workers started through scripts/serve.py, on a throwaway database."""
 
-    def __init__(self, *, postgres_url: str, redis_url: str, workers: int = 2, **env: str):
+    def __init__(
+        self,
+        *,
+        postgres_url: str,
+        redis_url: str,
+        workers: int = 2,
+        through_make: bool = False,
+        **env: str,
+    ):
         run_id = os.environ.get("MC_TEST_RUN_ID", str(os.getpid()))
         number = next(_numbers)
         self.workers = workers
+        # Started as an operator does (`make serve`: make is then the process signalled),
+        # or as scripts/serve.py alone (the default: no make in between).
+        self.through_make = through_make
         self.port = free_port()
         self.database = f"test_mc_stack_{run_id}_{number}"
         self.prefix = f"mcstack{run_id}x{number}"
@@ -152,8 +167,14 @@ class ProductionStack:
     def start(self, timeout: float = 120.0) -> ProductionStack:
         self.create_database()
         log = open(self.log_path, "ab")  # noqa: SIM115 - closed below, kept by the child
+        # `-o`: the virtualenv is the one running the tests; never reinstall it from here.
+        command = (
+            ["make", "-o", ".venv/.installed-run", "serve"]
+            if self.through_make
+            else [sys.executable, str(SERVE)]
+        )
         self.proc = subprocess.Popen(  # noqa: S603 - our own script
-            [sys.executable, str(SERVE)], cwd=ROOT, env=self.env(), stdout=log, stderr=log
+            command, cwd=ROOT, env=self.env(), stdout=log, stderr=log
         )
         log.close()
         deadline = time.monotonic() + timeout

@@ -7,11 +7,13 @@ reloaded by `serve.py reload`, exactly as `make reload` does.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import io
 import itertools
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -69,6 +71,7 @@ def _closed_port_url(scheme: str) -> str:
             "Redis at REDIS_SENTINELS does not answer (master 'm' via Sentinel 127.0.0.1:",
         ),
         ({"REDIS_SENTINELS": "127.0.0.1:1", "REDIS_SENTINEL_MASTER": "m"}, "not both"),
+        ({"PORT": "busy"}, "is in use: set PORT to a free port"),
     ],
 )
 def test_serve_refuses_without_reachable_postgres_and_redis(
@@ -84,6 +87,7 @@ def test_serve_refuses_without_reachable_postgres_and_redis(
         RUN_DIR=str(tmp_path / "run"),
         PORT=str(free_port()),
     )
+    taken = socket.socket()  # another program's, when the case is a busy port
     for name, value in change.items():
         if value is None:
             env.pop(name, None)
@@ -93,11 +97,21 @@ def test_serve_refuses_without_reachable_postgres_and_redis(
             env[name] = _closed_port_url("postgres" if name == "DATABASE_URL" else "redis")
         elif value == "shard+closed":
             env[name] = f"{redis_url},{_closed_port_url('redis')}"
+        elif value == "busy":
+            taken.bind(("127.0.0.1", 0))
+            taken.listen()
+            env[name] = str(taken.getsockname()[1])
         else:
             env[name] = value
-    done = subprocess.run(
-        [sys.executable, str(SERVE)], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60
-    )
+    with taken:
+        done = subprocess.run(
+            [sys.executable, str(SERVE)],
+            cwd=ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
     assert done.returncode == 2
     assert message in done.stderr
     # Refused before anything started: no migration ran, no nginx, no pid files.
@@ -460,6 +474,25 @@ def test_behind_nginx_the_login_limit_counts_each_client_address(stack):
         assert post_login(client, "198.51.100.8", "pw-123456") == 302
 
 
+def test_behind_nginx_urls_the_workers_build_keep_the_port_clients_used(stack):
+    """nginx passes the Host header as the client sent it, port included (not `$host`).
+
+    With `$host` a browser's login POST on port 8080 failed Django's CSRF Origin check (403:
+    the Origin names the port, the Host did not), and a tus upload's Location pointed at port
+    80. The login limit test above posts with a browser's Origin too.
+    """
+    auth = stack.auth("rover")
+    with httpx.Client(base_url=stack.url, timeout=10, headers=auth) as client:
+        created = client.post(
+            "/api/rovers/curiosity/uploads/",
+            headers={"Tus-Resumable": "1.0.0", "Upload-Length": "10"},
+        )
+        assert created.status_code == 201, created.text
+        assert created.headers["location"].startswith(f"{stack.url}/api/rovers/curiosity/uploads/")
+    with httpx.Client(base_url=stack.url, timeout=10) as client:
+        assert post_login(client, "198.51.100.9", "pw-123456") == 302
+
+
 def test_nginx_access_log_keeps_websocket_paths_but_never_the_token(stack):
     log = (stack.run_dir / "nginx-access.log").read_text()
     assert "/ws/comms/ops/" in log
@@ -499,6 +532,30 @@ def test_sigterm_stops_the_whole_stack_gracefully_within_30_seconds(stack):
     assert not (stack.run_dir / "uvicorn.sock").exists()
     with pytest.raises(httpx.ConnectError):
         httpx.get(f"{stack.url}/healthz")
+
+
+def test_sigterm_to_make_serve_stops_the_whole_stack(production_stacks):
+    """SIGTERM to `make serve` (what a service manager or `kill` signals) reaches serve.py.
+
+    GNU make passes SIGTERM on to the command it runs; when that command was the recipe's
+    `sh -c`, the shell died and serve.py, uvicorn and nginx ran on without it.
+    """
+    stack = production_stacks(workers=1, through_make=True)
+    pids = stack.all_pids()
+    assert any("serve.py" in " ".join(psutil.Process(pid).cmdline()) for pid in pids)
+    stack.terminate()
+    stack.proc.wait(40)
+    deadline = time.monotonic() + 30
+    while (alive := [p for p in pids if psutil.pid_exists(p) and _not_zombie(p)]) and (
+        time.monotonic() < deadline
+    ):
+        time.sleep(0.2)
+    left = []
+    for pid in alive:  # make is gone: the fixture's stop could not find them
+        with contextlib.suppress(psutil.Error):
+            left.append(psutil.Process(pid).cmdline()[:3])
+            psutil.Process(pid).kill()
+    assert left == []
 
 
 def _not_zombie(pid: int) -> bool:
