@@ -11,6 +11,7 @@ import contextlib
 import hashlib
 import io
 import itertools
+import json
 import os
 import signal
 import socket
@@ -491,6 +492,40 @@ def test_behind_nginx_urls_the_workers_build_keep_the_port_clients_used(stack):
         assert created.headers["location"].startswith(f"{stack.url}/api/rovers/curiosity/uploads/")
     with httpx.Client(base_url=stack.url, timeout=10) as client:
         assert post_login(client, "198.51.100.9", "pw-123456") == 302
+
+
+def _answer_to_declared_length(stack, path: str, length: int, auth: dict[str, str]) -> bytes:
+    """Send a POST's headers declaring `length` bytes of body, none of it; return the answer."""
+    head = f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1:{stack.port}\r\nContent-Length: {length}\r\n"
+    head += "".join(f"{name}: {value}\r\n" for name, value in auth.items())
+    with socket.create_connection(("127.0.0.1", stack.port), timeout=5) as conn:
+        conn.sendall(f"{head}Content-Type: application/json\r\n\r\n".encode())
+        return conn.recv(65536)
+
+
+def test_behind_nginx_only_image_uploads_may_send_large_bodies(stack):
+    """A large body is refused by its declared length (JSON 413) before any of it is read.
+
+    Before, nginx let 2 GiB through on every path, and a worker spooled the whole body to
+    its temp directory before it found the sender anonymous.
+    """
+    answer = _answer_to_declared_length(stack, "/api/teams", 300 * 2**20, {})
+    assert answer.startswith(b"HTTP/1.1 413"), answer[:200]
+    head, _, body = answer.partition(b"\r\n\r\n")
+    assert b"application/json" in head
+    assert json.loads(body)["error"] == "too_large"
+    # The image uplink still takes large images (here 6 MB of noise as a PNG).
+    side = 1400
+    noise = Image.frombytes("RGB", (side, side), os.urandom(side * side * 3))
+    buffer = io.BytesIO()
+    noise.save(buffer, "PNG", compress_level=0)
+    assert buffer.tell() > 4 * 2**20
+    with httpx.Client(base_url=stack.url, timeout=30, headers=stack.auth("rover")) as client:
+        upload = client.post(
+            "/api/rovers/curiosity/images",
+            files={"file": ("noise.png", buffer.getvalue(), "image/png")},
+        )
+        assert upload.status_code == 201, upload.text
 
 
 def test_nginx_access_log_keeps_websocket_paths_but_never_the_token(stack):
