@@ -18,7 +18,7 @@ from typing import Any
 
 from mission_control.parsing import INT64_MAX
 
-from .services import CLIENT_ID_MAX_CHARS
+from .services import CLIENT_ID_MAX_CHARS, text_storable
 
 MAX_FRAME_BYTES = 64 * 1024
 # A message id in a URL: ASCII digits (`int()` alone takes '²' and '٣'), at most INT64_MAX.
@@ -150,6 +150,11 @@ class ClientFramesMixin:
 
         The sender can then mark exactly that message failed and not resend it.
         """
-        if isinstance(client_id, str) and 0 < len(client_id) <= CLIENT_ID_MAX_CHARS:
+        # Never one that cannot be encoded: the error frame itself would fail to send.
+        if (
+            isinstance(client_id, str)
+            and 0 < len(client_id) <= CLIENT_ID_MAX_CHARS
+            and text_storable(client_id)
+        ):
             return {"client_id": client_id}
         return {}

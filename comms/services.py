@@ -52,8 +52,13 @@ class MessageInvalid(ValueError):
 _UNSTORABLE = re.compile(r"[\x00\ud800-\udfff]")
 
 
+def text_storable(value: str) -> bool:
+    """Whether `value` can be stored and sent back (no NUL, no unpaired surrogate)."""
+    return not _UNSTORABLE.search(value)
+
+
 def _check_storable(name: str, value: str) -> None:
-    if _UNSTORABLE.search(value):
+    if not text_storable(value):
         raise MessageInvalid(
             "bad_field", f"'{name}' must not contain NUL or unpaired surrogate characters."
         )

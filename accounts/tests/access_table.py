@@ -173,10 +173,9 @@ HTTP_ROUTES: dict[str, list[Case]] = {
     ],
 }
 
-SOCKET_ROUTES = {r"^ws/comms/(?P<team>[-\w]+)/?$": f"/ws/comms/{TEAM}/"}
 # A socket's close code when refused, else what answers the message it sends:
 # members post; staff allowed to read any room read only.
-SOCKET_EXPECTED = {
+ROOM_EXPECTED = {
     "anonymous": 4401,
     "user": 4403,
     "member": "message",
@@ -185,6 +184,12 @@ SOCKET_EXPECTED = {
     "superuser_token": "read_only",
     "bad_token": 4401,
     "revoked_token": 4401,
+}
+# Route pattern -> a path it serves and what each identity gets there. Any path that
+# is no room is closed 4404 for everyone (comms.routing).
+SOCKET_ROUTES = {
+    r"^ws/comms/(?P<team>[-\w]+)/?$": (f"/ws/comms/{TEAM}/", ROOM_EXPECTED),
+    "": ("/ws/nothing/", dict.fromkeys(ROOM_EXPECTED, 4404)),
 }
 
 

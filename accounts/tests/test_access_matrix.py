@@ -35,7 +35,6 @@ from .access_table import (
     IDENTITIES,
     ROVER,
     SESSION,
-    SOCKET_EXPECTED,
     SOCKET_ROUTES,
     TEAM,
     TOKENS,
@@ -224,7 +223,7 @@ async def test_socket_access(user_factory, token_for, close_thread_connections):
     from mission_control.asgi import application
 
     world = await sync_to_async(_make_world)(user_factory, token_for)
-    for route, path in SOCKET_ROUTES.items():
+    for route, (path, expected) in SOCKET_ROUTES.items():
         actual = {}
         for identity in IDENTITIES:
             headers: list = []
@@ -241,7 +240,7 @@ async def test_socket_access(user_factory, token_for, close_thread_connections):
                 actual[identity] = await _socket_outcome(application, full, headers, identity)
             except TimeoutError:
                 actual[identity] = "no answer"
-        assert actual == SOCKET_EXPECTED, route
+        assert actual == expected, route
     from comms.models import Message
 
     authors = await sync_to_async(list)(Message.objects.values_list("author__username", flat=True))
