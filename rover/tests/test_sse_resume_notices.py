@@ -104,3 +104,36 @@ async def test_a_first_connect_sends_frames_only_as_the_seed_curl_shows(
     finally:
         await client.close()
     assert [e.get("event") for e in events if "event" in e] == ["telemetry", "telemetry"]
+
+
+async def test_a_resume_leaves_out_alarms_and_images_older_than_its_frame(
+    rover, ingest_token, viewer_token, uploader
+):
+    """Only what changed since shortly before the frame resumed after is sent again."""
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from rover.models import Alarm, RoverImage, TelemetryFrame
+
+    await post_frames("curiosity", [frame(1, battery_pct=5.0), frame(2)], ingest_token)
+    old = await uploader.post("/api/rovers/curiosity/images", upload(jpeg_bytes(seed=4)))
+    assert old.status_code == 201
+    # Frames 1 and 2 were received two hours ago, the alarm (raised and cleared) and the
+    # image an hour before that.
+    now = timezone.now()
+    await TelemetryFrame.objects.aupdate(received_at=now - timedelta(hours=2))
+    await Alarm.objects.aupdate(
+        raised_at=now - timedelta(hours=3), cleared_at=now - timedelta(hours=3)
+    )
+    await RoverImage.objects.aupdate(received_at=now - timedelta(hours=3))
+    new = await uploader.post("/api/rovers/curiosity/images", upload(jpeg_bytes(seed=5)))
+    await post_frames("curiosity", [frame(3)], ingest_token)
+
+    resumed = await SSEClient(STREAM, token=viewer_token, headers={"Last-Event-ID": "2"}).connect()
+    try:
+        events = await resumed.read_until(lambda events: 3 in telemetry_seqs(events))
+    finally:
+        await resumed.close()
+    assert of_kind(events, "alarm") == []
+    assert [image["id"] for image in of_kind(events, "image")] == [new.json()["id"]]
