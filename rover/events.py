@@ -13,6 +13,9 @@ dicts whose `data` is the JSON text every subscriber sends as is, encoded once:
 - `{"event": "image", "id": None, "data": "<image JSON>"}` (`image_event`): a new
   image stored (`image_json`, also the image list API's item).
 
+Alarms and images have no place in the ingest id order; a resume finds those a
+client missed by time instead (`rover.selectors.resume`) and sends them again.
+
 Times are UTC ISO 8601 with a 'Z' (`streams.encoding.utc_iso`).
 """
 

@@ -46,6 +46,9 @@ Replay = Callable[[int], Awaitable[list[Event]]]
 # initial() -> the events a first connect starts with, and the last id they stand for
 # (the stream's position: live events after it follow), or None when unknown.
 Initial = Callable[[], Awaitable[tuple[list[Event], int | None]]]
+# missed(after_id) -> the stored events of other kinds (no id) a client resuming after
+# after_id may have missed; sent once, before the replay. Clients keep them by their own key.
+Missed = Callable[[int], Awaitable[list[Event]]]
 R = TypeVar("R")
 
 HEARTBEAT = b": heartbeat\n\n"
@@ -267,6 +270,7 @@ async def event_stream(
     after: int | None,
     replay: Replay,
     initial: Initial | None = None,
+    missed: Missed | None = None,
 ) -> AsyncIterator[bytes]:
     """Yield the SSE bytes of a hub stream, replaying stored events after `after` first.
 
@@ -279,7 +283,9 @@ async def event_stream(
     are dropped, an early one waits for the ids before it, and a gap that lasts
     is filled from the store (`_ResumableOrder`), so Last-Event-ID resume is
     exact. Every other event (alarms, images) and any event without an id
-    always passes at once.
+    always passes at once; on a resume, `missed(after)` first sends those of
+    them the client may have missed meanwhile (read after subscribing, so
+    nothing falls between it and live delivery).
     """
     heartbeat = settings.SSE_HEARTBEAT_SECONDS
     clock = asyncio.get_running_loop().time
@@ -314,6 +320,8 @@ async def event_stream(
                 yield sse_encode(event)
             order.last = position
         else:
+            for event in await missed(after) if missed is not None else []:
+                yield sse_encode(event)
             async for event in order.catch_up():
                 yield sse_encode(event)
         while True:

@@ -34,9 +34,10 @@ from streams.sse import (
     stream_query,
 )
 
-from ..events import FRAME_FIELDS, frame_event, frame_json, rover_stream
+from ..events import FRAME_FIELDS, alarm_event, frame_event, frame_json, image_event, rover_stream
 from ..models import Rover
 from ..selectors.history import telemetry_downsample
+from ..selectors.resume import alarms_changed_since, changed_at, images_received_since, resume_since
 from ..selectors.rovers import rover_get
 from ..selectors.telemetry import (
     telemetry_after,
@@ -231,6 +232,26 @@ async def _csv_stream(
 # --- live feeds ----------------------------------------------------------------------
 
 
+def _missed_notices(*, rover: Rover, after_id: int) -> list[dict]:
+    """Return the alarm and image events a client resuming after `after_id` may have missed.
+
+    Each alarm changed (raised, cleared, acknowledged) and each image stored since
+    frame `after_id` was received, with some overlap (`rover.selectors.resume`), once,
+    in the order they happened; an alarm in its current state.
+    """
+    since = resume_since(rover=rover, after_id=after_id)
+    timed = [
+        (changed_at(alarm), alarm_event(alarm, rover_slug=rover.slug))
+        for alarm in alarms_changed_since(rover=rover, since=since)
+    ]
+    timed += [
+        (image.received_at, image_event(image))
+        for image in images_received_since(rover=rover, since=since)
+    ]
+    timed.sort(key=lambda pair: pair[0])
+    return [event for _, event in timed]
+
+
 async def _rover_feed(request: HttpRequest, rover: Rover) -> HttpResponse:
     """Return the SSE response of a rover's live stream, resuming after Last-Event-ID.
 
@@ -256,6 +277,9 @@ async def _rover_feed(request: HttpRequest, rover: Rover) -> HttpResponse:
         )
         return [frame_event(frame) for frame in frames]
 
+    async def missed(after_id: int) -> list[dict]:
+        return await stream_query(_missed_notices, rover=rover, after_id=after_id)
+
     async def initial() -> tuple[list[dict], int]:
         latest, position = await stream_query(telemetry_latest, rover=rover)
         if latest is None:
@@ -272,6 +296,7 @@ async def _rover_feed(request: HttpRequest, rover: Rover) -> HttpResponse:
             after=after,
             replay=replay,
             initial=initial,
+            missed=missed,
         ),
     )
 

@@ -5,6 +5,25 @@ import { fmtFull, fmtTime, getJSON, h } from "./util.js";
 
 const SHOW_CLEARED = 10;
 
+/**
+ * An alarm's state only advances: raised, then acknowledged and/or cleared, never
+ * back. A stale copy (a resume repeats what changed shortly before the client's
+ * last frame; two workers may publish two changes out of order) never undoes one.
+ */
+function advanced(before, alarm) {
+  if (!before) return alarm;
+  const cleared = alarm.cleared_at || before.cleared_at;
+  const acknowledged = alarm.acknowledged_by ? alarm : before;
+  return {
+    ...before,
+    ...alarm,
+    cleared_at: cleared,
+    active: !cleared,
+    acknowledged_by: acknowledged.acknowledged_by,
+    acknowledged_at: acknowledged.acknowledged_at,
+  };
+}
+
 export class AlarmsPanel {
   constructor(root, { announce, canAcknowledge, csrfToken, onAlarm, onShowOnTimeline }) {
     this.root = root;
@@ -35,14 +54,29 @@ export class AlarmsPanel {
     this.render();
   }
 
-  upsert(alarm, { live = true } = {}) {
-    if (alarm.rover && alarm.rover !== this.slug) return;
-    const before = this.alarms.get(alarm.id);
+  /** Fetch the list again and merge it: what changed meanwhile is shown and announced once. */
+  async refresh(slug) {
+    try {
+      const body = await getJSON(`/api/rovers/${encodeURIComponent(slug)}/alarms`);
+      if (slug === this.slug) for (const alarm of body.alarms) this.upsert(alarm);
+    } catch (error) {
+      console.warn("alarm list unavailable:", error.message);
+    }
+  }
+
+  /** Add or advance an alarm (kept by id: one received twice shows and is announced once). */
+  upsert(received, { live = true } = {}) {
+    if (received.rover && received.rover !== this.slug) return;
+    const before = this.alarms.get(received.id);
+    const alarm = advanced(before, received);
+    if (before && before.active === alarm.active && before.acknowledged_by === alarm.acknowledged_by) return;
     this.alarms.set(alarm.id, alarm);
     this.onAlarm(alarm);
     if (live) {
       if (!before && alarm.active) this.announce(`Alarm on ${alarm.rover}: ${alarm.message}`);
-      else if (before && before.active && !alarm.active) this.announce(`Alarm cleared on ${alarm.rover}: ${alarm.message}`);
+      // Raised and cleared while this page's feed was down: it comes with the resume.
+      else if (!before) this.announce(`Alarm raised and cleared on ${alarm.rover}: ${alarm.message}`);
+      else if (before.active && !alarm.active) this.announce(`Alarm cleared on ${alarm.rover}: ${alarm.message}`);
       else if (before && !before.acknowledged_by && alarm.acknowledged_by)
         this.announce(`Alarm acknowledged by ${alarm.acknowledged_by}: ${alarm.message}`);
       this.render();

@@ -187,6 +187,10 @@ async function selectRover(slug) {
     onAlarm: (alarm) => alarms.upsert(alarm),
     onImage: (image) => images.add(image),
     onState: onFeedState,
+    onResync: () => {
+      alarms.refresh(slug);
+      images.refresh(slug);
+    },
   });
   // The map's path comes from the same history the charts back-fill from.
   const history_ = charts.load(slug);
@@ -243,7 +247,7 @@ async function startRooms() {
 setupRoverSelect();
 setupWindowSelect();
 // Published once the controls are wired: the browser tests wait for it before clicking.
-window.missionControl = { framesSeen: () => [...seen], charts, rooms, map, serverNow };
+window.missionControl = { framesSeen: () => [...seen], feed: () => feed, alarms, charts, rooms, map, serverNow };
 tickClock();
 setInterval(tickClock, 1000);
 if (config.rover) selectRover(config.rover);

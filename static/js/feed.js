@@ -5,12 +5,19 @@
 // stored frame after it, then continues live. Event ids are the server's ingest
 // order, not the rover's seq (a late frame has a lower seq but a higher id), so
 // frames are de-duplicated by id and the operator sees each exactly once.
+//
+// Alarms and images carry no id: a resume (?last_event_id=) sends, before the
+// frames, every alarm that changed and every image stored since shortly before
+// that frame; the panels keep both by id, so a repeat shows nothing twice. A
+// reconnect with no id yet (the rover never sent a frame) is a first connect,
+// which resends nothing: the page then reloads both lists instead (onResync).
 import { backoffDelay } from "./util.js";
 
 export class LiveFeed {
-  constructor(slug, { onFrame, onAlarm, onImage, onState }) {
+  constructor(slug, { onFrame, onAlarm, onImage, onState, onResync }) {
     this.slug = slug;
-    this.handlers = { onFrame, onAlarm, onImage, onState };
+    this.handlers = { onFrame, onAlarm, onImage, onState, onResync };
+    this.opened = false;
     this.lastId = null;
     this.attempt = 0;
     this.source = null;
@@ -35,6 +42,8 @@ export class LiveFeed {
     source.onopen = () => {
       this.attempt = 0;
       this.setState("live");
+      if (this.opened && this.lastId === null) this.handlers.onResync();
+      this.opened = true;
     };
     source.addEventListener("telemetry", (event) => {
       const id = Number(event.lastEventId);

@@ -72,6 +72,16 @@ export class ImagesPanel {
     this.render();
   }
 
+  /** Fetch the newest page again and add what is new (images are kept by id). */
+  async refresh(slug) {
+    try {
+      const page = await getJSON(`/api/rovers/${encodeURIComponent(slug)}/images?page=1&limit=${PAGE_SIZE}`);
+      if (slug === this.slug) for (const image of page.results) this.add(image);
+    } catch (error) {
+      console.warn("image list unavailable:", error.message);
+    }
+  }
+
   add(image, { quiet = false } = {}) {
     if (image.rover && image.rover !== this.slug) return;
     if (this.images.some((known) => known.id === image.id)) return;
