@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 from django.http import HttpRequest, JsonResponse
-from django.views.decorators.http import require_GET
 
 from accounts.decorators import api_login_required
-from accounts.http import json_error
+from accounts.http import api_methods, json_error
 from mission_control.parsing import INT64_MAX, BadParameter, bad_parameter_response, query_int
 
 from .events import message_json
@@ -20,7 +19,7 @@ from .selectors import (
 )
 
 
-@require_GET
+@api_methods("GET", "HEAD")
 @api_login_required
 def team_list(request: HttpRequest) -> JsonResponse:
     """Return the user's teams (the dashboard's room tabs)."""
@@ -36,7 +35,7 @@ def team_list(request: HttpRequest) -> JsonResponse:
     return JsonResponse({"teams": teams})
 
 
-@require_GET
+@api_methods("GET", "HEAD")
 @api_login_required
 def team_messages(request: HttpRequest, slug: str) -> JsonResponse:
     """Return a page of a room's messages, oldest first: `?before=<id>&limit=<n>`."""

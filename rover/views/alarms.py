@@ -15,7 +15,7 @@ from ..services.alarms import alarm_acknowledge
 ALARMS_LIMIT = 200
 
 
-@api_methods("GET")
+@api_methods("GET", "HEAD")
 @api_login_required
 def rover_alarms(request: HttpRequest, slug: str) -> HttpResponse:
     """Return the rover's newest alarms (`?active=1`: only the active ones)."""

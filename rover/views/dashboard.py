@@ -9,9 +9,9 @@ from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
 from django.urls import reverse
-from django.views.decorators.http import require_GET
 
 from accounts.decorators import api_login_required
+from accounts.http import api_methods
 
 from ..models import Camera, Rover
 from ..selectors.rovers import rover_choices
@@ -49,7 +49,7 @@ def dashboard(request: HttpRequest) -> HttpResponse:
     return render(request, "dashboard.html", {"config": config})
 
 
-@require_GET
+@api_methods("GET", "HEAD")
 @api_login_required
 def rover_list(request: HttpRequest) -> JsonResponse:
     """Return every rover (the dashboard's rover selector)."""

@@ -15,7 +15,7 @@ from django.core.exceptions import RequestDataTooBig
 from django.http import HttpRequest, HttpResponse, JsonResponse, StreamingHttpResponse
 
 from accounts.decorators import api_login_required, permission_denied_response
-from accounts.http import json_error
+from accounts.http import api_methods, json_error
 from accounts.permissions import user_has_perm
 from mission_control.parsing import (
     BadParameter,
@@ -301,6 +301,7 @@ async def _rover_feed(request: HttpRequest, rover: Rover) -> HttpResponse:
     )
 
 
+@api_methods("GET")
 @api_login_required(public_setting="PUBLIC_FEEDS")
 async def default_rover_telemetry_stream(request: HttpRequest) -> HttpResponse:
     """The seed's `/stream/rover-telemetry`: the default rover's live feed."""
@@ -311,6 +312,7 @@ async def default_rover_telemetry_stream(request: HttpRequest) -> HttpResponse:
     return await _rover_feed(request, rover)
 
 
+@api_methods("GET")
 @api_login_required
 async def rover_telemetry_stream(request: HttpRequest, slug: str) -> HttpResponse:
     """Any rover's live feed: `GET /rovers/<slug>/telemetry/stream`."""
