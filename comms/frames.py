@@ -16,7 +16,7 @@ import json
 import re
 from typing import Any
 
-from mission_control.parsing import INT64_MAX
+from mission_control.parsing import INT64_MAX, client_repr
 
 from .services import CLIENT_ID_MAX_CHARS, text_storable
 
@@ -127,7 +127,8 @@ class ClientFramesMixin:
         if kind == "typing":
             return await self._typing()
         await self._error(
-            "unknown_type", f"Unknown type {kind!r}: use message, history, resume or typing."
+            "unknown_type",
+            f"Unknown type {client_repr(kind)}: use message, history, resume or typing.",
         )
 
     async def _error(self, code: str, detail: str, **extra: Any) -> None:

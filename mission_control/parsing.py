@@ -37,6 +37,21 @@ EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _HEADER_SPACE = " \t"
 
 
+# At most this many characters of a client's value are quoted back in an error.
+ECHO_MAX_CHARS = 64
+
+
+def client_repr(value: Any) -> str:
+    """Quote a client's value in an error message, cut to ECHO_MAX_CHARS.
+
+    The sender needs enough to recognise its value, not its 100 KB back.
+    """
+    text = repr(value)
+    if len(text) <= ECHO_MAX_CHARS:
+        return text
+    return f"{text[: ECHO_MAX_CHARS - 1]}… ({len(str(value))} characters)"
+
+
 class BadParameter(ValueError):
     """A client value is refused; `name` is the query parameter, header or field."""
 

@@ -28,7 +28,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 from PIL import Image, UnidentifiedImageError
 
-from mission_control.parsing import BadParameter, parse_timestamp
+from mission_control.parsing import BadParameter, client_repr, parse_timestamp
 from streams.hub import publish_on_commit
 
 from ..events import image_event, rover_stream
@@ -109,7 +109,12 @@ def too_large_error(limit: int) -> ImageRejected:
 
 
 def _too_many_pixels(exc: Exception) -> ImageRejected:
-    return ImageRejected("too_many_pixels", str(exc), status=413)
+    if isinstance(exc, TooManyPixels):
+        return ImageRejected("too_many_pixels", str(exc), status=413)
+    # Pillow's own refusal, far above our bound: say ours, not Pillow's laxer limit.
+    limit = settings.IMAGE_MAX_PIXELS
+    detail = f"The image has more pixels than the {limit} accepted (IMAGE_MAX_PIXELS)."
+    return ImageRejected("too_many_pixels", detail, status=413)
 
 
 def _inspect(path: Path) -> _Inspected:
@@ -379,7 +384,7 @@ def camera_parse(name: str | None) -> str:
     if camera not in Camera.values:
         raise ImageRejected(
             "invalid_camera",
-            f"Unknown camera {name!r}; one of: {', '.join(Camera.values)} (any case).",
+            f"Unknown camera {client_repr(name)}; one of: {', '.join(Camera.values)} (any case).",
             parameter="camera",
         )
     return camera

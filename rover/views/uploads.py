@@ -126,7 +126,7 @@ async def _create(request: HttpRequest, slug: str) -> HttpResponse:
         return json_error(
             400,
             "upload_length",
-            "Send Upload-Length as a non-negative integer.",
+            "Send Upload-Length as a positive integer (the image's size in bytes).",
             parameter="Upload-Length",
         )
     try:
