@@ -290,7 +290,6 @@ def serve(*, workers: int, port: int, run_dir: Path) -> int:
     env.setdefault("IMAGE_ACCEL_REDIRECT", "true")
     env.setdefault("PYTHONUNBUFFERED", "1")
     require_services(env)
-    require_free_port(port)
     nginx = find_nginx()
     python = sys.executable
 
@@ -307,6 +306,7 @@ def serve(*, workers: int, port: int, run_dir: Path) -> int:
         fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
         raise StackError(f"a stack already runs from {run_dir} (serve.lock)") from None
+    require_free_port(port)
 
     log("migrate")
     subprocess.run([python, "manage.py", "migrate", "--noinput"], cwd=ROOT, env=env, check=True)

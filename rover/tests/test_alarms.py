@@ -196,7 +196,7 @@ def test_alarm_list_and_acknowledge_api(
     assert (wrong.status_code, wrong["Allow"]) == (405, "POST")
     assert wrong.json()["error"] == "method_not_allowed"
     wrong = client.post("/api/rovers/curiosity/alarms", **auth)
-    assert (wrong.status_code, wrong["Allow"]) == (405, "GET")
+    assert (wrong.status_code, wrong["Allow"]) == (405, "GET, HEAD")
     assert client.get("/api/rovers/curiosity/alarms?active=maybe", **auth).status_code == 400
     assert client.get("/api/rovers/curiosity/alarms").status_code == 401
 
