@@ -54,18 +54,25 @@ def first_row(
     """Run `sql`, which selects `columns_of(model, ...)` first; return its first row.
 
     The instance is built from the model's columns; any columns selected after
-    them come back as they are, in a tuple (None and () without a row).
+    them come back as they are, in a tuple (None and () without a row): a second
+    model's columns among them become an instance with `instance_from`.
     """
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
         row = cursor.fetchone()
     if row is None:
         return None, ()
+    width = len(model._meta.concrete_fields)
+    return instance_from(model, row[:width]), tuple(row[width:])
+
+
+def instance_from(model: type[M], values: Sequence[Any]) -> M:
+    """Return the instance whose `columns_of(model, ...)` values are `values`, converted."""
     attnames, converters = _plan(model)
-    values = list(row[: len(attnames)])
+    values = list(values)
     for position, found, column in converters:
         value = values[position]
         for convert in found:
             value = convert(value, column, connection)
         values[position] = value
-    return model.from_db(connection.alias, attnames, values), tuple(row[len(attnames) :])
+    return model.from_db(connection.alias, attnames, values)

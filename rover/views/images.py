@@ -17,13 +17,24 @@ from django.conf import settings
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.views.decorators.http import require_http_methods
 
-from accounts.decorators import api_login_required, api_permission_required
+from accounts.decorators import (
+    api_login_required,
+    api_permission_required,
+    unauthenticated_response,
+)
 from accounts.http import api_methods, json_error, unparsable_body_error
+from accounts.middleware import checks_token_itself, pending_token, token_checked
 from mission_control.field_files import stored_file
 from mission_control.parsing import BadParameter, bad_parameter_response, parse_int, query_int
 from rover.events import image_json
 from rover.models import RoverImage
-from rover.selectors.images import MAX_PAGE_SIZE, image_get, image_latest, image_page
+from rover.selectors.images import (
+    MAX_PAGE_SIZE,
+    image_get,
+    image_get_for_token,
+    image_latest,
+    image_page,
+)
 from rover.selectors.rovers import rover_get
 from rover.services.images import ImageRejected, camera_parse, image_store_once, metadata_parse
 from streams.files import file_response
@@ -89,24 +100,43 @@ def rover_image_stream(request: HttpRequest):
     return serve_image_file(request, image)
 
 
+def _image_for_user(request: HttpRequest, image_id: int) -> HttpResponse | RoverImage:
+    """Return the image if the request's user may download it, else the answer refusing it.
+
+    As `api_login_required` then `image_get` would; a bearer token left to this
+    view by the middleware is checked in the image's own query (one round trip).
+    """
+    raw = pending_token(request)
+    if raw is not None:
+        user, image = image_get_for_token(image_id=image_id, raw_token=raw)
+        refused = token_checked(request, user)
+        if refused is not None:
+            return refused
+    elif not request.user.is_authenticated:
+        return unauthenticated_response()
+    else:
+        image = image_get(image_id=image_id)
+    if image is None:
+        return json_error(404, "not_found", f"No image {image_id}.")
+    return image
+
+
 @require_http_methods(["GET", "HEAD"])
-@api_login_required
+@checks_token_itself
 def image_download(request: HttpRequest, image_id: int):
     """Stream one stored image by id."""
-    image = image_get(image_id=image_id)
-    if image is None:
-        return json_error(404, "not_found", f"No image {image_id}.")
-    return serve_image_file(request, image)
+    found = _image_for_user(request, image_id)
+    return found if isinstance(found, HttpResponse) else serve_image_file(request, found)
 
 
 @require_http_methods(["GET", "HEAD"])
-@api_login_required
+@checks_token_itself
 def image_thumbnail(request: HttpRequest, image_id: int):
     """Serve an image's JPEG thumbnail."""
-    image = image_get(image_id=image_id)
-    if image is None:
-        return json_error(404, "not_found", f"No image {image_id}.")
-    return serve_image_file(request, image, thumbnail=True)
+    found = _image_for_user(request, image_id)
+    if isinstance(found, HttpResponse):
+        return found
+    return serve_image_file(request, found, thumbnail=True)
 
 
 @api_methods("GET", "HEAD", "POST")
