@@ -1,9 +1,10 @@
-"""The access check before an X-Accel-Redirect download: two plain queries, nothing compiled.
+"""The access check before an X-Accel-Redirect download: one plain query, nothing compiled.
 
 nginx sends the bytes once the worker has answered, so the worker's time per
 download is the time to the first byte (bench/scaleout.py --only downloads).
 Compiling the token and image lookups through the ORM cost more than running
-them; they are written as SQL, and these tests keep it that way.
+them; they are written as SQL, in one query (the view checks the token itself:
+rover/tests/test_images_token_check.py), and these tests keep it that way.
 """
 
 from __future__ import annotations
@@ -58,13 +59,13 @@ def download(settings, store_image, user_factory, token_for):
     return get
 
 
-def test_an_x_accel_download_runs_two_queries_and_compiles_none(download):
+def test_an_x_accel_download_runs_one_query_and_compiles_none(download):
     download()  # the token's first use writes last_used_at (once a minute)
     with counting() as counts:
         response = download()
     assert response.status_code == 200
     assert response["X-Accel-Redirect"].startswith("/_accel/full/rover-images/")
-    assert counts == {"compiled": 0, "queries": 2}
+    assert counts == {"compiled": 0, "queries": 1}
 
 
 def test_a_revoked_token_is_refused_on_the_next_download(download):
@@ -75,12 +76,12 @@ def test_a_revoked_token_is_refused_on_the_next_download(download):
     assert "X-Accel-Redirect" not in response
 
 
-def test_a_304_still_needs_the_same_two_queries_and_no_compilation(download):
+def test_a_304_still_needs_the_same_one_query_and_no_compilation(download):
     etag = download()["ETag"]
     with counting() as counts:
         response = download(**{"If-None-Match": etag})
     assert response.status_code == 304
-    assert counts == {"compiled": 0, "queries": 2}
+    assert counts == {"compiled": 0, "queries": 1}
 
 
 @pytest.mark.parametrize("image_id", [0, -1, 2**63, 10**30])
