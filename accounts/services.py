@@ -87,7 +87,8 @@ def _token_owner(
         *(joined.params if joined else ()),
         key_hash,
     ]
-    user, extra = first_row(user_model, sql, params)
+    # Every token request runs it: planned once per pooled connection.
+    user, extra = first_row(user_model, sql, params, prepare=True)
     if user is None:
         return None, 0, False, None
     row = None

@@ -19,6 +19,8 @@ from typing import Any, TypeVar
 from django.db import connection, connections
 from django.db.models import Field, Model
 
+from mission_control import prepared_sql
+
 M = TypeVar("M", bound=Model)
 Converter = Callable[[Any, Any, Any], Any]
 Plan = tuple[list[str], list[tuple[int, list[Converter], Any]]]
@@ -49,16 +51,20 @@ def columns_of(model: type[Model], table_alias: str) -> str:
 
 
 def first_row(
-    model: type[M], sql: str, params: Sequence[Any]
+    model: type[M], sql: str, params: Sequence[Any], *, prepare: bool = False
 ) -> tuple[M, tuple[Any, ...]] | tuple[None, tuple[()]]:
     """Run `sql`, which selects `columns_of(model, ...)` first; return its first row.
 
     The instance is built from the model's columns; any columns selected after
     them come back as they are, in a tuple (None and () without a row): a second
-    model's columns among them become an instance with `instance_from`.
+    model's columns among them become an instance with `instance_from`. With
+    `prepare`, PostgreSQL plans it once per connection (`prepared_sql`).
     """
     with connection.cursor() as cursor:
-        cursor.execute(sql, params)
+        if prepare:
+            prepared_sql.execute(cursor, sql, params)
+        else:
+            cursor.execute(sql, params)
         row = cursor.fetchone()
     if row is None:
         return None, ()
