@@ -25,8 +25,12 @@ room exactly once.
 Downloads: one 50 MB image (bench/images.py's noise PNG), fetched with curl through
 nginx with X-Accel-Redirect (nginx sends it after the worker's access check), with
 the worker streaming it (IMAGE_ACCEL_REDIRECT=false), and from nginx directly (the
-same bytes under /static/), 1 and 8 clients at a time: the median of `--repeat`
-rounds after a warm-up, the direct and X-Accel cases taking turns in each round.
+same bytes under /static/), 1 and 8 clients at a time: the median of `--repeat-one`
+(1 client) or `--repeat` rounds after a warm-up, the direct and X-Accel cases
+taking turns in each round; "of nginx direct" is the median of the rounds'
+X-Accel/direct ratios. A 50 MB download with one client takes ~20 ms and single
+rounds' ratios spread widely (p25-p75 60-127% in one run of 41 rounds), so one
+client gets 201 rounds (about 15 s): 7 rounds had moved its figure by ±10%.
 """
 
 from __future__ import annotations
@@ -40,6 +44,7 @@ import statistics
 import sys
 import threading
 import time
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -51,7 +56,7 @@ sys.path.insert(0, str(ROOT))
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "mission_control.settings.test")
 
 from bench import rooms as room_bench  # noqa: E402
-from bench.images import measure, write_noise_png  # noqa: E402
+from bench.images import MB, curl, measure, write_noise_png  # noqa: E402
 from bench.sse_client import close_all, connect_all  # noqa: E402
 from testing.stack import ProductionStack  # noqa: E402
 
@@ -302,12 +307,39 @@ def upload_image(running: ProductionStack, image: Path) -> str:
     return upload.json()["url"]
 
 
-def downloads_part(args) -> list[tuple[str, int, float, float]]:
-    """Return (how, clients, median MB/s, median first-byte ms) per download case.
+@dataclass
+class Download:
+    mbps: float
+    first_byte_ms: float
+
+
+def one_download(port: int, path: str, token: str, cap: float) -> Download:
+    """Fetch `path` once with curl; MB/s by curl's own clock (its process start excluded)."""
+    out = curl(f"http://127.0.0.1:{port}{path}", token, cap).communicate()[0].split()
+    status, size, first, total = out[0], int(out[1]), float(out[2]), float(out[3])
+    if status != "200":
+        raise RuntimeError(f"unexpected status {status} for {path}")
+    return Download(size / MB / total, first * 1000)
+
+
+def download_round(running, worker, path: str, token: str, clients: int, cap: float) -> Download:
+    if clients == 1:
+        return one_download(running.port, path, token, cap)
+    many = measure(running.port, worker, path, token, clients=clients, cap=cap)
+    return Download(many.mbps, many.first_byte_ms)
+
+
+def downloads_part(args) -> list[tuple[str, int, float, float, list[float]]]:
+    """Return (how, clients, median MB/s, median first-byte ms, per-round ratios) per case.
 
     One warm-up download per case first (a fresh worker's first request opens its
-    database pool); then `--repeat` rounds, each fetching every case in turn, so
-    the X-Accel and direct figures of a round share the machine's load.
+    database pool); then rounds (`--repeat-one` with one client, `--repeat` with
+    more), each fetching every case in turn, so the X-Accel and direct figures of
+    a round share the machine's load; each round's X-Accel/direct ratio is kept.
+    One client's MB/s is the size over curl's own total time (connect to last
+    byte), without the ~7 ms curl takes to start: that start is the client's,
+    common to both cases, and only diluted the difference. More clients: all
+    bytes over the wall time of the round, curl starts included (bench/images.py).
     """
     WORK.mkdir(parents=True, exist_ok=True)
     image = WORK / "50MB.png"
@@ -334,21 +366,24 @@ def downloads_part(args) -> list[tuple[str, int, float, float]]:
                 for clients in args.clients:
                     for _name, path in cases:
                         measure(running.port, worker, path, token, clients=1, cap=args.cap)
-                    runs: dict[str, list] = {name: [] for name, _ in cases}
-                    for _ in range(args.repeat):
+                    runs: dict[str, list[Download]] = {name: [] for name, _ in cases}
+                    for _ in range(args.repeat_one if clients == 1 else args.repeat):
                         for name, path in cases:
                             runs[name].append(
-                                measure(
-                                    running.port, worker, path, token, clients=clients, cap=args.cap
-                                )
+                                download_round(running, worker, path, token, clients, args.cap)
                             )
+                    first_name = cases[0][0]
                     for name, results in runs.items():
+                        ratios = [
+                            r.mbps / d.mbps for r, d in zip(results, runs[first_name], strict=True)
+                        ]
                         rows.append(
                             (
                                 name,
                                 clients,
                                 statistics.median(r.mbps for r in results),
                                 statistics.median(r.first_byte_ms for r in results),
+                                ratios if len(cases) > 1 else [],
                             )
                         )
             finally:
@@ -360,14 +395,22 @@ def downloads_part(args) -> list[tuple[str, int, float, float]]:
     return rows
 
 
-def print_downloads(rows: list[tuple[str, int, float, float]], repeat: int) -> None:
-    print(f"\nDownloads of a 50 MB image through nginx (curl; median of {repeat} rounds)\n")
-    print("| how | clients | MB/s | of nginx direct | first byte (median) |")
-    print("|---|---:|---:|---:|---:|")
-    direct = {c: mbps for name, c, mbps, _ in rows if name.startswith("nginx serves")}
-    for name, clients, mbps, first in rows:
-        share = f"{mbps / direct[clients]:.0%}" if direct.get(clients) else ""
-        print(f"| {name} | {clients} | {mbps:,.0f} | {share} | {first:.1f} ms |")
+def print_downloads(rows: list[tuple[str, int, float, float, list[float]]], args) -> None:
+    print(
+        f"\nDownloads of a 50 MB image through nginx (curl; median of {args.repeat_one} rounds"
+        f" with 1 client, {args.repeat} with more)\n"
+    )
+    print("| how | clients | MB/s | of nginx direct | (p25-p75 of rounds) | first byte (median) |")
+    print("|---|---:|---:|---:|---:|---:|")
+    direct = {c: mbps for name, c, mbps, _, _ in rows if name.startswith("nginx serves")}
+    for name, clients, mbps, first, ratios in rows:
+        if ratios:
+            ordered = sorted(ratios)
+            share = f"{statistics.median(ratios):.0%}"
+            spread = f"{ordered[len(ordered) // 4]:.0%}-{ordered[3 * len(ordered) // 4]:.0%}"
+        else:
+            share, spread = (f"{mbps / direct[clients]:.0%}" if direct.get(clients) else ""), ""
+        print(f"| {name} | {clients} | {mbps:,.0f} | {share} | {spread} | {first:.1f} ms |")
 
 
 def main() -> None:
@@ -390,7 +433,8 @@ def main() -> None:
     parser.add_argument("--client-procs", type=int, default=2, help="room client processes")
     parser.add_argument("--clients", type=int, nargs="+", default=[1, 8])
     parser.add_argument("--cap", type=float, default=10, help="seconds per curl at most")
-    parser.add_argument("--repeat", type=int, default=7, help="download rounds (median)")
+    parser.add_argument("--repeat", type=int, default=7, help="download rounds, 2+ clients")
+    parser.add_argument("--repeat-one", type=int, default=201, help="download rounds, 1 client")
     args = parser.parse_args()
     parts = args.only or ["sse", "rooms", "downloads"]
     if "sse" in parts:
@@ -398,7 +442,7 @@ def main() -> None:
     if "rooms" in parts:
         print_rooms(args, rooms_part(args))
     if "downloads" in parts:
-        print_downloads(downloads_part(args), args.repeat)
+        print_downloads(downloads_part(args), args)
     print(f"\n({time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, {os.cpu_count()} cores)")
 
 
