@@ -20,6 +20,8 @@ GET_ROUTES = [
     "/api/teams/engineering/messages",
 ]
 FEEDS = ["/stream/rover-telemetry", "/rovers/curiosity/telemetry/stream"]
+# Files: the seed's newest image, a download and a thumbnail (GET and HEAD only).
+FILES = ["/stream/rover-image", "/api/images/1/download", "/api/images/1/thumbnail"]
 
 
 @pytest.fixture
@@ -30,7 +32,7 @@ def member_client(client, rover, user_factory):
     return client
 
 
-@pytest.mark.parametrize("path", GET_ROUTES + FEEDS)
+@pytest.mark.parametrize("path", GET_ROUTES + FEEDS + FILES)
 @pytest.mark.parametrize("method", ["post", "put", "delete", "options"])
 def test_other_methods_answer_405_json_with_allow(member_client, path, method):
     response = getattr(member_client, method)(path)

@@ -15,7 +15,6 @@ from urllib.parse import urlencode
 from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse, JsonResponse
-from django.views.decorators.http import require_http_methods
 
 from accounts.decorators import (
     api_login_required,
@@ -89,7 +88,7 @@ def serve_image_file(
     )
 
 
-@require_http_methods(["GET", "HEAD"])
+@api_methods("GET", "HEAD")
 @api_login_required(public_setting="PUBLIC_FEEDS")
 def rover_image_stream(request: HttpRequest):
     """Stream the newest image of the default rover (the seed's URL)."""
@@ -121,7 +120,7 @@ def _image_for_user(request: HttpRequest, image_id: int) -> HttpResponse | Rover
     return image
 
 
-@require_http_methods(["GET", "HEAD"])
+@api_methods("GET", "HEAD")
 @checks_token_itself
 def image_download(request: HttpRequest, image_id: int):
     """Stream one stored image by id."""
@@ -129,7 +128,7 @@ def image_download(request: HttpRequest, image_id: int):
     return found if isinstance(found, HttpResponse) else serve_image_file(request, found)
 
 
-@require_http_methods(["GET", "HEAD"])
+@api_methods("GET", "HEAD")
 @checks_token_itself
 def image_thumbnail(request: HttpRequest, image_id: int):
     """Serve an image's JPEG thumbnail."""
