@@ -16,7 +16,6 @@ import subprocess
 import sys
 import tempfile
 import time
-from pathlib import Path
 
 import httpx
 import pytest
@@ -25,7 +24,7 @@ from websockets.exceptions import ConnectionClosed
 
 from rover.tests.factories import frame
 from testing import postgres_cluster
-from testing.servers import ROOT, ServerProcess
+from testing.servers import ROOT, ServerProcess, run_log_path
 
 pytestmark = [pytest.mark.slow]
 
@@ -93,7 +92,7 @@ def seeded_server(env: dict[str, str], *, log_name: str) -> tuple[str, ServerPro
         timeout=120,
     )
     token = seeded.stdout.strip().splitlines()[-1]
-    log_path = Path(tempfile.gettempdir()) / f"mc-server-{log_name}.log"
+    log_path = run_log_path(log_name)  # removed once the run passes (root conftest)
     return token, ServerProcess(server="uvicorn", env=env, log_path=log_path).start()
 
 
