@@ -28,7 +28,7 @@ from mission_control import database_deadline
 from rover.tests.factories import frame
 from testing import postgres_cluster
 from testing.servers import ROOT, ServerProcess
-from tests.test_postgres_outage import _environment, seeded_server
+from tests.test_postgres_outage import _environment, answer_200_again, seeded_server
 
 pytestmark = [pytest.mark.slow]
 
@@ -316,10 +316,7 @@ def test_a_hung_postgres_answers_503_within_the_deadline_while_the_worker_serves
                 # Back by itself: the cut connections were discarded, not handed out again.
                 thawed = time.monotonic()
                 give_up = thawed + 15
-                for path in GETS:
-                    while (status := (await http.get(path)).status_code) != 200:
-                        assert time.monotonic() < give_up, (path, status)
-                        await asyncio.sleep(0.2)
+                await answer_200_again(http, GETS, give_up)
                 back = time.monotonic() - thawed
                 # The cut batch was stored whole or not at all; its retry stores the rest.
                 listed = await http.get(f"{TELEMETRY}?limit=100")
@@ -330,9 +327,7 @@ def test_a_hung_postgres_answers_503_within_the_deadline_while_the_worker_serves
                 assert retried.json()["stored"] + len(retried.json()["duplicates"]) == len(batch)
                 listed = await http.get(f"{TELEMETRY}?limit=100")
                 assert [f["seq"] for f in listed.json()["frames"]] == [1, *CUT_SEQS]
-                while (status := (await plain.get("/readyz")).status_code) != 200:
-                    assert time.monotonic() < give_up, ("/readyz", status)
-                    await asyncio.sleep(0.2)
+                await answer_200_again(plain, ["/readyz"], give_up)
                 print(
                     f"every path 200 again {back:.2f} s after the thaw; the cut batch had "
                     f"{'all' if seqs else 'none'} of its frames stored"
