@@ -174,17 +174,9 @@ def redis_channel_layer(settings, redis_url):
     """Switch this test's channel layer to channels-redis with the run's own prefix."""
     from channels.layers import channel_layers
 
-    settings.CHANNEL_LAYERS = {
-        "default": {
-            "BACKEND": "streams.layers.RedisChannelLayer",
-            "CONFIG": {
-                "hosts": [redis_url],
-                "prefix": settings.CHANNEL_LAYER_PREFIX,
-                "capacity": 10000,
-                "expiry": 60,
-            },
-        }
-    }
+    from mission_control.settings.base import redis_channel_layers
+
+    settings.CHANNEL_LAYERS = redis_channel_layers([redis_url], settings.CHANNEL_LAYER_PREFIX)
     channel_layers.backends.clear()
     yield channel_layers["default"]
     channel_layers.backends.clear()

@@ -144,18 +144,25 @@ REDIS_POOL_TIMEOUT = env.float("REDIS_POOL_TIMEOUT", default=10.0)
 # may see bursts of every stream at once: capacity is sized for that, never the
 # default 100 that silently drops ("over capacity").
 CHANNEL_LAYER_CAPACITY = env.int("CHANNEL_LAYER_CAPACITY", default=10000)
-if REDIS_HOSTS:
-    CHANNEL_LAYERS = {
+
+
+def redis_channel_layers(hosts: list, prefix: str) -> dict:
+    """Return CHANNEL_LAYERS on channels-redis (the test settings and fixtures switch to it)."""
+    return {
         "default": {
             "BACKEND": "streams.layers.RedisChannelLayer",
             "CONFIG": {
-                "hosts": REDIS_HOSTS,
-                "prefix": CHANNEL_LAYER_PREFIX,
+                "hosts": hosts,
+                "prefix": prefix,
                 "capacity": CHANNEL_LAYER_CAPACITY,
                 "expiry": 60,
             },
         }
     }
+
+
+if REDIS_HOSTS:
+    CHANNEL_LAYERS = redis_channel_layers(REDIS_HOSTS, CHANNEL_LAYER_PREFIX)
 else:
     CHANNEL_LAYERS = {
         "default": {
