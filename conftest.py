@@ -18,7 +18,7 @@ import pytest
 from asgiref.sync import SyncToAsync
 from django.conf import settings
 
-from testing.servers import ServerName, ServerProcess, free_port
+from testing.servers import ServerName, ServerProcess, free_port, run_log_path
 
 
 def _reachable(url: str) -> bool:
@@ -99,7 +99,8 @@ def pytest_sessionfinish(session, exitstatus):
     media = Path(settings.MEDIA_ROOT)
     if media.name.startswith("mc-media-") and media.parent == Path(tempfile.gettempdir()):
         shutil.rmtree(media, ignore_errors=True)
-    for log in Path(tempfile.gettempdir()).glob(f"mc-server-{os.environ['MC_TEST_RUN_ID']}-*.log"):
+    logs = run_log_path("*")
+    for log in logs.parent.glob(logs.name):
         log.unlink(missing_ok=True)
 
 
@@ -173,17 +174,9 @@ def redis_channel_layer(settings, redis_url):
     """Switch this test's channel layer to channels-redis with the run's own prefix."""
     from channels.layers import channel_layers
 
-    settings.CHANNEL_LAYERS = {
-        "default": {
-            "BACKEND": "streams.layers.RedisChannelLayer",
-            "CONFIG": {
-                "hosts": [redis_url],
-                "prefix": settings.CHANNEL_LAYER_PREFIX,
-                "capacity": 10000,
-                "expiry": 60,
-            },
-        }
-    }
+    from mission_control.settings.base import redis_channel_layers
+
+    settings.CHANNEL_LAYERS = redis_channel_layers([redis_url], settings.CHANNEL_LAYER_PREFIX)
     channel_layers.backends.clear()
     yield channel_layers["default"]
     channel_layers.backends.clear()
@@ -280,8 +273,7 @@ def server_process(transactional_db) -> Iterator[Callable[..., ServerProcess]]:
             server=server,
             port=port,
             env=_server_env(redis_url=redis_url, extra=env),
-            log_path=Path(tempfile.gettempdir())
-            / f"mc-server-{os.environ['MC_TEST_RUN_ID']}-{port}.log",
+            log_path=run_log_path(str(port)),
         )
         started.append(process)
         return process.start()

@@ -10,12 +10,16 @@ psycopg runs every round trip of a connection (execute, fetch of a server-side
 cursor, commit, rollback, the pool's checks) through `Connection.wait()`, whose
 wait function already takes a `timeout` (psycopg raises its `_WaitTimeout`).
 `DeadlineConnection` passes the deadline there; the pool creates its connections
-with it (`connection_class` in the pool options, see settings). On expiry the
+with it (`connection_class` in the pool options, see settings), and the project's
+database backend (`mission_control.postgresql`) makes Django's own connections
+one when the pool is off (`DATABASE_POOL_MAX=0`). Connecting is bounded apart, by
+libpq's `connect_timeout` (`DATABASE_CONNECT_TIMEOUT`). On expiry the
 connection is closed (`PQfinish`) and `QueryDeadlineExceeded`, an
 `OperationalError`, is raised: Django wraps it as its own `OperationalError`,
 which the outage handling (`mission_control.database_outage`) answers with 503.
 The closed connection is never reused: Django sees it unusable at the end of the
-request and hands it back to the pool, which discards it and connects anew.
+request and hands it back to the pool, which discards it and connects anew (or,
+without the pool, drops it: every request connects anew anyway).
 
 A write cut off this way is all or nothing: the server, once it answers again,
 reads what was sent, then the connection's end, and rolls back an open
@@ -63,7 +67,7 @@ class DeadlineConnection(psycopg.Connection):
 
 
 def arm(seconds: float) -> None:
-    """Give every round trip of this process's pooled connections `seconds` (0: none)."""
+    """Give every round trip of this process's connections `seconds` (0: none)."""
     global _deadline  # one value per process, read on every round trip
     _deadline = float(seconds) if seconds and seconds > 0 else None
 

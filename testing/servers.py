@@ -11,9 +11,11 @@ and a production-settings bench server differ only in what they are given.
 from __future__ import annotations
 
 import contextlib
+import os
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -25,6 +27,15 @@ APPLICATION = "mission_control.asgi:application"
 HOST = "127.0.0.1"
 ServerName = Literal["daphne", "uvicorn", "granian", "gunicorn"]
 SERVERS = ("daphne", "uvicorn", "granian", "gunicorn")
+
+
+def run_log_path(name: str) -> Path:
+    """Where a test run's server named `name` logs (the run id from the test settings).
+
+    The root conftest removes every such log of a run that passed (`run_log_path("*")`
+    is its pattern), and keeps them when a test failed.
+    """
+    return Path(tempfile.gettempdir()) / f"mc-server-{os.environ['MC_TEST_RUN_ID']}-{name}.log"
 
 
 def free_port() -> int:

@@ -72,6 +72,17 @@ def post_login(client: httpx.Client, forwarded_for: str, password: str) -> int:
     return post.status_code
 
 
+def still_running(pids: set[int]) -> list[str]:
+    """Return which of `pids` still run (zombies count as gone), each with its command."""
+    running = []
+    for pid in sorted(pids):
+        with contextlib.suppress(psutil.NoSuchProcess):
+            process = psutil.Process(pid)
+            if process.status() != psutil.STATUS_ZOMBIE:
+                running.append(f"{pid} {' '.join(process.cmdline())[:120]}")
+    return running
+
+
 class ProductionStack:
     """nginx + N uvicorn workers started through scripts/serve.py, on a throwaway database."""
 

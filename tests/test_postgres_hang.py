@@ -13,6 +13,8 @@ import asyncio
 import json
 import os
 import shutil
+import subprocess
+import sys
 import tempfile
 import time
 
@@ -25,8 +27,8 @@ from websockets.exceptions import ConnectionClosed
 from mission_control import database_deadline
 from rover.tests.factories import frame
 from testing import postgres_cluster
-from testing.servers import ServerProcess
-from tests.test_postgres_outage import _environment, seeded_server
+from testing.servers import ROOT, ServerProcess
+from tests.test_postgres_outage import _environment, answer_200_again, seeded_server
 
 pytestmark = [pytest.mark.slow]
 
@@ -129,6 +131,71 @@ def test_a_transaction_cut_off_by_the_deadline_is_stored_whole_or_not_at_all(dea
         cluster.destroy()
 
 
+# A server process's own connection without the pool, built by the settings from its
+# environment: connected, it waits for a line, then queries (the test has frozen the
+# server meanwhile), then connects anew; it prints what each step raised and took.
+NO_POOL_ROUND_TRIPS = """
+import sys, time, django
+django.setup()
+from django.db import connection
+from mission_control.database_deadline import arm
+arm(float(sys.argv[1]))
+connection.ensure_connection()
+print(connection.settings_dict["OPTIONS"].get("pool"), flush=True)
+sys.stdin.readline()
+for step in (lambda: connection.cursor().execute("SELECT 1"), connection.ensure_connection):
+    started = time.monotonic()
+    try:
+        step()
+        outcome = "answered"
+    except Exception as error:
+        outcome = type(error).__name__
+    print(outcome, round(time.monotonic() - started, 2), flush=True)
+    connection.close()
+"""
+
+
+@pytest.mark.one_pass("first", why="it always uses a PostgreSQL cluster of its own")
+def test_without_the_pool_a_round_trip_and_a_connect_give_up_within_the_deadline():
+    cluster = _cluster()
+    process: subprocess.Popen[str] | None = None
+    try:
+        cluster.init()
+        env = dict(
+            os.environ,
+            DJANGO_SETTINGS_MODULE="mission_control.settings.test",
+            MC_SERVER_PROCESS="1",
+            DATABASE_URL=cluster.url,
+            DATABASE_POOL_MAX="0",
+            DATABASE_CONNECT_TIMEOUT=str(int(DEADLINE)),
+        )
+        process = subprocess.Popen(
+            [sys.executable, "-c", NO_POOL_ROUND_TRIPS, str(DEADLINE)],
+            cwd=ROOT,
+            env=env,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        assert process.stdout.readline().strip() == "None"  # connected, no pool
+        cluster.freeze()
+        try:
+            out, _ = process.communicate("go\n", timeout=GIVE_UP)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            printed = process.communicate()[0].splitlines()
+            pytest.fail(f"without the pool, a step still hung after {GIVE_UP} s; before: {printed}")
+        steps = [line.split() for line in out.splitlines()]
+        print(f"on the frozen server, without the pool: query, connect: {steps}")
+        assert [outcome for outcome, _ in steps] == ["OperationalError"] * 2, steps
+        assert all(DEADLINE - 0.1 <= float(took) < LATENCY_BOUND for _, took in steps), steps
+    finally:
+        if process is not None and process.poll() is None:
+            process.kill()
+            process.wait()
+        cluster.destroy()
+
+
 async def _get_within(client: httpx.AsyncClient, method: str, path: str, **kwargs):
     """Return (status or None if it gave up, seconds taken, response)."""
     started = time.monotonic()
@@ -140,7 +207,10 @@ async def _get_within(client: httpx.AsyncClient, method: str, path: str, **kwarg
 
 
 @pytest.mark.one_pass("first", why="it always uses a PostgreSQL cluster of its own")
-def test_a_hung_postgres_answers_503_within_the_deadline_while_the_worker_serves_on():
+# With the pool (the default) and without: then every request connects anew, and a
+# frozen server hangs the connect as well as the queries of an open connection.
+@pytest.mark.parametrize("pool_max", ["20", "0"], ids=["pool", "no-pool"])
+def test_a_hung_postgres_answers_503_within_the_deadline_while_the_worker_serves_on(pool_max):
     cluster = _cluster()
     media = tempfile.mkdtemp(prefix="mc-media-pg-hang-")
     server: ServerProcess | None = None
@@ -150,9 +220,11 @@ def test_a_hung_postgres_answers_503_within_the_deadline_while_the_worker_serves
         env.update(
             DATABASE_QUERY_DEADLINE_SECONDS=str(DEADLINE),
             DATABASE_POOL_TIMEOUT=str(DEADLINE),
+            DATABASE_POOL_MAX=pool_max,
+            DATABASE_CONNECT_TIMEOUT=str(int(DEADLINE)),
             SSE_HEARTBEAT_SECONDS="0.5",
         )
-        token, server = seeded_server(env, log_name=f"pg-hang-{cluster.port}")
+        token, server = seeded_server(env, log_name=f"pg-hang-{pool_max}-{cluster.port}")
 
         async def scenario() -> None:
             headers = {"Authorization": f"Bearer {token}"}
@@ -222,7 +294,7 @@ def test_a_hung_postgres_answers_503_within_the_deadline_while_the_worker_serves
                         (*GETS * 2, f"POST {TELEMETRY}"), answers, strict=True
                     )
                 ]
-                print(f"while frozen: {report}")
+                print(f"DATABASE_POOL_MAX={pool_max}, while frozen: {report}")
                 print(
                     f"/healthz answered {len(healthz)} times meanwhile, slowest "
                     f"{max(healthz):.3f} s; {len(beats_while_frozen)} SSE heartbeats; "
@@ -244,10 +316,7 @@ def test_a_hung_postgres_answers_503_within_the_deadline_while_the_worker_serves
                 # Back by itself: the cut connections were discarded, not handed out again.
                 thawed = time.monotonic()
                 give_up = thawed + 15
-                for path in GETS:
-                    while (status := (await http.get(path)).status_code) != 200:
-                        assert time.monotonic() < give_up, (path, status)
-                        await asyncio.sleep(0.2)
+                await answer_200_again(http, GETS, give_up)
                 back = time.monotonic() - thawed
                 # The cut batch was stored whole or not at all; its retry stores the rest.
                 listed = await http.get(f"{TELEMETRY}?limit=100")
@@ -258,9 +327,7 @@ def test_a_hung_postgres_answers_503_within_the_deadline_while_the_worker_serves
                 assert retried.json()["stored"] + len(retried.json()["duplicates"]) == len(batch)
                 listed = await http.get(f"{TELEMETRY}?limit=100")
                 assert [f["seq"] for f in listed.json()["frames"]] == [1, *CUT_SEQS]
-                while (status := (await plain.get("/readyz")).status_code) != 200:
-                    assert time.monotonic() < give_up, ("/readyz", status)
-                    await asyncio.sleep(0.2)
+                await answer_200_again(plain, ["/readyz"], give_up)
                 print(
                     f"every path 200 again {back:.2f} s after the thaw; the cut batch had "
                     f"{'all' if seqs else 'none'} of its frames stored"

@@ -16,7 +16,6 @@ import subprocess
 import sys
 import tempfile
 import time
-from pathlib import Path
 
 import httpx
 import pytest
@@ -25,7 +24,7 @@ from websockets.exceptions import ConnectionClosed
 
 from rover.tests.factories import frame
 from testing import postgres_cluster
-from testing.servers import ROOT, ServerProcess
+from testing.servers import ROOT, ServerProcess, run_log_path
 
 pytestmark = [pytest.mark.slow]
 
@@ -93,8 +92,16 @@ def seeded_server(env: dict[str, str], *, log_name: str) -> tuple[str, ServerPro
         timeout=120,
     )
     token = seeded.stdout.strip().splitlines()[-1]
-    log_path = Path(tempfile.gettempdir()) / f"mc-server-{log_name}.log"
+    log_path = run_log_path(log_name)  # removed once the run passes (root conftest)
     return token, ServerProcess(server="uvicorn", env=env, log_path=log_path).start()
+
+
+async def answer_200_again(client: httpx.AsyncClient, paths, give_up: float) -> None:
+    """GET each of `paths` until it answers 200; fail with its status at `give_up` (monotonic)."""
+    for path in paths:
+        while (status := (await client.get(path)).status_code) != 200:
+            assert time.monotonic() < give_up, (path, status)
+            await asyncio.sleep(0.2)
 
 
 async def _first_streamed_seq(http: httpx.AsyncClient) -> int | None:
@@ -209,10 +216,7 @@ def test_postgres_outage_answers_503_closes_sockets_1013_and_recovers():
                 # Recovery by itself: the pool replaces its dead connections.
                 restarted = time.monotonic()
                 deadline = restarted + 15
-                for path in API_PATHS:
-                    while (status := (await http.get(path)).status_code) != 200:
-                        assert time.monotonic() < deadline, (path, status)
-                        await asyncio.sleep(0.2)
+                await answer_200_again(http, API_PATHS, deadline)
                 print(
                     f"every API path answered 200 {time.monotonic() - restarted:.2f} s after start"
                 )
@@ -229,9 +233,7 @@ def test_postgres_outage_answers_503_closes_sockets_1013_and_recovers():
                 ) != [2] * STREAMS:
                     assert time.monotonic() < deadline, ("SSE streams", streamed)
                     await asyncio.sleep(0.2)
-                while (status := (await plain.get("/readyz")).status_code) != 200:
-                    assert time.monotonic() < deadline, ("/readyz", status)
-                    await asyncio.sleep(0.2)
+                await answer_200_again(plain, ["/readyz"], deadline)
                 back = time.monotonic() - restarted
                 print(f"readyz and the SSE stream back {back:.2f} s after start")
                 socket = await connect(ws_url, origin="http://127.0.0.1")

@@ -81,6 +81,17 @@ TEMPLATES = [
 # SQLite by default; WAL and IMMEDIATE transactions keep concurrent writers
 # (ingest, chat, admin) from failing with "database is locked".
 DATABASES = {"default": env.db_url("DATABASE_URL", default=f"sqlite:///{BASE_DIR / 'db.sqlite3'}")}
+if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
+    # Django's backend, every connection of it (pooled or not) a DeadlineConnection:
+    # its round trips give up after DATABASE_QUERY_DEADLINE_SECONDS in server processes
+    # (mission_control.database_deadline), so a hung server answers 503.
+    DATABASES["default"]["ENGINE"] = "mission_control.postgresql"
+    # Connecting is no round trip of a connection: a server that accepts TCP but never
+    # answers (hung) held a connect for psycopg's default 130 s. A connect_timeout in
+    # DATABASE_URL wins.
+    DATABASES["default"].setdefault("OPTIONS", {}).setdefault(
+        "connect_timeout", env.int("DATABASE_CONNECT_TIMEOUT", default=10)
+    )
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     DATABASES["default"].setdefault("OPTIONS", {}).update(
         {
@@ -89,7 +100,7 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
             "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
         }
     )
-elif DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql" and env.int(
+elif DATABASES["default"]["ENGINE"] == "mission_control.postgresql" and env.int(
     "DATABASE_POOL_MAX", default=20
 ):
     # A connection pool per worker process. Persistent connections (CONN_MAX_AGE)
@@ -100,19 +111,19 @@ elif DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql" and env.i
     from mission_control.database_deadline import DeadlineConnection  # needs psycopg
 
     DATABASES["default"]["CONN_MAX_AGE"] = 0
-    DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {
+    DATABASES["default"]["OPTIONS"]["pool"] = {
         "min_size": env.int("DATABASE_POOL_MIN", default=2),
         "max_size": env.int("DATABASE_POOL_MAX", default=20),
         "timeout": env.float("DATABASE_POOL_TIMEOUT", default=10.0),
-        # Its round trips give up after DATABASE_QUERY_DEADLINE_SECONDS in server
-        # processes (see mission_control.database_deadline): a hung server answers 503.
+        # The pool makes its connections with the deadline too, so that its own
+        # checks and resets of a connection are bounded as well.
         "connection_class": DeadlineConnection,
     }
 else:
     DATABASES["default"].setdefault("CONN_MAX_AGE", env.int("CONN_MAX_AGE", default=0))
 
 # Seconds one round trip to PostgreSQL may take in a server process before its
-# connection is closed and the request answers 503 (pooled connections only); 0: none.
+# connection is closed and the request answers 503 (pool or not); 0: none.
 DATABASE_QUERY_DEADLINE_SECONDS = env.float("DATABASE_QUERY_DEADLINE_SECONDS", default=10.0)
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
@@ -133,18 +144,25 @@ REDIS_POOL_TIMEOUT = env.float("REDIS_POOL_TIMEOUT", default=10.0)
 # may see bursts of every stream at once: capacity is sized for that, never the
 # default 100 that silently drops ("over capacity").
 CHANNEL_LAYER_CAPACITY = env.int("CHANNEL_LAYER_CAPACITY", default=10000)
-if REDIS_HOSTS:
-    CHANNEL_LAYERS = {
+
+
+def redis_channel_layers(hosts: list, prefix: str) -> dict:
+    """Return CHANNEL_LAYERS on channels-redis (the test settings and fixtures switch to it)."""
+    return {
         "default": {
             "BACKEND": "streams.layers.RedisChannelLayer",
             "CONFIG": {
-                "hosts": REDIS_HOSTS,
-                "prefix": CHANNEL_LAYER_PREFIX,
+                "hosts": hosts,
+                "prefix": prefix,
                 "capacity": CHANNEL_LAYER_CAPACITY,
                 "expiry": 60,
             },
         }
     }
+
+
+if REDIS_HOSTS:
+    CHANNEL_LAYERS = redis_channel_layers(REDIS_HOSTS, CHANNEL_LAYER_PREFIX)
 else:
     CHANNEL_LAYERS = {
         "default": {

@@ -14,7 +14,7 @@ import secrets
 import tempfile
 
 from .base import *  # noqa: F403
-from .base import CHANNEL_LAYERS, DATABASES, env
+from .base import CHANNEL_LAYERS, DATABASES, env, redis_channel_layers
 
 RUN_ID = env.str("MC_TEST_RUN_ID", default=str(os.getpid()))
 os.environ.setdefault("MC_TEST_RUN_ID", RUN_ID)
@@ -36,17 +36,7 @@ CHANNEL_LAYER_PREFIX = f"mctest{RUN_ID}"
 if TEST_SERVICES and "MC_SERVER_PROCESS" not in os.environ:
     DATABASES = {"default": env.db_url_config(TEST_POSTGRES_URL)}
     REDIS_HOSTS = [TEST_REDIS_URL]
-    CHANNEL_LAYERS = {
-        "default": {
-            "BACKEND": "streams.layers.RedisChannelLayer",
-            "CONFIG": {
-                "hosts": REDIS_HOSTS,
-                "prefix": CHANNEL_LAYER_PREFIX,
-                "capacity": 10000,
-                "expiry": 60,
-            },
-        }
-    }
+    CHANNEL_LAYERS = redis_channel_layers(REDIS_HOSTS, CHANNEL_LAYER_PREFIX)
 
 if "Redis" in CHANNEL_LAYERS["default"]["BACKEND"]:
     CHANNEL_LAYERS["default"]["CONFIG"]["prefix"] = CHANNEL_LAYER_PREFIX

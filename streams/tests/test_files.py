@@ -6,10 +6,7 @@ import pytest
 from django.http import Http404
 from django.test import RequestFactory
 
-from streams.files import serve_file
-
-DATA = bytes(range(256)) * 4
-ETAG = '"v1"'
+from streams.tests.served_file import DATA, ETAG, data_file, serve
 
 
 async def body_of(response) -> bytes:
@@ -20,21 +17,7 @@ async def body_of(response) -> bytes:
 
 @pytest.fixture
 def path(tmp_path):
-    file = tmp_path / "data.bin"
-    file.write_bytes(DATA)
-    return str(file)
-
-
-def serve(request, path):
-    return serve_file(
-        request,
-        path,
-        content_type="application/octet-stream",
-        filename="data.bin",
-        etag=ETAG,
-        last_modified=1_700_000_000,
-        chunk_size=100,
-    )
+    return data_file(tmp_path)
 
 
 async def test_range_is_streamed_in_chunks_as_206(path):

@@ -9,30 +9,20 @@ from __future__ import annotations
 import pytest
 from django.test import RequestFactory
 
-from streams.files import serve_file
+from streams.tests import served_file
+from streams.tests.served_file import DATA, ETAG
 
-DATA = bytes(range(256)) * 4
-ETAG = '"v1"'
 ACCEL_PATH = "rover-images/2026/a b.png"
 
 
 @pytest.fixture
 def path(tmp_path):
-    file = tmp_path / "data.bin"
-    file.write_bytes(DATA)
-    return str(file)
+    return served_file.data_file(tmp_path)
 
 
 def serve(request, path):
-    return serve_file(
-        request,
-        path,
-        content_type="image/png",
-        filename="a b.png",
-        etag=ETAG,
-        last_modified=1_700_000_000,
-        chunk_size=100,
-        accel_path=ACCEL_PATH,
+    return served_file.serve(
+        request, path, content_type="image/png", filename="a b.png", accel_path=ACCEL_PATH
     )
 
 

@@ -27,7 +27,7 @@ from PIL import Image
 from rover.tests.factories import frame, jpeg_bytes
 from testing.resuming_clients import RoomMember, SSEFollower
 from testing.servers import free_port
-from testing.stack import ROOT, SERVE, post_login
+from testing.stack import ROOT, SERVE, post_login, still_running
 
 pytestmark = [
     pytest.mark.slow,
@@ -562,8 +562,7 @@ def test_sigterm_stops_the_whole_stack_gracefully_within_30_seconds(stack):
     assert took < 30
     assert follower.finals[:1] == ["restart"]
     assert member.close_codes[:1] == [1012]
-    alive = [pid for pid in pids if psutil.pid_exists(pid) and _not_zombie(pid)]
-    assert alive == []
+    assert still_running(pids) == []
     assert not (stack.run_dir / "uvicorn.sock").exists()
     with pytest.raises(httpx.ConnectError):
         httpx.get(f"{stack.url}/healthz")
@@ -581,20 +580,10 @@ def test_sigterm_to_make_serve_stops_the_whole_stack(production_stacks):
     stack.terminate()
     stack.proc.wait(40)
     deadline = time.monotonic() + 30
-    while (alive := [p for p in pids if psutil.pid_exists(p) and _not_zombie(p)]) and (
-        time.monotonic() < deadline
-    ):
+    while (left := still_running(pids)) and time.monotonic() < deadline:
         time.sleep(0.2)
-    left = []
-    for pid in alive:  # make is gone: the fixture's stop could not find them
-        with contextlib.suppress(psutil.Error):
-            left.append(psutil.Process(pid).cmdline()[:3])
-            psutil.Process(pid).kill()
+    for pid in pids:  # make is gone: the fixture's stop could not find what is left
+        if still_running({pid}):
+            with contextlib.suppress(psutil.Error):
+                psutil.Process(pid).kill()
     assert left == []
-
-
-def _not_zombie(pid: int) -> bool:
-    try:
-        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
-    except psutil.NoSuchProcess:
-        return False

@@ -17,7 +17,7 @@ import httpx
 import psutil
 import pytest
 
-from testing.stack import post_login
+from testing.stack import post_login, still_running
 
 pytestmark = [
     pytest.mark.slow,
@@ -32,19 +32,6 @@ pytestmark = [
 STOP_BOUND = 40
 
 
-def _alive(pids: set[int]) -> list[str]:
-    """Return what still runs of `pids` (zombies count as gone), with each command line."""
-    alive = []
-    for pid in sorted(pids):
-        try:
-            process = psutil.Process(pid)
-            if process.status() != psutil.STATUS_ZOMBIE:
-                alive.append(f"{pid} {' '.join(process.cmdline())[:120]}")
-        except psutil.NoSuchProcess:
-            pass
-    return alive
-
-
 def _kill_and_wait(stack, victim: int) -> tuple[int, list[str]]:
     pids = stack.all_pids()
     assert victim in pids
@@ -55,10 +42,10 @@ def _kill_and_wait(stack, victim: int) -> tuple[int, list[str]]:
         pytest.fail(f"serve.py still runs {STOP_BOUND} s after the kill:\n{stack.log()[-2000:]}")
     # Give the kernel a moment to reap what serve.py stopped last.
     for _ in range(50):
-        if not _alive(pids):
+        if not still_running(pids):
             break
         psutil.wait_procs([], timeout=0.1)
-    return returncode, _alive(pids)
+    return returncode, still_running(pids)
 
 
 def _nginx_master(stack) -> int:

@@ -17,10 +17,10 @@ import signal
 import subprocess
 import time
 
-import psutil
 import pytest
 
 from testing.resuming_clients import SSEFollower
+from testing.stack import still_running
 
 pytestmark = [
     pytest.mark.slow,
@@ -32,17 +32,6 @@ pytestmark = [
 
 STREAM = "/rovers/curiosity/telemetry/stream"
 PROMISED = 30
-
-
-def _running(pids: set[int]) -> list[str]:
-    """Return the processes of `pids` that still run (zombies are gone), with their commands."""
-    running = []
-    for pid in sorted(pids):
-        with contextlib.suppress(psutil.NoSuchProcess):
-            process = psutil.Process(pid)
-            if process.status() != psutil.STATUS_ZOMBIE:
-                running.append(f"{pid} {' '.join(process.cmdline())[:120]}")
-    return running
 
 
 def test_a_worker_that_never_stops_is_killed_and_the_stack_exits_within_30_seconds(
@@ -84,5 +73,5 @@ def test_a_worker_that_never_stops_is_killed_and_the_stack_exits_within_30_secon
     assert returncode == 0, log[-2000:]
     assert "did not stop in time; killing it" in log, log[-2000:]
     # Every process of the stack is gone: the stopped worker, its supervisor, nginx's.
-    assert _running(pids) == []
+    assert still_running(pids) == []
     assert not (stack.run_dir / "uvicorn.sock").exists()
