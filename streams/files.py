@@ -192,17 +192,27 @@ def _precondition_response(
 ACCEL_PREFIX = "/_accel/"
 
 
-def _accel_allowed(request: HttpRequest) -> bool:
+# A Range header nginx reads as `parse_range` does: one range, no spaces, positions of at
+# most 18 digits (nginx refuses a position past its off_t with 416, where the worker
+# reads it as "to the end"). Any other Range is served by the worker (see _accel_allowed).
+_NGINX_READS_ALIKE = re.compile(r"bytes=(?:[0-9]{1,18}-[0-9]{0,18}|-[0-9]{1,18})")
+
+
+def _accel_allowed(request: HttpRequest, status: int) -> bool:
     """Return whether nginx may send this GET without changing its answer.
 
     nginx checks If-Match and If-Unmodified-Since again against its own
     validators (the file's mtime and size, not the SHA-256 ETag) and would
     answer 412 where the worker served; those rare requests stay with the worker.
+    A 206 is sent by nginx from the client's own Range header, so only when
+    nginx reads that header as the worker did (`bytes = 0-1` with spaces, or a
+    20-digit position, would come out 200 or 416 through nginx).
     """
     return (
         request.method == "GET"
         and "If-Match" not in request.headers
         and "If-Unmodified-Since" not in request.headers
+        and (status != 206 or _NGINX_READS_ALIKE.fullmatch(request.headers["Range"]) is not None)
     )
 
 
@@ -314,7 +324,7 @@ def file_response(
 
     headers["Content-Disposition"] = content_disposition_header(False, filename)
     headers["Content-Length"] = str(length)
-    if accel_path is not None and _accel_allowed(request):
+    if accel_path is not None and _accel_allowed(request, status):
         return _accel_response(
             accel_path, status=status, content_type=content_type, headers=headers
         )
