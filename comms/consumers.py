@@ -230,7 +230,7 @@ class TeamRoomConsumer(ClientFramesMixin, RoomDeliveryMixin, AsyncJsonWebsocketC
         await wait_at_most(
             DRAIN_WAIT_SECONDS,
             self._publisher.drain(),
-            what=f"publishes of a socket in {self.team}",
+            what="the publishes of a closed room socket",
         )
         if self._reader is not None:
             self._reader.cancel()
