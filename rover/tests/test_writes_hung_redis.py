@@ -197,6 +197,7 @@ async def _timed(request) -> tuple[httpx.Response, float]:
     return response, time.monotonic() - started
 
 
+@pytest.mark.slow  # a daphne process
 async def test_a_tus_upload_finishing_answers_while_redis_hangs(
     server_process, rover, user_factory, token_for
 ):
@@ -214,6 +215,7 @@ async def test_a_tus_upload_finishing_answers_while_redis_hangs(
     assert await sync_to_async(RoverImage.objects.filter(rover=rover).exists)()
 
 
+@pytest.mark.slow  # a daphne process
 async def test_an_alarm_acknowledged_in_the_admin_answers_while_redis_hangs(
     server_process, rover, user_factory
 ):
@@ -244,6 +246,7 @@ async def test_an_alarm_acknowledged_in_the_admin_answers_while_redis_hangs(
     )()
 
 
+@pytest.mark.slow  # a daphne process
 async def test_an_announcement_posted_from_the_admin_answers_while_redis_hangs(
     server_process, user_factory
 ):
