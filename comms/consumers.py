@@ -80,10 +80,12 @@ GATHER_IDLE_TURNS = 8
 # With Redis hung (comms.bounded), how long the socket waits for a presence or typing
 # announcement (then dropped: neither is stored), for its presence entry to be written
 # or removed (then the room's list is this worker's own sockets, as when Redis refuses),
-# and on disconnect for its messages' publishes (they go on: stored, replayed by id).
+# and on disconnect for its messages' publishes (they go on: stored, replayed by id) and
+# for its hub subscription's end (the room's last socket on a worker leaves its group).
 EPHEMERAL_WAIT_SECONDS = 0.5
 PRESENCE_WAIT_SECONDS = 1.0
 DRAIN_WAIT_SECONDS = PUBLISH_WAIT_SECONDS
+UNSUBSCRIBE_WAIT_SECONDS = 1.0
 
 
 class TeamRoomConsumer(ClientFramesMixin, RoomDeliveryMixin, AsyncJsonWebsocketConsumer):
@@ -236,7 +238,12 @@ class TeamRoomConsumer(ClientFramesMixin, RoomDeliveryMixin, AsyncJsonWebsocketC
             self._reader.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await self._reader
-        await self._stack.aclose()
+        # The room's last socket on this worker makes the hub leave the stream's group.
+        unsubscribed = await wait_at_most(
+            UNSUBSCRIBE_WAIT_SECONDS, self._stack.aclose(), what="a room socket's unsubscribe"
+        )
+        if unsubscribed.done() and unsubscribed.exception() is not None:
+            logger.warning("a room socket's unsubscribe failed: %r", unsubscribed.exception())
         if self.joined:
             self.joined = False
             with contextlib.suppress(Exception):

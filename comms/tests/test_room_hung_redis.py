@@ -24,7 +24,12 @@ import time
 import pytest
 from channels.testing import WebsocketCommunicator
 
-from comms.consumers import DRAIN_WAIT_SECONDS, EPHEMERAL_WAIT_SECONDS, PRESENCE_WAIT_SECONDS
+from comms.consumers import (
+    DRAIN_WAIT_SECONDS,
+    EPHEMERAL_WAIT_SECONDS,
+    PRESENCE_WAIT_SECONDS,
+    UNSUBSCRIBE_WAIT_SECONDS,
+)
 from comms.models import Message
 from comms.ratelimit import RATE_CHECK_WAIT_SECONDS, chat_rate_allow
 from streams.tests.redis_server import private_redis, use_redis
@@ -41,10 +46,18 @@ pytestmark = [
 STORED_WITHIN = 3 * RATE_CHECK_WAIT_SECONDS + 1
 # Hang detectors below redis-py's 5 s: a typing frame's announcement waits its bound,
 # the message behind it the rate check's; a joining socket also waits for its presence
-# entry; a disconnect for its publishes, its presence removal and its "left".
+# entry; a disconnect for its publishes, its unsubscribe, its presence removal and its
+# "left" (the room's last socket on the worker: no publishes, but the hub leaves the group).
 TYPED_MESSAGE_WITHIN = EPHEMERAL_WAIT_SECONDS + RATE_CHECK_WAIT_SECONDS + 1
 JOINED_WITHIN = PRESENCE_WAIT_SECONDS + 1
-LEFT_WITHIN = DRAIN_WAIT_SECONDS + PRESENCE_WAIT_SECONDS + EPHEMERAL_WAIT_SECONDS + 1
+LEFT_WITHIN = (
+    DRAIN_WAIT_SECONDS
+    + UNSUBSCRIBE_WAIT_SECONDS
+    + PRESENCE_WAIT_SECONDS
+    + EPHEMERAL_WAIT_SECONDS
+    + 1
+)
+LAST_LEFT_WITHIN = UNSUBSCRIBE_WAIT_SECONDS + PRESENCE_WAIT_SECONDS + EPHEMERAL_WAIT_SECONDS + 1
 
 
 @pytest.fixture
@@ -193,6 +206,23 @@ async def test_a_socket_leaves_while_redis_hangs_and_its_messages_reach_the_room
     frames = await _messages_until(bob, "d3", 30)
     assert [f["client_id"] for f in frames] == sent
     await bob.disconnect()
+
+
+async def test_the_rooms_last_socket_on_a_worker_leaves_while_redis_hangs(
+    room_on_private_redis, room, ws_app
+):
+    bob = WebsocketCommunicator(ws_app, "/ws/comms/ops/")  # no probe: bob is alone here
+    bob.scope["user"] = room.bob
+    assert (await bob.connect(10))[0]
+    assert [(await bob.receive_json_from(10))["type"] for _ in range(2)] == [
+        "history",
+        "presence",
+    ]
+    room_on_private_redis.pause()
+    started = time.monotonic()
+    await bob.disconnect(timeout=LAST_LEFT_WITHIN)
+    took = time.monotonic() - started
+    assert took < LAST_LEFT_WITHIN, f"the disconnect took {took:.2f} s"
 
 
 async def test_a_rate_check_that_timed_out_leaves_redis_alone_for_a_while(
