@@ -24,10 +24,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import time
 import uuid
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from typing import Any
 from urllib.parse import parse_qs
 
@@ -37,8 +38,9 @@ from django.conf import settings
 
 from mission_control.database_outage import DATABASE_ERRORS
 from mission_control.parsing import INT64_MAX
-from streams.hub import OrderedPublisher, subscribe
+from streams.hub import PUBLISH_WAIT_SECONDS, OrderedPublisher, subscribe
 
+from .bounded import wait_at_most
 from .delivery import RoomDeliveryMixin
 from .events import message_json, room_stream
 from .frames import (
@@ -75,6 +77,15 @@ TYPING_MIN_INTERVAL = 1.0
 OUTBOX_BATCH = 64
 # Loop turns the writer waits for a frame already read to reach the outbox (_gather).
 GATHER_IDLE_TURNS = 8
+# With Redis hung (comms.bounded), how long the socket waits for a presence or typing
+# announcement (then dropped: neither is stored), for its presence entry to be written
+# or removed (then the room's list is this worker's own sockets, as when Redis refuses),
+# and on disconnect for its messages' publishes (they go on: stored, replayed by id) and
+# for its hub subscription's end (the room's last socket on a worker leaves its group).
+EPHEMERAL_WAIT_SECONDS = 0.5
+PRESENCE_WAIT_SECONDS = 1.0
+DRAIN_WAIT_SECONDS = PUBLISH_WAIT_SECONDS
+UNSUBSCRIBE_WAIT_SECONDS = 1.0
 
 
 class TeamRoomConsumer(ClientFramesMixin, RoomDeliveryMixin, AsyncJsonWebsocketConsumer):
@@ -102,6 +113,11 @@ class TeamRoomConsumer(ClientFramesMixin, RoomDeliveryMixin, AsyncJsonWebsocketC
         self._reader: asyncio.Task | None = None
         self._replay_lock = asyncio.Lock()
         self._last_typing = 0.0
+        # A presence or typing announcement Redis has not answered within its wait: until
+        # it has, this socket's next ones are dropped at once (`_ephemeral`).
+        self._late_announcement: asyncio.Future | None = None
+        # The presence entry's write on join, which a disconnect's removal must follow.
+        self._presence_join: asyncio.Future | None = None
         self._publisher = OrderedPublisher()
         self._outbox: list[tuple[str, str | None]] = []
         self._writer: asyncio.Task | None = None
@@ -155,10 +171,23 @@ class TeamRoomConsumer(ClientFramesMixin, RoomDeliveryMixin, AsyncJsonWebsocketC
         else:
             await self._join_history()
         tracker = get_tracker()
-        online = await tracker.join(team.slug, self.presence_id, user.pk, user.get_username())
+        self._presence_join = await wait_at_most(
+            PRESENCE_WAIT_SECONDS,
+            tracker.join(team.slug, self.presence_id, user.pk, user.get_username()),
+            what=f"presence join in {team.slug}",
+        )
+        if self._presence_join.done():
+            online = self._presence_join.result()
+        else:
+            online = tracker.local_online(team.slug)
         await self.send(text_data=_dumps({"type": "presence", "online": online}))
         await self._ephemeral(
-            presence_announce(team_slug=team.slug, origin=self.presence_id, joined=self.user_json)
+            functools.partial(
+                presence_announce,
+                team_slug=team.slug,
+                origin=self.presence_id,
+                joined=self.user_json,
+            )
         )
         self._reader = asyncio.get_running_loop().create_task(self._forward())
 
@@ -199,21 +228,57 @@ class TeamRoomConsumer(ClientFramesMixin, RoomDeliveryMixin, AsyncJsonWebsocketC
             # Messages accepted before the close are stored and published all the same.
             if self._writer is not None:
                 await asyncio.shield(self._writer)
-            await asyncio.shield(self._publisher.drain())
+        # Their publishes are waited for a bounded time (a hung Redis), then go on.
+        await wait_at_most(
+            DRAIN_WAIT_SECONDS,
+            self._publisher.drain(),
+            what="the publishes of a closed room socket",
+        )
         if self._reader is not None:
             self._reader.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await self._reader
-        await self._stack.aclose()
+        # The room's last socket on this worker makes the hub leave the stream's group.
+        unsubscribed = await wait_at_most(
+            UNSUBSCRIBE_WAIT_SECONDS, self._stack.aclose(), what="a room socket's unsubscribe"
+        )
+        if unsubscribed.done() and unsubscribed.exception() is not None:
+            logger.warning("a room socket's unsubscribe failed: %r", unsubscribed.exception())
         if self.joined:
             self.joined = False
             with contextlib.suppress(Exception):
-                online = await asyncio.shield(get_tracker().leave(self.team.slug, self.presence_id))
+                online = await self._presence_leave()
                 # Another tab (on any worker) keeps the user online: nothing changed.
                 if all(user["id"] != self.user_json["id"] for user in online):
-                    await presence_announce(
-                        team_slug=self.team.slug, origin=self.presence_id, left=self.user_json
+                    await self._ephemeral(
+                        functools.partial(
+                            presence_announce,
+                            team_slug=self.team.slug,
+                            origin=self.presence_id,
+                            left=self.user_json,
+                        )
                     )
+
+    async def _presence_leave(self) -> list[dict[str, Any]]:
+        """Remove this socket's presence entry; return who is online, within a bounded wait.
+
+        The removal follows the join's write (one still waiting on Redis would
+        otherwise land after it and leave a ghost until the TTL). Not done in
+        time: this worker's own sockets, as while Redis refuses.
+        """
+        tracker = get_tracker()
+        slug = self.team.slug
+
+        async def leave() -> list[dict[str, Any]]:
+            if self._presence_join is not None:
+                await asyncio.wait({self._presence_join})
+            return await tracker.leave(slug, self.presence_id)
+
+        left = await wait_at_most(PRESENCE_WAIT_SECONDS, leave(), what=f"presence leave in {slug}")
+        if left.done():
+            return left.result()
+        # Maybe still in the local list (the join's write still waits): gone all the same.
+        return tracker.local_online(slug, leaving=self.presence_id)
 
     async def _close(self, code: int) -> None:
         if not self.closing:
@@ -311,18 +376,37 @@ class TeamRoomConsumer(ClientFramesMixin, RoomDeliveryMixin, AsyncJsonWebsocketC
             return
         self._last_typing = now
         await self._ephemeral(
-            typing_announce(
-                team_slug=self.team.slug, presence_id=self.presence_id, user_json=self.user_json
+            functools.partial(
+                typing_announce,
+                team_slug=self.team.slug,
+                presence_id=self.presence_id,
+                user_json=self.user_json,
             )
         )
 
-    async def _ephemeral(self, announcement: Awaitable[None]) -> None:
-        """Await a presence or typing announcement; if Redis is away it is dropped, not fatal.
+    async def _ephemeral(self, announce: Callable[[], Awaitable[None]]) -> None:
+        """Send a presence or typing announcement; if Redis is away it is dropped, not fatal.
 
         Neither is stored: a lost one is repaired by the next presence snapshot
-        (the heartbeat after recovery) or does not matter (typing).
+        (the heartbeat after recovery) or does not matter (typing). With Redis hung
+        the socket waits `EPHEMERAL_WAIT_SECONDS` at most, the announcement going on
+        in the background, and drops its next ones at once until Redis has answered
+        that one (or redis-py gave up on it), so no frame waits behind them.
         """
-        try:
-            await announcement
-        except Exception as exc:
-            logger.warning("presence or typing on %s not sent: %r", self.team.slug, exc)
+        if self._late_announcement is not None and not self._late_announcement.done():
+            return
+        task = await wait_at_most(
+            EPHEMERAL_WAIT_SECONDS, announce(), what=f"presence or typing on {self.team.slug}"
+        )
+        if not task.done():
+            self._late_announcement = task
+            logger.warning(
+                "presence or typing on %s: no answer from Redis in %g s; this socket's next "
+                "ones are dropped until it answers",
+                self.team.slug,
+                EPHEMERAL_WAIT_SECONDS,
+            )
+        elif task.exception() is not None:
+            logger.warning(
+                "presence or typing on %s not sent: %r", self.team.slug, task.exception()
+            )

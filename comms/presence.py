@@ -150,7 +150,16 @@ class PresenceTracker:
             return _online(await self.store.members(slug, self._oldest()))
         except redis_errors.RedisError as exc:
             self._degrade(exc)
-            return _online(list(self.local.get(slug, {}).values()))
+            return self.local_online(slug)
+
+    def local_online(self, slug: str, *, leaving: str | None = None) -> list[dict]:
+        """Return the users of this worker's own sockets in a room (but `leaving`), by username.
+
+        What `online` answers while Redis does not; a socket also takes it when
+        Redis has not answered in time (`comms.bounded`).
+        """
+        room = self.local.get(slug, {})
+        return _online([member for pid, member in room.items() if pid != leaving])
 
     def _degrade(self, exc: Exception) -> None:
         if not self.degraded:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import base64
 import io
 
 import pytest
@@ -10,6 +9,7 @@ from asgiref.sync import sync_to_async
 
 from rover.models import Camera, RoverImage
 from rover.tests.factories import jpeg_bytes
+from rover.tests.tus import metadata, upload
 
 pytestmark = [
     pytest.mark.django_db(transaction=True),
@@ -17,7 +17,6 @@ pytestmark = [
 ]
 
 IMAGES = "/api/rovers/curiosity/images"
-TUS = {"Tus-Resumable": "1.0.0"}
 
 
 def multipart(data: bytes, **fields: str) -> dict:
@@ -43,20 +42,7 @@ async def test_unknown_camera_names_the_parameter_and_stores_nothing(uploader, r
 
 
 async def test_tus_upload_takes_a_camera_in_any_case(uploader, rover):
-    data = jpeg_bytes(160, 120)
-    meta = f"camera {base64.b64encode(b'CHEMCAM').decode()}"
-    created = await uploader.post(
-        "/api/rovers/curiosity/uploads/",
-        headers={**TUS, "Upload-Length": str(len(data)), "Upload-Metadata": meta},
-    )
-    assert created.status_code == 201, created.content
-    url = "/" + created["Location"].split("/", 3)[3]
-    done = await uploader.patch(
-        url,
-        data=data,
-        content_type="application/offset+octet-stream",
-        headers={**TUS, "Upload-Offset": "0"},
-    )
+    _url, done = await upload(uploader, jpeg_bytes(160, 120), metadata(camera="CHEMCAM"))
     assert done.status_code == 204, done.content
     assert (await RoverImage.objects.aget()).camera == Camera.CHEMCAM
 

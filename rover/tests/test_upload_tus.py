@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import uuid
 
@@ -13,38 +12,12 @@ from rover.models import ImageUpload, RoverImage
 from rover.tests.clients import TokenClient
 from rover.tests.factories import jpeg_bytes
 from rover.tests.media import media_files
+from rover.tests.tus import COLLECTION, TUS, create, created_path, metadata, patch, upload
 
 pytestmark = [
     pytest.mark.django_db(transaction=True),
     pytest.mark.usefixtures("own_media_root"),
 ]
-
-COLLECTION = "/api/rovers/curiosity/uploads/"
-TUS = {"Tus-Resumable": "1.0.0"}
-
-
-def metadata(**values: str) -> str:
-    return ",".join(f"{k} {base64.b64encode(v.encode()).decode()}" for k, v in values.items())
-
-
-async def create(client, length: int, meta: str | None = None, **headers):
-    headers = {**TUS, "Upload-Length": str(length), **headers}
-    if meta is not None:
-        headers["Upload-Metadata"] = meta
-    return await client.post(COLLECTION, headers=headers)
-
-
-async def patch(client, url: str, offset: int, body: bytes, **headers):
-    return await client.patch(
-        url,
-        data=body,
-        content_type=headers.pop("content_type", "application/offset+octet-stream"),
-        headers={**TUS, "Upload-Offset": str(offset), **headers},
-    )
-
-
-def path_of(location: str) -> str:
-    return "/" + location.split("/", 3)[3]
 
 
 async def test_options_announces_version_extensions_and_max_size(uploader, rover, settings):
@@ -70,7 +43,7 @@ async def test_creation_answers_201_with_a_server_chosen_location(uploader, rove
 
 
 async def test_head_reports_offset_and_length_without_caching(uploader, rover):
-    url = path_of((await create(uploader, 500))["Location"])
+    url = await created_path(uploader, 500)
     response = await uploader.head(url, headers=TUS)
     assert response.status_code == 200
     assert response["Upload-Offset"] == "0"
@@ -82,7 +55,7 @@ async def test_head_reports_offset_and_length_without_caching(uploader, rover):
 async def test_patches_append_and_the_last_one_stores_the_image(uploader, rover):
     data = jpeg_bytes(200, 150)
     meta = metadata(filename="pan.jpg", camera="navcam", captured_at="2023-01-02T03:04:05Z")
-    url = path_of((await create(uploader, len(data), meta))["Location"])
+    url = await created_path(uploader, len(data), meta)
     first = await patch(uploader, url, 0, data[:1000])
     assert first.status_code == 204
     assert first["Upload-Offset"] == "1000"
@@ -105,7 +78,7 @@ async def test_patches_append_and_the_last_one_stores_the_image(uploader, rover)
 
 
 async def test_wrong_offset_is_409_with_the_real_offset(uploader, rover):
-    url = path_of((await create(uploader, 100))["Location"])
+    url = await created_path(uploader, 100)
     await patch(uploader, url, 0, b"x" * 10)
     response = await patch(uploader, url, 5, b"y" * 10)
     assert response.status_code == 409
@@ -118,14 +91,14 @@ async def test_wrong_offset_is_409_with_the_real_offset(uploader, rover):
 
 
 async def test_wrong_content_type_is_415(uploader, rover):
-    url = path_of((await create(uploader, 100))["Location"])
+    url = await created_path(uploader, 100)
     response = await patch(uploader, url, 0, b"x", content_type="application/octet-stream")
     assert response.status_code == 415
     assert response["Tus-Resumable"] == "1.0.0"
 
 
 async def test_missing_upload_offset_is_400(uploader, rover):
-    url = path_of((await create(uploader, 100))["Location"])
+    url = await created_path(uploader, 100)
     response = await uploader.patch(
         url, data=b"x", content_type="application/offset+octet-stream", headers=TUS
     )
@@ -133,7 +106,7 @@ async def test_missing_upload_offset_is_400(uploader, rover):
 
 
 async def test_more_bytes_than_upload_length_is_413_and_nothing_is_appended(uploader, rover):
-    url = path_of((await create(uploader, 10))["Location"])
+    url = await created_path(uploader, 10)
     response = await patch(uploader, url, 0, b"x" * 11)
     assert response.status_code == 413
     assert response.json()["error"] == "too_many_bytes"
@@ -143,7 +116,7 @@ async def test_more_bytes_than_upload_length_is_413_and_nothing_is_appended(uplo
 async def test_unknown_malformed_and_foreign_uploads_are_404(
     uploader, rover, user_factory, token_for
 ):
-    url = path_of((await create(uploader, 10))["Location"])
+    url = await created_path(uploader, 10)
     other = await sync_to_async(user_factory)(perms=("rover.add_roverimage",))
     stranger = TokenClient(await sync_to_async(token_for)(other))
     for target, who in (
@@ -206,8 +179,7 @@ async def test_completed_upload_that_is_not_an_image_is_rejected_and_leaves_noth
     uploader, rover, settings
 ):
     junk = b"MZ this is an executable, not a picture" * 50
-    url = path_of((await create(uploader, len(junk), metadata(filename="x.jpg")))["Location"])
-    response = await patch(uploader, url, 0, junk)
+    _url, response = await upload(uploader, junk, metadata(filename="x.jpg"))
     assert response.status_code == 400
     assert response.json()["error"] == "not_an_image"
     assert response["Tus-Resumable"] == "1.0.0"
@@ -217,7 +189,7 @@ async def test_completed_upload_that_is_not_an_image_is_rejected_and_leaves_noth
 
 
 async def test_termination_deletes_the_upload_and_its_file(uploader, rover, settings):
-    url = path_of((await create(uploader, 100))["Location"])
+    url = await created_path(uploader, 100)
     await patch(uploader, url, 0, b"x" * 10)
     response = await uploader.delete(url, headers=TUS)
     assert response.status_code == 204
@@ -248,7 +220,7 @@ async def test_a_second_writer_at_the_same_time_gets_423(uploader, rover, settin
     import fcntl
     from pathlib import Path
 
-    url = path_of((await create(uploader, 100))["Location"])
+    url = await created_path(uploader, 100)
     upload_file = Path(settings.MEDIA_ROOT) / "uploads" / url.rsplit("/", 1)[1]
     with open(upload_file, "r+b") as held:
         fcntl.flock(held.fileno(), fcntl.LOCK_EX)  # what a PATCH in progress holds
@@ -263,7 +235,7 @@ async def test_a_termination_while_a_patch_writes_gets_423_and_deletes_nothing(
     import fcntl
     from pathlib import Path
 
-    url = path_of((await create(uploader, 100))["Location"])
+    url = await created_path(uploader, 100)
     upload_file = Path(settings.MEDIA_ROOT) / "uploads" / url.rsplit("/", 1)[1]
     with open(upload_file, "r+b") as held:
         fcntl.flock(held.fileno(), fcntl.LOCK_EX)  # what a PATCH in progress holds
@@ -280,9 +252,9 @@ async def test_expired_unfinished_uploads_are_pruned_when_a_new_one_starts(
 
     from django.utils import timezone
 
-    old = path_of((await create(uploader, 100))["Location"])
+    old = await created_path(uploader, 100)
     await ImageUpload.objects.aupdate(expires_at=timezone.now() - timedelta(seconds=1))
-    fresh = path_of((await create(uploader, 100))["Location"])
+    fresh = await created_path(uploader, 100)
     assert (await uploader.head(old, headers=TUS)).status_code == 404
     assert (await uploader.head(fresh, headers=TUS)).status_code == 200
     assert media_files(settings.MEDIA_ROOT) == [f"uploads/{fresh.rsplit('/', 1)[1]}"]
@@ -290,8 +262,8 @@ async def test_expired_unfinished_uploads_are_pruned_when_a_new_one_starts(
 
 async def test_patch_to_a_completed_upload_is_refused_but_head_still_answers(uploader, rover):
     data = jpeg_bytes(50, 40)
-    url = path_of((await create(uploader, len(data)))["Location"])
-    assert (await patch(uploader, url, 0, data)).status_code == 204
+    url, done = await upload(uploader, data)
+    assert done.status_code == 204
     again = await patch(uploader, url, len(data), b"more")
     assert again.status_code == 400
     assert again.json()["error"] == "upload_complete"
@@ -304,8 +276,7 @@ async def test_a_finished_upload_of_bytes_already_stored_links_the_stored_image(
     data = jpeg_bytes(90, 60)
     images = []
     for _ in range(2):
-        url = path_of((await create(uploader, len(data), metadata(camera="navcam")))["Location"])
-        done = await patch(uploader, url, 0, data)
+        _url, done = await upload(uploader, data, metadata(camera="navcam"))
         assert done.status_code == 204
         images.append(done["Rover-Image"])
     assert images[0] == images[1]

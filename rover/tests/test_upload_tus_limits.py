@@ -13,35 +13,17 @@ from rover.services.uploads import upload_path
 from rover.tests.clients import TokenClient
 from rover.tests.factories import jpeg_bytes
 from rover.tests.media import media_files
+from rover.tests.tus import TUS, create, created_path, upload
 
 pytestmark = [
     pytest.mark.django_db(transaction=True),
     pytest.mark.usefixtures("own_media_root"),
 ]
 
-COLLECTION = "/api/rovers/curiosity/uploads/"
-TUS = {"Tus-Resumable": "1.0.0"}
-
-
-async def create(client, length: int = 100):
-    return await client.post(COLLECTION, headers={**TUS, "Upload-Length": str(length)})
-
-
-async def created_path(client, length: int = 100) -> str:
-    response = await create(client, length)
-    assert response.status_code == 201, response.content
-    return "/" + response["Location"].split("/", 3)[3]
-
 
 async def completed_path(client, data: bytes) -> str:
     """Create an upload of `data`, send all of it in one PATCH, and return the upload's path."""
-    url = await created_path(client, len(data))
-    done = await client.patch(
-        url,
-        data=data,
-        content_type="application/offset+octet-stream",
-        headers={**TUS, "Upload-Offset": "0"},
-    )
+    url, done = await upload(client, data)
     assert done.status_code == 204, done.content
     return url
 
