@@ -35,14 +35,15 @@ async def wait_at_most(seconds: float, work: Awaitable[T], *, what: str) -> asyn
     Cancelling the caller does not cancel the task.
     """
     task = asyncio.ensure_future(work)
+    # Referenced from the start: a caller cancelled during the wait leaves it running too.
+    _running.add(task)
+    task.add_done_callback(_running.discard)
     await asyncio.wait({task}, timeout=seconds)
     if not task.done():
-        _running.add(task)
         task.add_done_callback(lambda done: _ended_late(done, what))
     return task
 
 
 def _ended_late(task: asyncio.Future, what: str) -> None:
-    _running.discard(task)
     if not task.cancelled() and task.exception() is not None:
         logger.warning("%s failed after its wait: %r", what, task.exception())
