@@ -40,17 +40,20 @@ def telemetry_after(*, rover: Rover, after_id: int, limit: int) -> list[Telemetr
 
 
 def telemetry_latest(*, rover: Rover) -> tuple[TelemetryFrame | None, int]:
-    """Return the frame with the highest seq (or None) and the rover's last ingest id.
+    """Return the newest frame by rover time (or None) and the rover's last ingest id.
 
-    Both come from one statement, so one snapshot: every frame up to that id is
-    stored and no later one is, which makes it a first connect's exact position
-    even when the newest frame by seq is not the last one received.
+    Newest by `recorded_at`, then seq, not by seq alone: one bogus seq (2**63 - 1)
+    would stay the rover's "current state" for good, while rover time cannot run
+    more than a minute ahead of ours (`rover.services.telemetry`). Both come from
+    one statement, so one snapshot: every frame up to that id is stored and no
+    later one is, which makes it a first connect's exact position even when the
+    newest frame is not the last one received.
     """
     _warn_unreadable(rover)
     frame = (
         _readable_frames(rover)
         .annotate(stream_position=F("rover__last_ingest_id"))
-        .order_by("-seq")
+        .order_by("-recorded_at", "-seq")
         .first()
     )
     if frame is None:
@@ -65,14 +68,16 @@ def telemetry_history(
     """Return frames in seq order and whether more matched than `limit`.
 
     With `since`, the first `limit` frames from there; without it, the newest
-    `limit` frames (what a chart opening on "now" wants).
+    `limit` frames by rover time (what a chart opening on "now" wants, and what
+    `simulate_rover` resumes after: by seq, one bogus 2**63 - 1 would be newest
+    for good; see `telemetry_latest`).
     """
     _warn_unreadable(rover)
     frames = telemetry_frames(rover=rover, since=since, until=until)
     if since is None:
-        page = list(frames.order_by("-seq")[: limit + 1])
+        page = list(frames.order_by("-recorded_at", "-seq")[: limit + 1])
         truncated = len(page) > limit
-        return list(reversed(page[:limit])), truncated
+        return sorted(page[:limit], key=lambda f: f.seq), truncated
     page = list(frames.order_by("seq")[: limit + 1])
     return page[:limit], len(page) > limit
 

@@ -13,10 +13,11 @@ reading that hovers at the limit does not flap.
 
 Link lost is time-driven: each worker process runs a small watchdog task
 (started lazily by the first ingest or live-stream subscriber in that process)
-that raises the alarm when the newest frame is older than the rover's
-`stale_after_seconds` (the limit the dashboard uses too); the next frame clears
-it. With several workers every watchdog checks, and the one-active-per-kind
-constraint lets exactly one of them store and announce the alarm.
+that raises the alarm when the rover's last frame *received* (the highest ingest
+id, whatever its seq or rover time) is older than its `stale_after_seconds` (the
+limit the dashboard uses too); the next frame clears it. With several workers
+every watchdog checks, and the one-active-per-kind constraint lets exactly one
+of them store and announce the alarm.
 """
 
 from __future__ import annotations
@@ -142,7 +143,7 @@ def _verdicts(frame: TelemetryFrame, limits: AlarmLimits) -> Iterable[tuple[str,
 
 
 def alarms_evaluate(*, rover: Rover, frames: list[TelemetryFrame]) -> list[Alarm]:
-    """Raise and clear the rover's alarms for new frames (in seq order); return what changed."""
+    """Raise and clear the rover's alarms for new frames (oldest first); return what changed."""
     rover = Rover.objects.select_related("alarm_team").get(pk=rover.pk)
     limits = alarm_limits_for(rover=rover)
     active = {a.kind: a for a in Alarm.objects.filter(rover=rover, cleared_at__isnull=True)}
@@ -181,17 +182,19 @@ def _value_of(kind: str, frame: TelemetryFrame) -> float | None:
 
 
 def alarms_check_link_lost(*, now: datetime | None = None) -> list[Alarm]:
-    """Raise 'link lost' for every rover whose newest frame is older than its limit."""
+    """Raise 'link lost' for every rover whose last frame received is older than its limit."""
     now = now or timezone.now()
     raised: list[Alarm] = []
     for rover in Rover.objects.select_related("alarm_team"):
         limit = rover.stale_after_seconds
         if not limit:
             continue
-        # The newest frame by seq (the unique index) stands for "the last frame heard".
+        # The last frame heard is the last one stored: ingest ids follow commit order
+        # (a unique index). The highest seq would not do: one bogus seq (2**63 - 1)
+        # stays the highest for good, and silence would be timed from its arrival.
         newest = (
             TelemetryFrame.objects.filter(rover=rover)
-            .order_by("-seq")
+            .order_by("-ingest_id")
             .values_list("seq", "received_at")
             .first()
         )

@@ -8,6 +8,13 @@ stored again, so the rover may retry freely and send frames out of order.
 Each new frame is published on the hub stream `rover.<slug>` as a `telemetry`
 event (`rover/events.py`); the SSE view and the history API use the same field
 names. Evaluating alarms on the new frames is `rover/services/alarms.py`.
+
+Which frame is newer than which: the rover's `seq` and its clock (`recorded_at`)
+both say, and either can be wrong (a bit flip in the seq, a clock reset). A new
+frame is *late* only when a stored frame is newer by both, so one bogus value of
+either kind cannot make every later frame look late (see `Newest`). The clock is
+also bounded: `recorded_at` may run at most RECORDED_AT_MAX_AHEAD_SECONDS ahead
+of the server's clock (a rover's frames reach the ground after they are made).
 """
 
 from __future__ import annotations
@@ -19,13 +26,15 @@ from typing import Any
 
 from asgiref.sync import sync_to_async
 from django.db import connection, transaction
-from django.db.models import Q, Subquery
+from django.db.models import Case, F, Q, Subquery, When
+from django.utils import timezone
 
 from mission_control.parsing import BadParameter, parse_timestamp
 from streams.hub import publish_stored
 
 from ..events import frame_event, rover_stream
 from ..models import Rover, RoverMode, TelemetryFrame
+from ..selectors.readable import READABLE_FROM, READABLE_UNTIL
 from .alarms import alarms_evaluate, link_watchdog_ensure
 from .partitions import partitions_ensure_ahead
 from .rollups import telemetry_rollups_add
@@ -34,6 +43,9 @@ MAX_BATCH_FRAMES = 1000
 MAX_BODY_BYTES = 1024 * 1024
 SEQ_MAX = 2**63 - 1
 COORD_LIMIT_M = 1e7
+# Rover time ahead of ground time is a clock fault; a frame far ahead would otherwise
+# stay "the newest" (the feed's first frame, the reference for late frames) until then.
+RECORDED_AT_MAX_AHEAD_SECONDS = 60.0
 
 # name: (required, minimum, maximum, maximum is exclusive)
 NUMBER_FIELDS: dict[str, tuple[bool, float | None, float | None, bool]] = {
@@ -59,12 +71,47 @@ class TelemetryInvalid(ValueError):
         self.frames = frames or []
 
 
+@dataclass(frozen=True)
+class Newest:
+    """The stored frames a new one is compared with: the highest seq, the latest rover time.
+
+    A new frame is late when either of them is newer than it by both seq and
+    `recorded_at`. A bogus seq (2**63 - 1 recorded now) does not outrank the
+    frames recorded after it, and a clock gone wrong (a year back, or up to a
+    minute ahead) does not outrank frames with a higher seq; a truly late frame
+    (a retry, a backlog sent after live frames) is below the latest frame in
+    both. Exact dominance by any stored frame would need a query per frame; two
+    bogus frames of different kinds at once can let a late frame through, which
+    the next live frame corrects. A time is None when it is unreadable
+    (`rover.selectors.readable`): such a frame outranks nothing.
+    """
+
+    by_seq: tuple[int, datetime | None] | None = None
+    by_time: tuple[int, datetime | None] | None = None
+
+    def outranks(self, frame: TelemetryFrame) -> bool:
+        """Return whether a stored frame is newer than `frame` by both seq and rover time."""
+        return any(
+            stored[0] > frame.seq and stored[1] is not None and stored[1] > frame.recorded_at
+            for stored in (self.by_seq, self.by_time)
+            if stored is not None
+        )
+
+    @property
+    def highest_seq(self) -> int | None:
+        return None if self.by_seq is None else self.by_seq[0]
+
+
 @dataclass
 class IngestResult:
-    """What an ingest stored (new frames, in seq and ingest id order) and the duplicate seqs."""
+    """What an ingest stored (new frames, in seq and ingest id order) and the duplicate seqs.
+
+    `before` holds the newest frames stored before it, which the new ones are judged against.
+    """
 
     stored: list[TelemetryFrame] = field(default_factory=list)
     duplicates: list[int] = field(default_factory=list)
+    before: Newest = field(default_factory=Newest)
 
 
 def _is_number(value: Any) -> bool:
@@ -98,9 +145,15 @@ def _clean_recorded_at(value: Any) -> tuple[datetime | None, str | None]:
     if not isinstance(value, str) or not value.strip():
         return None, "must be an ISO 8601 timestamp string"
     try:
-        return parse_timestamp(value, name="recorded_at", naive_is_utc=False), None
+        recorded_at = parse_timestamp(value, name="recorded_at", naive_is_utc=False)
     except BadParameter as exc:
         return None, exc.detail.removeprefix("'recorded_at' ")
+    if (recorded_at - timezone.now()).total_seconds() > RECORDED_AT_MAX_AHEAD_SECONDS:
+        return None, (
+            f"must be at most {RECORDED_AT_MAX_AHEAD_SECONDS:g} seconds ahead of the "
+            "server's clock (the rover's clock is wrong)"
+        )
+    return recorded_at, None
 
 
 def frame_clean(raw: Any) -> tuple[dict[str, Any], dict[str, str]]:
@@ -201,7 +254,7 @@ def telemetry_store(
         # Take ids for every frame first: that update is also the row lock, so the
         # common case (nothing retried) costs no statement more than a plain lock.
         first_id = _ingest_ids_take(rover_id=rover.pk, count=len(unique)) + 1
-        previous_max, existing = _seqs_known(rover=rover, seqs=[f["seq"] for f in unique])
+        result.before, existing = _seqs_known(rover=rover, seqs=[f["seq"] for f in unique])
         new = [
             TelemetryFrame(rover=rover, **frame)
             for frame in sorted(unique, key=lambda f: f["seq"])
@@ -217,26 +270,37 @@ def telemetry_store(
         telemetry_rollups_add(rover=rover, frames=new)
     result.stored = new
     result.duplicates.sort()
-    return result, previous_max
+    return result, result.before.highest_seq
 
 
-def _seqs_known(*, rover: Rover, seqs: list[int]) -> tuple[int | None, set[int]]:
-    """Return the rover's highest stored seq and which of `seqs` are stored, in one read.
+def _seqs_known(*, rover: Rover, seqs: list[int]) -> tuple[Newest, set[int]]:
+    """Return the rover's newest stored frames (`Newest`) and which of `seqs` are stored.
 
-    One statement instead of a MAX and an IN (a round trip less inside the row
-    lock, which the hub's dispatch waits for): the rows whose seq is asked for,
-    plus the row holding the highest seq. Every stored seq is at most that one,
-    so the highest of the rows read is the highest stored. `order_by()` drops
-    the model's ordering, which would join the rover table to sort by name.
+    One statement instead of a MAX, another MAX and an IN (round trips less
+    inside the row lock, which the hub's dispatch waits for): the rows whose seq
+    is asked for, plus the row holding the highest seq and the rows holding the
+    latest readable rover time (on the (rover, recorded_at) index). Every stored
+    seq and time is at most those, so the highest of the rows read are the
+    highest stored. A time is read only when readable: loading an unreadable one
+    would raise (`rover.selectors.readable`). `order_by()` drops the model's
+    ordering, which would join the rover table to sort by name.
     """
     stored = TelemetryFrame.objects.filter(rover=rover)
+    in_window = Q(recorded_at__gte=READABLE_FROM, recorded_at__lt=READABLE_UNTIL)
     highest = stored.order_by("-seq").values("seq")[:1]
-    found = set(
-        stored.filter(Q(seq__in=seqs) | Q(seq=Subquery(highest)))
+    latest = stored.filter(in_window).order_by("-recorded_at").values("recorded_at")[:1]
+    rows = list(
+        stored.filter(Q(seq__in=seqs) | Q(seq=Subquery(highest)) | Q(recorded_at=Subquery(latest)))
+        .annotate(rover_time=Case(When(in_window, then=F("recorded_at"))))
         .order_by()
-        .values_list("seq", flat=True)
+        .values_list("seq", "rover_time")
     )
-    return max(found, default=None), found.intersection(seqs)
+    if not rows:
+        return Newest(), set()
+    by_seq = max(rows, key=lambda row: row[0])
+    timed = [row for row in rows if row[1] is not None]
+    by_time = max(timed, key=lambda row: (row[1], row[0])) if timed else None
+    return Newest(by_seq=by_seq, by_time=by_time), {row[0] for row in rows}.intersection(seqs)
 
 
 def _ingest_ids_take(*, rover_id: int, count: int) -> int:
@@ -289,12 +353,16 @@ async def telemetry_ingest_announce(stored: Stored) -> IngestResult:
     HTTP request waits for its publishes and alarm announcements at most
     `PUBLISH_WAIT_SECONDS` in all (`streams.middleware`), then they go on in
     the background, so with Redis hung the uplink (which retries after 10 s)
-    gets its answer; alarms are evaluated only on frames newer than anything
-    stored before, so a late, out-of-order frame cannot clear or raise an alarm
-    that later frames decided.
+    gets its answer. Alarms are evaluated only on frames no stored frame
+    outranks (`Newest`), in rover time order, so a late, out-of-order frame
+    cannot clear or raise an alarm that later frames decided, and one bogus seq
+    or clock cannot make every later frame late.
     """
-    rover, result, previous_max = stored.rover, stored.result, stored.previous_max
-    fresh = [f for f in result.stored if previous_max is None or f.seq > previous_max]
+    rover, result = stored.rover, stored.result
+    fresh = sorted(
+        (f for f in result.stored if not result.before.outranks(f)),
+        key=lambda f: (f.recorded_at, f.seq),
+    )
     events = [frame_event(frame) for frame in result.stored]
     await publish_stored(rover_stream(rover.slug), events)
     if fresh:
