@@ -144,3 +144,40 @@ def test_recorded_at_far_ahead_of_the_server_clock_is_refused(rover, post):
     assert (refused["index"], refused["seq"]) == (1, 2)
     assert "ahead of the server's clock" in refused["errors"]["recorded_at"]
     assert not TelemetryFrame.objects.exists()
+
+
+@pytest.mark.slow
+def test_the_simulator_resumes_after_the_newest_frame_not_the_bogus_seq(
+    server_process, rover, tmp_path
+):
+    from rover.services.telemetry import telemetry_store, telemetry_validate
+    from rover.tests.test_telemetry_simulator import run_simulator
+
+    now = datetime.now(UTC)
+    stamps = [now - timedelta(seconds=60 - n) for n in range(27)]
+    payload = [{**frame(seq), "recorded_at": stamps[seq].isoformat()} for seq in range(1, 27)]
+    telemetry_store(rover=rover, frames=telemetry_validate(payload=[bogus(), *payload]))
+    server = server_process()
+    run = run_simulator(server, tmp_path, "--rate", "20", "--duration", "1", "--image-every", "0")
+    assert run.returncode == 0, run.stderr
+    assert "from seq 27 " in run.stdout, run.stdout
+    assert "frames refused" not in run.stderr, run.stderr
+    assert TelemetryFrame.objects.filter(seq__gte=27, seq__lt=SEQ_MAX).count() >= 10
+
+
+@pytest.mark.slow
+def test_the_simulator_says_why_it_cannot_continue_after_the_highest_seq(
+    server_process, rover, tmp_path
+):
+    """The newest frame is the bogus one: no seq is left after it; say so, post nothing."""
+    from rover.services.telemetry import telemetry_store, telemetry_validate
+    from rover.tests.test_telemetry_simulator import run_simulator
+
+    recent = (datetime.now(UTC) - timedelta(seconds=5)).isoformat()
+    telemetry_store(
+        rover=rover, frames=telemetry_validate(payload=[{**bogus(), "recorded_at": recent}])
+    )
+    run = run_simulator(server_process(), tmp_path, "--duration", "1", "--image-every", "0")
+    assert run.returncode != 0
+    assert "no seq is left" in run.stderr, run.stderr
+    assert TelemetryFrame.objects.count() == 1

@@ -29,6 +29,7 @@ from django.core.management.base import BaseCommand, CommandError
 from django.db import connection
 
 from accounts.services import token_create, token_user
+from rover.services.telemetry import SEQ_MAX
 from rover.simulator import SCENARIOS, RoverModel, navcam_jpeg
 
 MAX_BATCH = 200
@@ -155,6 +156,11 @@ class Command(BaseCommand):
         raise CommandError(f"No server answered at {self.frames_url} within {timeout:.0f} s.")
 
     def _last_frame(self) -> dict[str, Any] | None:
+        """Return the rover's newest frame by rover time (`?limit=1`), not the highest seq.
+
+        One bogus seq stored (2**63 - 1) must not make every frame the simulator
+        sends after it out of range.
+        """
         response = self.client.get(self.frames_url, params={"limit": 1})
         if response.status_code == 404:
             raise CommandError(f"{response.json().get('detail')} (run 'manage.py seed_demo').")
@@ -173,6 +179,11 @@ class Command(BaseCommand):
         )
         last = self._last_frame()
         seq = 0 if last is None else int(last["seq"]) + 1
+        if seq > SEQ_MAX:
+            raise CommandError(
+                f"The rover's newest frame has seq {SEQ_MAX}, the highest there is: "
+                "no seq is left to continue with (delete that frame in the admin)."
+            )
         if last is not None:
             model.resume_from(last)
         self.stdout.write(
