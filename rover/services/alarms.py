@@ -142,15 +142,25 @@ def _verdicts(frame: TelemetryFrame, limits: AlarmLimits) -> Iterable[tuple[str,
     yield AlarmKind.SAFE_MODE, safe, f"Mode is {RoverMode(frame.mode).label.lower()}."
 
 
-def alarms_evaluate(*, rover: Rover, frames: list[TelemetryFrame]) -> list[Alarm]:
-    """Raise and clear the rover's alarms for new frames (oldest first); return what changed."""
+def alarms_evaluate(
+    *,
+    rover: Rover,
+    frames: list[TelemetryFrame],
+    received: list[TelemetryFrame] | None = None,
+) -> list[Alarm]:
+    """Raise and clear the rover's alarms for new frames (oldest first); return what changed.
+
+    `received` is every frame the ingest stored, late ones too (default: `frames`):
+    any of them ends "link lost", which is about arrivals, as the watchdog times it.
+    """
     rover = Rover.objects.select_related("alarm_team").get(pk=rover.pk)
     limits = alarm_limits_for(rover=rover)
     active = {a.kind: a for a in Alarm.objects.filter(rover=rover, cleared_at__isnull=True)}
     changed: list[Alarm] = []
     link = active.pop(AlarmKind.LINK_LOST, None)
-    reason = f"Frame {frames[0].seq} received." if frames else ""
-    if link is not None and frames and alarm_clear(rover=rover, alarm=link, reason=reason):
+    heard = frames if received is None else received
+    reason = f"Frame {heard[0].seq} received." if heard else ""
+    if link is not None and heard and alarm_clear(rover=rover, alarm=link, reason=reason):
         changed.append(link)
     for frame in frames:
         for kind, state, description in _verdicts(frame, limits):

@@ -21,13 +21,13 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from asgiref.sync import sync_to_async
 from django.db import connection, transaction
-from django.db.models import Case, F, Q, Subquery, When
 from django.utils import timezone
+from django.utils.dateparse import parse_datetime
 
 from mission_control.parsing import BadParameter, parse_timestamp
 from streams.hub import publish_stored
@@ -276,31 +276,52 @@ def telemetry_store(
 def _seqs_known(*, rover: Rover, seqs: list[int]) -> tuple[Newest, set[int]]:
     """Return the rover's newest stored frames (`Newest`) and which of `seqs` are stored.
 
-    One statement instead of a MAX, another MAX and an IN (round trips less
-    inside the row lock, which the hub's dispatch waits for): the rows whose seq
-    is asked for, plus the row holding the highest seq and the rows holding the
-    latest readable rover time (on the (rover, recorded_at) index). Every stored
-    seq and time is at most those, so the highest of the rows read are the
-    highest stored. A time is read only when readable: loading an unreadable one
-    would raise (`rover.selectors.readable`). `order_by()` drops the model's
-    ordering, which would join the rover table to sort by name.
+    One statement instead of two MAXes and an IN (round trips less inside the
+    row lock, which the hub's dispatch waits for): the rows whose seq is asked
+    for, plus the row holding the highest seq and the rows holding the latest
+    readable rover time. Every stored seq and time is at most those, so the
+    highest of the rows read are the highest stored. The rover is in every
+    branch of the OR, so each is an index search of its own (SQLite's
+    multi-index OR, PostgreSQL's BitmapOr). A time is read only when readable:
+    loading an unreadable one would raise (`rover.selectors.readable`). Raw SQL
+    because building this statement through the ORM cost 1.1 ms of Python per
+    ingest, twice the whole statement it replaced.
     """
-    stored = TelemetryFrame.objects.filter(rover=rover)
-    in_window = Q(recorded_at__gte=READABLE_FROM, recorded_at__lt=READABLE_UNTIL)
-    highest = stored.order_by("-seq").values("seq")[:1]
-    latest = stored.filter(in_window).order_by("-recorded_at").values("recorded_at")[:1]
-    rows = list(
-        stored.filter(Q(seq__in=seqs) | Q(seq=Subquery(highest)) | Q(recorded_at=Subquery(latest)))
-        .annotate(rover_time=Case(When(in_window, then=F("recorded_at"))))
-        .order_by()
-        .values_list("seq", "rover_time")
+    table = connection.ops.quote_name(TelemetryFrame._meta.db_table)
+    ops = connection.ops
+    window = [
+        ops.adapt_datetimefield_value(READABLE_FROM),
+        ops.adapt_datetimefield_value(READABLE_UNTIL),
+    ]
+    in_list = ", ".join(["%s"] * len(seqs)) or "NULL"
+    # Only the table name and placeholders are formatted in.
+    sql = (
+        "SELECT seq, CASE WHEN recorded_at >= %s AND recorded_at < %s THEN recorded_at END "  # noqa: S608
+        f"FROM {table} WHERE (rover_id = %s AND seq IN ({in_list})) "
+        f"OR (rover_id = %s AND seq = (SELECT seq FROM {table} WHERE rover_id = %s "
+        "ORDER BY seq DESC LIMIT 1)) "
+        f"OR (rover_id = %s AND recorded_at = (SELECT recorded_at FROM {table} "
+        "WHERE rover_id = %s AND recorded_at >= %s AND recorded_at < %s "
+        "ORDER BY recorded_at DESC LIMIT 1))"
     )
+    params = [*window, rover.pk, *seqs, rover.pk, rover.pk, rover.pk, rover.pk, *window]
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        rows = [(seq, _loaded_time(value)) for seq, value in cursor.fetchall()]
     if not rows:
         return Newest(), set()
     by_seq = max(rows, key=lambda row: row[0])
     timed = [row for row in rows if row[1] is not None]
     by_time = max(timed, key=lambda row: (row[1], row[0])) if timed else None
     return Newest(by_seq=by_seq, by_time=by_time), {row[0] for row in rows}.intersection(seqs)
+
+
+def _loaded_time(value: Any) -> datetime | None:
+    """Return a recorded_at read by raw SQL as an aware datetime (SQLite gives text, in UTC)."""
+    if value is None or isinstance(value, datetime):
+        return value
+    parsed = parse_datetime(value)
+    return parsed if parsed is None or timezone.is_aware(parsed) else parsed.replace(tzinfo=UTC)
 
 
 def _ingest_ids_take(*, rover_id: int, count: int) -> int:
@@ -365,7 +386,8 @@ async def telemetry_ingest_announce(stored: Stored) -> IngestResult:
     )
     events = [frame_event(frame) for frame in result.stored]
     await publish_stored(rover_stream(rover.slug), events)
-    if fresh:
-        await sync_to_async(alarms_evaluate)(rover=rover, frames=fresh)
+    if result.stored:
+        # Late frames judge nothing, but they were heard: they end "link lost".
+        await sync_to_async(alarms_evaluate)(rover=rover, frames=fresh, received=result.stored)
     link_watchdog_ensure()
     return result

@@ -181,3 +181,14 @@ def test_the_simulator_says_why_it_cannot_continue_after_the_highest_seq(
     assert run.returncode != 0
     assert "no seq is left" in run.stderr, run.stderr
     assert TelemetryFrame.objects.count() == 1
+
+
+def test_a_late_frame_clears_link_lost_but_nothing_else(rover, ingest):
+    """Link lost is about arrivals (the watchdog times the last one): any frame received ends it."""
+    ingest(frame(10, battery_pct=80.0))
+    last = TelemetryFrame.objects.get(seq=10).received_at
+    assert [a.kind for a in alarms_check_link_lost(now=last + timedelta(seconds=30))] == [
+        AlarmKind.LINK_LOST
+    ]
+    ingest(frame(9, battery_pct=3.0))  # late: below frame 10 in seq and rover time
+    assert active(rover) == {}
