@@ -336,7 +336,7 @@ async def presence_announce(
 ) -> None:
     """Tell a room who joined or left (from socket `origin`), or who is online now.
 
-    Not stored: a failure raises, and the socket that was joining closes.
+    Not stored: a failure raises; the room socket logs it and goes on (comms.consumers).
     """
     event = presence_event(origin=origin, joined=joined, left=left, online=online)
     await publish(room_stream(team_slug), event)

@@ -40,7 +40,9 @@ class RoverAdmin(admin.ModelAdmin):
 
     def get_queryset(self, request) -> QuerySet[Rover]:
         # Subqueries, not joins: a join to frames and alarms would multiply the counts.
-        newest = TelemetryFrame.objects.filter(rover=OuterRef("pk")).order_by("-seq")
+        # The last frame received (highest ingest id), not the highest seq: one bogus
+        # seq would otherwise show the rover's link as silent since that frame.
+        newest = TelemetryFrame.objects.filter(rover=OuterRef("pk")).order_by("-ingest_id")
         active = (
             Alarm.objects.filter(rover=OuterRef("pk"), cleared_at__isnull=True)
             .order_by()

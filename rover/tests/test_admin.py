@@ -61,6 +61,20 @@ def test_rover_list_shows_last_frame_time_with_seconds_and_active_alarms(staff, 
     assert quiet.pk
 
 
+def test_rover_list_last_frame_is_the_last_received_not_the_highest_seq(staff, curiosity):
+    bogus = frame(curiosity, 2**63 - 1)
+    TelemetryFrame.objects.filter(pk=bogus.pk).update(
+        ingest_id=1, received_at=datetime(2026, 11, 20, 1, 2, 3, tzinfo=UTC)
+    )
+    later = frame(curiosity, 5)
+    TelemetryFrame.objects.filter(pk=later.pk).update(
+        ingest_id=2, received_at=datetime(2026, 11, 25, 9, 8, 7, tzinfo=UTC)
+    )
+    page = staff.get("/admin/rover/rover/").content.decode()
+    row = re.search(r"<tr>.*?Curiosity.*?</tr>", page, re.S).group(0)
+    assert "2026-11-25 09:08:07 UTC" in row
+
+
 def test_rover_page_edits_the_staleness_limit_and_landing_date(staff, curiosity):
     page = staff.get(f"/admin/rover/rover/{curiosity.pk}/change/").content.decode()
     assert "Stale after (s)" in page and "Landing (UTC)" in page

@@ -141,11 +141,17 @@ function render() {
     if (mapBacklog) mapBacklog.push(frame);
     else map.add(frame);
   }
-  // A late frame (lower seq) is charted history, not the rover's current state.
-  const newest = frames.reduce((a, b) => (b.seq > a.seq ? b : a), frames[0]);
-  if (newest && (status.frame === null || newest.seq > status.frame.seq)) status.update(newest);
+  // A late frame is charted history, not the rover's current state. Late as the server
+  // judges it (README "Which frame is newer"): older by both seq and rover time than the
+  // frame shown, so one bogus seq (or clock) cannot pin the panel.
+  const newest = frames.reduce((a, b) => (isLate(b, a) ? a : b), frames[0]);
+  if (newest && (status.frame === null || !isLate(newest, status.frame))) status.update(newest);
   charts.redraw();
   map.draw();
+}
+
+function isLate(frame, than) {
+  return frame.seq < than.seq && Date.parse(frame.recorded_at) < Date.parse(than.recorded_at);
 }
 
 function onFrame(frame) {
