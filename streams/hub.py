@@ -83,7 +83,13 @@ class Hub(OutageRecovery):
         self._reader: asyncio.Task | None = None
         self._watchdog: asyncio.Task | None = None
         self._wake = asyncio.Event()
+        # Guards only the reader and its channel (`_ensure_reader`): never held
+        # across another Redis call, so one stream's hung call holds up no other.
         self._lock = asyncio.Lock()
+        # Per stream: the channel its group holds (Redis answered the join and no
+        # leave since), and the lock with its holders and waiters (`_membership`).
+        self._in_group: dict[str, str] = {}
+        self._stream_locks: dict[str, list] = {}
         self._gaps: dict[str, GapTracker] = {}
         # stream -> (token, when last sent): a probe this hub waits for before it
         # cuts the stream's subscribers off after a reconnect or a late join.
@@ -201,58 +207,123 @@ class Hub(OutageRecovery):
             await asyncio.shield(self._remove(sub))
 
     async def _add(self, sub: Subscription) -> None:
-        async with self._lock:
-            subs = self._subscribers.setdefault(sub.stream, set())
-            subs.add(sub)
-            metrics.LOCAL_SUBSCRIBERS.labels(sub.kind).inc()
-            if sub.stream in self._joined:
-                return
-            self._gaps.setdefault(sub.stream, GapTracker(settings.STREAM_GAP_GRACE_SECONDS))
-            try:
-                await self._join(sub.stream)
-            except Exception as exc:
-                if not self._numbered:
-                    subs.discard(sub)
-                    metrics.LOCAL_SUBSCRIBERS.labels(sub.kind).dec()
-                    raise
-                logger.warning("cannot join stream %s now (%r); retrying", sub.stream, exc)
-                self._ensure_watchdog()
-
-    async def _join(self, stream: str) -> None:
-        await self._ensure_reader()
-        await self.layer.group_add(group_name(stream), self._channel)
-        self._joined[stream] = asyncio.get_running_loop().time()
-
-    async def _remove(self, sub: Subscription) -> None:
-        async with self._lock:
-            subs = self._subscribers.get(sub.stream)
-            if subs is None:
-                return
-            if sub in subs:
+        stream = sub.stream
+        subs = self._subscribers.setdefault(stream, set())
+        subs.add(sub)
+        metrics.LOCAL_SUBSCRIBERS.labels(sub.kind).inc()
+        if stream in self._joined:
+            return  # joined, and no leave of the stream pending: no Redis call
+        self._gaps.setdefault(stream, GapTracker(settings.STREAM_GAP_GRACE_SECONDS))
+        try:
+            await self._settle(stream)
+        except Exception as exc:
+            if not self._numbered:
                 subs.discard(sub)
                 metrics.LOCAL_SUBSCRIBERS.labels(sub.kind).dec()
-            if not subs:
-                del self._subscribers[sub.stream]
-                self._joined.pop(sub.stream, None)
-                self._gaps.pop(sub.stream, None)
-                self._probes.pop(sub.stream, None)
-                if self._channel is not None:
-                    try:
-                        await self.layer.group_discard(group_name(sub.stream), self._channel)
-                    except Exception as exc:
-                        # Redis away: the subscription ends with the connection anyway.
-                        logger.warning("cannot leave stream %s (%r)", sub.stream, exc)
-            if not self._subscribers and self._watchdog is not None:
-                self._watchdog.cancel()
-                self._watchdog = None
-            if not self._subscribers and self._reader is not None:
-                # Nothing local listens any more: stop reading until someone does.
-                # Not awaited: channels-redis may finish its blocking pop first,
-                # and a leaving client must not wait for that.
-                reader, self._reader = self._reader, None
-                reader.cancel()
-                # The pub/sub layer drops a channel whose receive was cancelled.
-                self._channel = None
+                raise
+            logger.warning("cannot join stream %s now (%r); retrying", stream, exc)
+            self._ensure_watchdog()
+
+    async def _settle(self, stream: str) -> None:
+        """Make the stream's group membership match its local subscribers (raises if a join fails).
+
+        One stream's joins and leaves wait for each other, first come first served
+        (`_membership`), and for no other stream's: with Redis hung, a leave's
+        discard holds up only that stream. Each round looks again at what is
+        wanted now, so a join never overtakes an earlier leave and a leave never
+        undoes a later join. `_joined` is set only here, once the group holds the
+        reader's current channel and subscribers want it, and dropped the moment
+        the last subscriber goes: a subscriber finding it set needs no Redis call.
+        """
+        async with self._membership(stream):
+            while True:
+                member = self._in_group.get(stream)
+                if self._subscribers.get(stream):
+                    if member is not None and member == self._channel:
+                        self._joined.setdefault(stream, asyncio.get_running_loop().time())
+                        return
+                    if member is not None:
+                        # Joined with a channel whose reader has stopped since.
+                        await self._discard(stream, member)
+                        continue
+                    await self._join(stream)
+                elif member is None:
+                    return
+                else:
+                    await self._discard(stream, member)
+
+    @contextlib.asynccontextmanager
+    async def _membership(self, stream: str) -> AsyncIterator[None]:
+        """Hold the stream's own lock (FIFO), forgotten once nobody holds or waits for it."""
+        entry = self._stream_locks.get(stream)
+        if entry is None:
+            entry = self._stream_locks[stream] = [asyncio.Lock(), 0]
+        entry[1] += 1
+        try:
+            async with entry[0]:
+                yield
+        finally:
+            entry[1] -= 1
+            if not entry[1]:
+                del self._stream_locks[stream]
+
+    def _settling(self, stream: str) -> bool:
+        """Whether a join or leave of the stream is under way or waiting."""
+        return stream in self._stream_locks
+
+    async def _join(self, stream: str) -> None:
+        async with self._lock:
+            await self._ensure_reader()
+            channel = self._channel
+        await self.layer.group_add(group_name(stream), channel)
+        self._in_group[stream] = channel
+
+    async def _discard(self, stream: str, channel: str) -> None:
+        try:
+            await self.layer.group_discard(group_name(stream), channel)
+        except Exception as exc:
+            # Redis away: the subscription ends with the connection anyway.
+            logger.warning("cannot leave stream %s (%r)", stream, exc)
+        self._in_group.pop(stream, None)
+
+    async def _remove(self, sub: Subscription) -> None:
+        stream = sub.stream
+        subs = self._subscribers.get(stream)
+        if subs is None:
+            return
+        if sub in subs:
+            subs.discard(sub)
+            metrics.LOCAL_SUBSCRIBERS.labels(sub.kind).dec()
+        if subs:
+            return
+        del self._subscribers[stream]
+        self._joined.pop(stream, None)
+        self._gaps.pop(stream, None)
+        self._probes.pop(stream, None)
+        if not self._subscribers:
+            self._stop_reading()
+        # The discard waits behind this stream's own joins and leaves only.
+        try:
+            await self._settle(stream)
+        except Exception as exc:
+            # A subscriber came back meanwhile and the join for it failed (Redis away).
+            logger.warning("cannot join stream %s now (%r); retrying", stream, exc)
+            if self._subscribers:
+                self._ensure_watchdog()
+
+    def _stop_reading(self) -> None:
+        """Nothing local listens any more: stop reading until someone does."""
+        if self._watchdog is not None:
+            self._watchdog.cancel()
+            self._watchdog = None
+        if self._reader is not None:
+            # Not awaited: channels-redis may finish its blocking pop first,
+            # and a leaving client must not wait for that.
+            reader, self._reader = self._reader, None
+            reader.cancel()
+            # The pub/sub layer drops a channel whose receive was cancelled; a stream
+            # still in a group with it is discarded by its `_settle`.
+            self._channel = None
 
     async def _ensure_reader(self) -> None:
         if self._reader is not None and not self._reader.done():

@@ -1,7 +1,7 @@
 """How a hub recovers from Redis outages without losing or doubling anything.
 
 A mixin of `streams.hub.Hub`, kept apart because it is the rare path: it reads
-and changes the hub's state (`_subscribers`, `_joined`, `_gaps`, `_lock`, ...).
+and changes the hub's state (`_subscribers`, `_joined`, `_gaps`, `_settle`, ...).
 
 - The pub/sub layer's reconnect hook (`redis_back`) and a join that failed while
   Redis was away (`_join_missing`) put a probe on each affected stream: with
@@ -147,14 +147,14 @@ class OutageRecovery:
             shard = self._shard_of(stream)
             if shard in away:
                 continue
-            async with self._lock:
-                if stream not in self._subscribers or stream in self._joined:
-                    continue
-                try:
-                    await self._join(stream)
-                except Exception:
-                    away.add(shard)  # still away; next round
-                    continue
+            if self._settling(stream):
+                continue  # a join or leave of it is under way: never wait behind it here
+            try:
+                await self._settle(stream)
+            except Exception:
+                away.add(shard)  # still away; next round
+                continue
+            if stream in self._joined:
                 logger.warning("joined stream %s after Redis came back", stream)
                 self._probes[stream] = (uuid.uuid4().hex, None)
 
