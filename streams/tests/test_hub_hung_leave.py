@@ -2,10 +2,11 @@
 
 A stream's first local subscriber makes the hub join its group and its last one
 leave it, each a Redis call through the shard's connection, which a publish in
-flight holds: with Redis hung it waits until redis-py gives up (5 s). These calls used to run under the hub's one lock, so every subscribe and
-unsubscribe of the worker, even to a stream already joined that needs no Redis
-call, waited behind them. Now one stream's joins and leaves wait only for each
-other, in the order they came.
+flight holds: with Redis hung it waits until redis-py gives up (5 s). These
+calls used to run under the hub's one lock, so every subscribe and unsubscribe
+of the worker, even to a stream already joined that needs no Redis call,
+waited behind them. Now one stream's joins and leaves wait only for each other,
+in the order they came.
 """
 
 from __future__ import annotations
