@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import json
 
 import pytest
 
@@ -29,6 +30,23 @@ def rover(db):
 def ingest_token(user_factory, token_for):
     """A token of the rover's uplink: it may post telemetry."""
     return token_for(user_factory("rover-uplink", perms=("rover.add_telemetryframe",)))
+
+
+@pytest.fixture
+def post_telemetry(client, ingest_token, django_capture_on_commit_callbacks):
+    """POST frames through the ingest view as the uplink, on-commit publishes and room
+    posts run; return the response."""
+
+    def send(*frames):
+        with django_capture_on_commit_callbacks(execute=True):
+            return client.post(
+                "/api/rovers/curiosity/telemetry",
+                data=json.dumps(list(frames)),
+                content_type="application/json",
+                HTTP_AUTHORIZATION=f"Bearer {ingest_token}",
+            )
+
+    return send
 
 
 @pytest.fixture

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 from datetime import timedelta
 
@@ -22,17 +21,11 @@ URL = "/api/rovers/curiosity/telemetry"
 
 
 @pytest.fixture
-def ingest(client, ingest_token, django_capture_on_commit_callbacks):
-    """Post frames through the API; on-commit publishes and room posts run."""
+def ingest(post_telemetry):
+    """Post frames through the API (they must be taken); return the JSON answer."""
 
     def send(*frames):
-        with django_capture_on_commit_callbacks(execute=True):
-            response = client.post(
-                URL,
-                data=json.dumps(list(frames)),
-                content_type="application/json",
-                HTTP_AUTHORIZATION=f"Bearer {ingest_token}",
-            )
+        response = post_telemetry(*frames)
         assert response.status_code in (200, 201), response.content
         return response.json()
 

@@ -12,7 +12,6 @@ is measured from the latest arrival.
 
 from __future__ import annotations
 
-import json
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -28,17 +27,11 @@ URL = "/api/rovers/curiosity/telemetry"
 
 
 @pytest.fixture
-def post(client, ingest_token, django_capture_on_commit_callbacks):
+def post(post_telemetry):
     """POST frames through the ingest view; return the status and the JSON answer."""
 
     def send(*frames):
-        with django_capture_on_commit_callbacks(execute=True):
-            response = client.post(
-                URL,
-                data=json.dumps(list(frames)),
-                content_type="application/json",
-                HTTP_AUTHORIZATION=f"Bearer {ingest_token}",
-            )
+        response = post_telemetry(*frames)
         return response.status_code, response.json()
 
     return send
